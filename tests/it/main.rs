@@ -1,0 +1,4 @@
+//! weir's integration tests: one binary, each module a group of scenarios
+//! against real processes (mosquitto, the HStreamDB-compatible server, weir,
+//! the official HStreamDB Python client) started on ephemeral ports by the
+//! shared harness.
