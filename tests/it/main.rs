@@ -1,4 +1,7 @@
 //! weir's integration tests: one binary, each module a group of scenarios
 //! against real processes (mosquitto, the HStreamDB-compatible server, weir,
 //! the official HStreamDB Python client) started on ephemeral ports by the
-//! shared harness.
+//! shared harness in `harness/`.
+
+mod harness;
+mod harness_selftest;

@@ -1,0 +1,63 @@
+//! The shared test harness: starts real processes on ephemeral ports, stops
+//! them when the test ends (even when it fails), and waits for conditions by
+//! polling with a deadline instead of sleeping.
+//!
+//! Each scenario reads as a story: start what it needs, act, then
+//! `eventually(...)` assert what must become true.
+
+#![allow(
+    dead_code,
+    reason = "each scenario uses a different part of the harness"
+)]
+
+pub(crate) mod mosquitto;
+pub(crate) mod process;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How long a condition may take to become true before the test fails. Generous
+/// because CI machines are slow and busy; a passing test never waits this long.
+pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The interval between two checks of a condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Polls `check` until it returns `Some`, and returns that value. Panics with
+/// `what` and the last state seen if the deadline passes first.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) if start.elapsed() > deadline => {
+                panic!("timed out after {deadline:?} waiting for {what}; last state: {state}")
+            }
+            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub(crate) fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("weir-it-")
+        .tempdir()
+        .expect("create a scratch directory")
+}
+
+/// A name unique within this test run, for streams, client ids and topics, so
+/// scenarios never see each other's data.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
