@@ -1,0 +1,181 @@
+"""Drives weir's HStreamDB-compatible server with the official Python client.
+
+The official client (PyPI `hstreamdb` 0.5.0) was written by the HStreamDB
+project, not by us, so it checks that the development server speaks
+HStreamDB's wire protocol rather than weir's idea of it.
+
+Commands (each exits 0 on success and non-zero with a message on stderr):
+
+  roundtrip --url hstream://HOST:PORT --stream NAME
+      Create a stream, append raw and JSON records with and without keys and
+      with gzip, run the buffered producer, list streams, read every record
+      back through shard readers, check they are identical, check that a
+      missing stream raises NOT_FOUND, delete the stream.
+
+  read --url hstream://HOST:PORT --stream NAME --count N
+      Read N records from every shard of an existing stream through shard
+      readers and print them as JSON lines (key, payload, record id), so a
+      test can compare what weir wrote with what the official client reads.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+import time
+
+import grpc
+from hstreamdb import insecure_client, BufferedProducer, ShardOffset, SpecialOffset
+
+DEADLINE_SECONDS = 60
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+async def read_all(client, stream, expected_count):
+    """Reads every record of every shard from the earliest offset."""
+    shards = await client.list_shards(stream)
+    records = []
+    for shard in shards:
+        reader_id = f"reader-{stream}-{shard.id}-{time.monotonic_ns()}"
+        offset = ShardOffset(specialOffset=SpecialOffset.EARLIEST)
+        async with client.with_reader(
+            stream, reader_id, offset, 1000, shard_id=shard.id
+        ) as reader:
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                batch = list(await reader.read(100))
+                if batch:
+                    records.extend(batch)
+                    deadline = time.monotonic() + 2
+                if len(records) >= expected_count:
+                    break
+    return records
+
+
+def comparable(payload):
+    """A payload as it must read back: str and bytes both go in as RAW bytes."""
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return payload
+
+
+async def roundtrip(url, stream):
+    client = await insecure_client(url=url)
+    await client.create_stream(stream, replication_factor=1, backlog=0, shard_count=2)
+
+    names = [s.name for s in await client.list_streams()]
+    expect(stream in names, f"list_streams does not show {stream}: {names}")
+
+    written = []  # (key or None, payload as it should read back)
+
+    async def append(payloads, key=None, compresstype=None):
+        ids = list(await client.append(stream, payloads, key=key, compresstype=compresstype))
+        expect(len(ids) == len(payloads), f"append returned {len(ids)} ids for {len(payloads)} records")
+        batch_ids = {i.batch_id for i in ids}
+        expect(len(batch_ids) == 1, f"one batch must share one batch id, got {batch_ids}")
+        expect(sorted(i.batch_index for i in ids) == list(range(len(payloads))), f"batch indexes {ids}")
+        for p in payloads:
+            written.append((key, comparable(p)))
+
+    await append([b"raw-bytes", "raw-text", b"\x00\xff binary"])
+    await append([b"keyed-raw", {"device": "d1", "temp": 21.5}], key="device-1")
+    await append([{"nested": {"a": [1, 2, 3]}, "ok": True, "none": None}])
+    await append(["gzip-text", {"gz": "yes"}], key="device-2", compresstype="gzip")
+
+    succeeded = []
+    failed = []
+
+    class Callback(BufferedProducer.AppendCallback):
+        def on_success(self, stream_name, payloads, stream_keyid):
+            succeeded.extend(payloads)
+
+        def on_fail(self, stream_name, payloads, stream_keyid, e):
+            failed.append((payloads, e))
+
+    producer = client.new_producer(
+        append_callback=Callback,
+        size_trigger=256,
+        time_trigger=0.2,
+        workers=2,
+        retry_count=2,
+    )
+    for i in range(40):
+        key = f"producer-key-{i % 5}"
+        payload = {"n": i, "key": key} if i % 2 else f"producer-{i}"
+        await producer.append(stream, payload, key=key)
+        written.append((key, comparable(payload)))
+    await producer.wait_and_close()
+    expect(not failed, f"buffered producer failures: {failed}")
+    expect(len(succeeded) == 40, f"buffered producer delivered {len(succeeded)} of 40")
+
+    records = await read_all(client, stream, len(written))
+    expect(len(records) == len(written), f"read {len(records)} records, wrote {len(written)}")
+    got = sorted((r.header.key, repr(r.payload)) for r in records)
+    want = sorted((k, repr(p)) for k, p in written)
+    expect(got == want, f"records differ:\n got  {got}\n want {want}")
+    for r in records:
+        expect(r.header.publish_time.seconds > 0, f"record {r.id} has no publish time")
+
+    try:
+        await client.delete_stream(f"{stream}-missing")
+        raise CheckFailed("deleting a missing stream did not fail")
+    except grpc.aio.AioRpcError as e:
+        expect(e.code() == grpc.StatusCode.NOT_FOUND, f"missing stream gave {e.code()}")
+        body = json.loads(e.details())
+        expect(body.get("error") == 200, f"missing stream error body {body}")
+
+    await client.delete_stream(stream)
+    names = [s.name for s in await client.list_streams()]
+    expect(stream not in names, f"{stream} still listed after delete: {names}")
+    print(json.dumps({"records": len(records), "stream": stream}))
+
+
+async def read(url, stream, count):
+    client = await insecure_client(url=url)
+    records = await read_all(client, stream, count)
+    for r in records:
+        payload = r.payload
+        if isinstance(payload, bytes):
+            payload = {"raw_base64": base64.b64encode(payload).decode("ascii")}
+        else:
+            payload = {"json": payload}
+        print(
+            json.dumps(
+                {
+                    "id": f"{r.id.shard_id}-{r.id.batch_id}-{r.id.batch_index}",
+                    "key": r.header.key,
+                    "payload": payload,
+                },
+                sort_keys=True,
+            )
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["roundtrip", "read"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--stream", required=True)
+    parser.add_argument("--count", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        if args.command == "roundtrip":
+            asyncio.run(asyncio.wait_for(roundtrip(args.url, args.stream), DEADLINE_SECONDS))
+        else:
+            asyncio.run(asyncio.wait_for(read(args.url, args.stream, args.count), DEADLINE_SECONDS))
+    except CheckFailed as e:
+        print(f"check failed: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
