@@ -502,6 +502,18 @@ mod tests {
     }
 
     #[test]
+    fn fsync_mode_writes_the_same_log() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("shard");
+        let (mut log, _) = ShardLog::open(dir.clone(), 16, true).expect("open");
+        log.append(&entry(1, b"synced")).expect("append with fsync");
+        log.append(&entry(2, b"again")).expect("append with fsync");
+        drop(log);
+        let (_, entries) = ShardLog::open(dir, 16, true).expect("reopen");
+        assert_eq!(entries, vec![entry(1, b"synced"), entry(2, b"again")]);
+    }
+
+    #[test]
     fn torn_tail_is_truncated() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = open(tmp.path(), DEFAULT_SEGMENT_BYTES);

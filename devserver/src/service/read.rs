@@ -29,6 +29,10 @@ use weir_proto::pb::{
 /// Batches per streamed message, as HStreamDB's stream readers send.
 const BATCHES_PER_MESSAGE: usize = 10;
 
+/// Payload bytes per streamed message (one batch may exceed it alone), so a
+/// message stays under gRPC clients' default 4 MiB receive limit.
+const BYTES_PER_MESSAGE: usize = 3 * 1024 * 1024;
+
 /// An offset from either offset message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Offset {
@@ -276,8 +280,13 @@ pub(crate) fn spawn_stream_read<T: Send + 'static>(
                 remaining -= batches.len() as u64;
                 sent = true;
                 let shard_id = cursor.shard.shard().id;
-                let records = batches.into_iter().map(|b| received(shard_id, b)).collect();
-                if tx.send(Ok(wrap(records))).await.is_err() || remaining == 0 {
+                for message in split_by_size(batches) {
+                    let records = message.into_iter().map(|b| received(shard_id, b)).collect();
+                    if tx.send(Ok(wrap(records))).await.is_err() {
+                        return;
+                    }
+                }
+                if remaining == 0 {
                     return;
                 }
             }
@@ -301,6 +310,27 @@ pub(crate) fn spawn_stream_read<T: Send + 'static>(
         }
     });
     Ok(ReceiverStream::new(rx))
+}
+
+/// Groups batches into messages of at most [`BYTES_PER_MESSAGE`] payload
+/// bytes, keeping their order.
+fn split_by_size(batches: Vec<StoredBatch>) -> Vec<Vec<StoredBatch>> {
+    let mut messages: Vec<Vec<StoredBatch>> = Vec::new();
+    let mut bytes = 0;
+    for batch in batches {
+        let size = batch.payload.len();
+        match messages.last_mut() {
+            Some(current) if bytes + size <= BYTES_PER_MESSAGE => {
+                bytes += size;
+                current.push(batch);
+            }
+            _ => {
+                bytes = size;
+                messages.push(vec![batch]);
+            }
+        }
+    }
+    messages
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -415,5 +445,33 @@ impl Readers {
                 _ = stop.wait_for(|stopped| *stopped) => return Ok(Vec::new()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn batch(id: u64, size: usize) -> StoredBatch {
+        StoredBatch {
+            batch_id: id,
+            publish_ms: 0,
+            compression: 0,
+            batch_size: 1,
+            payload: Bytes::from(vec![0; size]),
+        }
+    }
+
+    #[test]
+    fn messages_stay_under_the_size_budget_in_order() {
+        let mb = 1024 * 1024;
+        let sizes = [mb, mb, mb, 5 * mb, 10, 2 * mb];
+        let batches = (0..).zip(sizes).map(|(id, size)| batch(id, size)).collect();
+        let ids: Vec<Vec<u64>> = split_by_size(batches)
+            .iter()
+            .map(|m| m.iter().map(|b| b.batch_id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
     }
 }

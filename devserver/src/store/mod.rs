@@ -147,12 +147,10 @@ impl Catalog {
     }
 
     fn to_meta(&self) -> Meta {
-        Meta {
-            generation: self.generation,
-            next_shard_id: self.next_shard_id,
-            streams: self.streams.values().map(|s| s.to_meta()).collect(),
-            ..Meta::new(self.next_shard_id)
-        }
+        let mut meta = Meta::new(self.next_shard_id);
+        meta.generation = self.generation;
+        meta.streams = self.streams.values().map(|s| s.to_meta()).collect();
+        meta
     }
 }
 
