@@ -86,9 +86,9 @@ impl Service {
         }
     }
 
-    /// Checks an Append's batch the way HStreamDB does (206, 207), then
-    /// decodes it, which HStreamDB does not: weir's tests want a broken
-    /// batch caught where it is sent.
+    /// Checks an Append's batch the way HStreamDB does (206, 207). The
+    /// handler then also decodes it, which HStreamDB does not: weir's tests
+    /// want a broken batch caught where it is sent.
     fn check_batch(&self, batch: Option<&BatchedRecord>) -> Result<(), ApiError> {
         let batch = batch.ok_or(ApiError::EmptyBatchedRecord("the request has no records"))?;
         if batch.batch_size == 0 {
