@@ -10,4 +10,6 @@
 //! See ARCHITECTURE.md at the repository root for the stages, who owns what
 //! and the invariants each stage keeps.
 
+pub mod ack;
 pub mod event;
+pub mod ingress;

@@ -1,0 +1,650 @@
+//! One client connection of the listener: CONNECT and authentication, then
+//! a loop that reads packets, hands messages to the pipeline, and writes
+//! acknowledgements in arrival order as their records are stored.
+
+use super::codec::{
+    self, CloseReason, ConnackCode, Connect, DecodeError, Inbound, Outbound, Version, Will,
+};
+use super::{Kick, Sessions, next_id};
+use crate::ack::{AckGroup, AckQueue, AckToken, MessageOutcome};
+use crate::event::{ClientConnected, ClientDisconnected, Event, MessagePublish, PublishFlags};
+use crate::ingress::config::ListenerConfig;
+use crate::ingress::{Delivery, MessageIds, Qos, Sources, StatusWriter, now_ms};
+use bytes::BytesMut;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// What every connection of one listener shares.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) config: ListenerConfig,
+    pub(super) users: HashMap<String, String>,
+    pub(super) node: String,
+    pub(super) out: mpsc::Sender<Delivery>,
+    pub(super) sources: watch::Receiver<Arc<Sources>>,
+    pub(super) sessions: Sessions,
+    pub(super) ids: MessageIds,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) next_connection: AtomicU64,
+    pub(super) status: StatusWriter,
+}
+
+/// How and why a connection ends.
+#[derive(Debug)]
+struct Ending {
+    /// The `reason` of the `client.disconnected` event.
+    reason: &'static str,
+    /// Publish the will (everything but a normal DISCONNECT).
+    will: bool,
+    /// What to tell an MQTT 5 client before closing.
+    close: Option<(CloseReason, String)>,
+}
+
+impl Ending {
+    fn by_client(reason: &'static str) -> Ending {
+        Ending {
+            reason,
+            will: true,
+            close: None,
+        }
+    }
+
+    fn by_server(reason: &'static str, code: CloseReason, text: impl Into<String>) -> Ending {
+        Ending {
+            reason,
+            will: true,
+            close: Some((code, text.into())),
+        }
+    }
+
+    fn decode(error: DecodeError) -> Ending {
+        match &error {
+            DecodeError::TooLarge { .. } => Ending::by_server(
+                "frame_too_large",
+                CloseReason::PacketTooLarge,
+                error.to_string(),
+            ),
+            DecodeError::Malformed(_) => {
+                Ending::by_server("protocol_error", CloseReason::Malformed, error.to_string())
+            }
+            DecodeError::Protocol(_) => {
+                Ending::by_server("protocol_error", CloseReason::Protocol, error.to_string())
+            }
+        }
+    }
+}
+
+/// Serves one client from its first byte to its last.
+pub(super) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    closed_word: &'static str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max = shared.config.max_packet_size as usize;
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let timeout = Duration::from_secs(shared.config.connect_timeout_secs);
+    let connect = tokio::time::timeout(timeout, async {
+        loop {
+            match codec::read_connect(&mut rbuf, max) {
+                Ok(Some(connect)) => return Ok(connect),
+                Ok(None) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            match stream.read_buf(&mut rbuf).await {
+                Ok(0) => return Err("closed before CONNECT".to_owned()),
+                Ok(_) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+    })
+    .await;
+    let connect = match connect {
+        Ok(Ok(Ok(connect))) => connect,
+        Ok(Ok(Err(code))) => {
+            // Only the protocol level is known: answer in 3.1.1, which every
+            // client can read.
+            refuse(&shared, &mut stream, Version::V311, code, peer).await;
+            return;
+        }
+        Ok(Err(error)) => {
+            shared.status.count(|c| &c.connections_refused);
+            tracing::info!(%peer, %error, "no valid CONNECT");
+            return;
+        }
+        Err(_) => {
+            shared.status.count(|c| &c.connections_refused);
+            tracing::info!(%peer, "no CONNECT in time");
+            return;
+        }
+    };
+    if let Err(code) = check_connect(&shared, &connect) {
+        refuse(&shared, &mut stream, connect.version, code, peer).await;
+        return;
+    }
+    // Count the client in, unless the listener is full.
+    let max_connections = shared.config.max_connections as u64;
+    let admitted = shared
+        .status
+        .counters
+        .clients_connected
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max_connections).then_some(n + 1)
+        })
+        .is_ok();
+    if !admitted {
+        refuse(
+            &shared,
+            &mut stream,
+            connect.version,
+            ConnackCode::ServerBusy,
+            peer,
+        )
+        .await;
+        return;
+    }
+    Connection::start(&shared, stream, rbuf, connect, peer, local, closed_word).await;
+    shared
+        .status
+        .counters
+        .clients_connected
+        .fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Why a CONNECT is refused, if it is.
+fn check_connect(shared: &Shared, connect: &Connect) -> Result<(), ConnackCode> {
+    if connect.client_id.is_empty() && !connect.clean_start && connect.version == Version::V311 {
+        // MQTT-3.1.3-7: a 3.1.1 client without an id must start clean.
+        return Err(ConnackCode::BadClientId);
+    }
+    match &connect.username {
+        None if shared.config.allow_anonymous => Ok(()),
+        None => Err(ConnackCode::NotAuthorized),
+        Some(username) => match (shared.users.get(username), &connect.password) {
+            (Some(expected), Some(given)) if same_secret(expected, given) => Ok(()),
+            _ => Err(ConnackCode::BadCredentials),
+        },
+    }
+}
+
+/// Compares secrets in time that depends only on their lengths.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn refuse<S>(
+    shared: &Shared,
+    stream: &mut S,
+    version: Version,
+    code: ConnackCode,
+    peer: SocketAddr,
+) where
+    S: AsyncWrite + Unpin,
+{
+    shared.status.count(|c| &c.connections_refused);
+    tracing::info!(%peer, ?code, "refusing a connection");
+    let mut buf = BytesMut::new();
+    codec::write(
+        version,
+        Outbound::ConnAck {
+            session_present: false,
+            code,
+            receive_maximum: 0,
+            max_packet_size: 0,
+            assigned_client_id: None,
+            session_expiry: None,
+        },
+        &mut buf,
+    );
+    let _ = stream.write_all(&buf).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A client between CONNACK and the end of its connection.
+struct Connection<'a, S> {
+    shared: &'a Shared,
+    stream: S,
+    version: Version,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    id: u64,
+    client_id: String,
+    username: Option<String>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    keepalive: u16,
+    clean_start: bool,
+    session_expiry: u32,
+    will: Option<Will>,
+    group: AckGroup,
+    acks: AckQueue<(Qos, u16)>,
+    qos2: Arc<Mutex<HashSet<u16>>>,
+    /// A delivery waiting for room in the pipeline's channel.
+    pending: Option<Delivery>,
+    last_heard: Instant,
+    sources: watch::Receiver<Arc<Sources>>,
+}
+
+impl<'a, S> Connection<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    #[allow(clippy::too_many_arguments, reason = "the parts of a new connection")]
+    async fn start(
+        shared: &'a Shared,
+        stream: S,
+        rbuf: BytesMut,
+        connect: Connect,
+        peer: SocketAddr,
+        local: SocketAddr,
+        closed_word: &'static str,
+    ) {
+        let id = next_id(&shared.next_connection);
+        let (client_id, assigned) = if connect.client_id.is_empty() {
+            let assigned = format!("weir-{}", shared.ids.next());
+            (assigned.clone(), Some(assigned))
+        } else {
+            (connect.client_id.clone(), None)
+        };
+        let max_expiry = shared.config.max_session_expiry_secs;
+        let session_expiry = match connect.version {
+            Version::V5 => connect.session_expiry.unwrap_or(0).min(max_expiry),
+            Version::V311 if connect.clean_start => 0,
+            Version::V311 => max_expiry,
+        };
+        let opened = shared
+            .sessions
+            .open(&client_id, id, connect.clean_start, session_expiry);
+        let group = AckGroup::new(&shared.status.acks);
+        let mut conn = Connection {
+            shared,
+            stream,
+            version: connect.version,
+            rbuf,
+            wbuf: BytesMut::with_capacity(1024),
+            id,
+            client_id,
+            username: connect.username.clone(),
+            peer,
+            local,
+            keepalive: connect.keepalive,
+            clean_start: connect.clean_start,
+            session_expiry,
+            will: connect.will.clone(),
+            acks: AckQueue::new(group.clone()),
+            group,
+            qos2: opened.qos2,
+            pending: None,
+            last_heard: Instant::now(),
+            sources: shared.sources.clone(),
+        };
+        let receive_maximum = u16::try_from(shared.config.window).unwrap_or(u16::MAX);
+        codec::write(
+            conn.version,
+            Outbound::ConnAck {
+                session_present: opened.session_present,
+                code: ConnackCode::Accepted,
+                receive_maximum,
+                max_packet_size: shared.config.max_packet_size,
+                assigned_client_id: assigned,
+                session_expiry: (connect.version == Version::V5
+                    && connect.session_expiry.unwrap_or(0) != session_expiry)
+                    .then_some(session_expiry),
+            },
+            &mut conn.wbuf,
+        );
+        shared.status.count(|c| &c.connections_accepted);
+        tracing::debug!(client_id = %conn.client_id, peer = %peer, "client connected");
+        let connected_at = now_ms();
+        if conn.sources.borrow().connected.is_some() {
+            let event = Event::ClientConnected(conn.client_connected(connected_at));
+            conn.send_event(event).await;
+        }
+
+        let ending = conn.run(opened.kicked, closed_word).await;
+        conn.finish(ending).await;
+    }
+
+    fn client_connected(&self, at: i64) -> ClientConnected {
+        ClientConnected {
+            clientid: self.client_id.clone(),
+            username: self.username.clone(),
+            peername: Some(self.peer.to_string()),
+            sockname: Some(self.local.to_string()),
+            proto_name: Some("MQTT".into()),
+            proto_ver: Some(self.version.level()),
+            keepalive: Some(self.keepalive),
+            clean_start: Some(self.clean_start),
+            expiry_interval: Some(self.session_expiry),
+            connected_at: at,
+            timestamp: at,
+            node: self.shared.node.clone(),
+        }
+    }
+
+    /// Sends an event that acknowledges nothing (client events, wills).
+    async fn send_event(&self, event: Event) {
+        let delivery = Delivery {
+            event,
+            ack: self.group.unacknowledged(),
+        };
+        if self.shared.out.send(delivery).await.is_err() {
+            tracing::debug!("the pipeline is gone; dropping a client event");
+        }
+    }
+
+    /// Whether weir has stopped reading from this client: its window is
+    /// full or a message waits for room in the pipeline.
+    fn paused(&self) -> bool {
+        self.pending.is_some() || self.group.outstanding() >= self.shared.config.window
+    }
+
+    async fn run(
+        &mut self,
+        mut kicked: oneshot::Receiver<Kick>,
+        closed_word: &'static str,
+    ) -> Ending {
+        let mut stop = self.shared.stop.clone();
+        let max = self.shared.config.max_packet_size as usize;
+        // The client must be heard from within 1.5 × keepalive (MQTT-3.1.2-24).
+        let allowance =
+            (self.keepalive > 0).then(|| Duration::from_millis(u64::from(self.keepalive) * 1500));
+        let mut kick_open = true;
+        loop {
+            while !self.paused() {
+                match codec::read(self.version, &mut self.rbuf, max) {
+                    Ok(Some(packet)) => {
+                        if let Some(ending) = self.handle(packet) {
+                            return ending;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.shared.status.count(|c| &c.protocol_errors);
+                        tracing::info!(client_id = %self.client_id, %error, "closing a connection");
+                        return Ending::decode(error);
+                    }
+                }
+            }
+            if !self.wbuf.is_empty() {
+                let written = self.stream.write_all(&self.wbuf).await;
+                self.wbuf.clear();
+                if written.is_err() || self.stream.flush().await.is_err() {
+                    return Ending::by_client(closed_word);
+                }
+            }
+            let reading = !self.paused();
+            if !reading {
+                // Time weir spends not reading does not count against the
+                // client's keepalive.
+                self.last_heard = Instant::now();
+            }
+            let deadline = allowance.map(|a| self.last_heard + a);
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.rbuf), if reading => match read {
+                    Ok(0) | Err(_) => return Ending::by_client(closed_word),
+                    Ok(_) => self.last_heard = Instant::now(),
+                },
+                permit = self.shared.out.reserve(), if self.pending.is_some() => match (permit, self.pending.take()) {
+                    (Ok(permit), Some(delivery)) => permit.send(delivery),
+                    _ => return Ending::by_server("shutdown", CloseReason::ShuttingDown, "weir is stopping"),
+                },
+                () = self.group.completed() => {
+                    if let Some(ending) = self.release_acks() {
+                        return ending;
+                    }
+                }
+                () = sleep_until(deadline), if reading && deadline.is_some() => {
+                    return Ending::by_server(
+                        "keepalive_timeout",
+                        CloseReason::KeepAliveTimeout,
+                        "nothing received within 1.5 times the keepalive",
+                    );
+                }
+                _ = stop.changed() => {
+                    return Ending::by_server("shutdown", CloseReason::ShuttingDown, "weir is stopping");
+                }
+                kick = &mut kicked, if kick_open => match kick {
+                    Ok(Kick::TakenOver) => return Ending::by_server(
+                        "takenover", CloseReason::TakenOver, "another connection took the session over"),
+                    Ok(Kick::Discarded) => return Ending::by_server(
+                        "discarded", CloseReason::TakenOver, "another connection started the session afresh"),
+                    Err(_) => kick_open = false,
+                },
+            }
+        }
+    }
+
+    /// Handles one packet; `Some` ends the connection.
+    fn handle(&mut self, packet: Inbound) -> Option<Ending> {
+        match packet {
+            Inbound::Publish(publish) => self.on_publish(publish),
+            Inbound::PubRel(pkid) => {
+                self.lock_qos2().remove(&pkid);
+                codec::write(self.version, Outbound::PubComp(pkid), &mut self.wbuf);
+            }
+            Inbound::Subscribe { pkid, filters } => {
+                tracing::debug!(client_id = %self.client_id, "refusing a SUBSCRIBE: weir delivers nothing");
+                codec::write(
+                    self.version,
+                    Outbound::SubAck { pkid, filters },
+                    &mut self.wbuf,
+                );
+            }
+            Inbound::Unsubscribe { pkid, filters } => {
+                codec::write(
+                    self.version,
+                    Outbound::UnsubAck { pkid, filters },
+                    &mut self.wbuf,
+                );
+            }
+            Inbound::PingReq => codec::write(self.version, Outbound::PingResp, &mut self.wbuf),
+            Inbound::Disconnect {
+                reason,
+                session_expiry,
+            } => {
+                // A session that ended at disconnect cannot be revived by
+                // DISCONNECT (MQTT-3.14.2-2); others may change their expiry.
+                if let Some(expiry) = session_expiry.filter(|_| self.session_expiry != 0) {
+                    self.session_expiry = expiry.min(self.shared.config.max_session_expiry_secs);
+                }
+                return Some(Ending {
+                    reason: disconnect_reason(reason),
+                    will: reason != 0,
+                    close: None,
+                });
+            }
+            Inbound::Ignored => {}
+        }
+        None
+    }
+
+    fn lock_qos2(&self) -> std::sync::MutexGuard<'_, HashSet<u16>> {
+        self.qos2.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn on_publish(&mut self, publish: codec::Publish) {
+        self.shared.status.count(|c| &c.received);
+        let token: AckToken = match publish.qos {
+            Qos::AtMostOnce => self.group.unacknowledged(),
+            Qos::ExactlyOnce if self.lock_qos2().contains(&publish.pkid) => {
+                // Already stored and acknowledged with PUBREC: the client
+                // did not see the PUBREC. Answer again without storing twice.
+                codec::write(self.version, Outbound::PubRec(publish.pkid), &mut self.wbuf);
+                return;
+            }
+            qos => self.acks.push((qos, publish.pkid)),
+        };
+        if !self.sources.borrow().wants_topic(&publish.topic) {
+            // No rule reads this topic: nothing to store.
+            token.seal();
+            return;
+        }
+        let at = now_ms();
+        let event = Event::MessagePublish(MessagePublish {
+            id: self.shared.ids.next(),
+            clientid: Some(self.client_id.clone()),
+            username: self.username.clone(),
+            topic: publish.topic,
+            qos: publish.qos.level(),
+            flags: PublishFlags {
+                dup: publish.dup,
+                retain: publish.retain,
+            },
+            payload: publish.payload,
+            pub_props: publish.props,
+            peerhost: Some(self.peer.ip().to_string()),
+            publish_received_at: at,
+            timestamp: at,
+            node: self.shared.node.clone(),
+        });
+        let delivery = Delivery { event, ack: token };
+        match self.shared.out.try_send(delivery) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(delivery))
+            | Err(mpsc::error::TrySendError::Closed(delivery)) => self.pending = Some(delivery),
+        }
+    }
+
+    /// Writes the acknowledgements that are due, in arrival order.
+    fn release_acks(&mut self) -> Option<Ending> {
+        while let Some(released) = self.acks.pop_complete() {
+            let (qos, pkid) = released.action;
+            if let MessageOutcome::NotStored { reason } = released.outcome {
+                tracing::error!(
+                    client_id = %self.client_id, %reason,
+                    "a message was not stored; closing the connection so the client publishes it again"
+                );
+                return Some(Ending::by_server(
+                    "not_stored",
+                    CloseReason::Unspecified,
+                    "a message could not be stored; publish it again",
+                ));
+            }
+            let ack = if qos == Qos::ExactlyOnce {
+                self.lock_qos2().insert(pkid);
+                Outbound::PubRec(pkid)
+            } else {
+                Outbound::PubAck(pkid)
+            };
+            codec::write(self.version, ack, &mut self.wbuf);
+        }
+        None
+    }
+
+    /// Says goodbye, releases the session and reports the disconnect.
+    async fn finish(mut self, ending: Ending) {
+        if let Some((code, text)) = &ending.close {
+            codec::write(
+                self.version,
+                Outbound::Disconnect(*code, text.clone()),
+                &mut self.wbuf,
+            );
+        }
+        if !self.wbuf.is_empty() {
+            let _ = self.stream.write_all(&self.wbuf).await;
+        }
+        let _ = self.stream.shutdown().await;
+        self.shared
+            .sessions
+            .close(&self.client_id, self.id, self.session_expiry);
+        tracing::debug!(client_id = %self.client_id, reason = ending.reason, "client disconnected");
+        // A message still waiting for the pipeline goes in before the will,
+        // so events keep the order the client sent them in.
+        if let Some(delivery) = self.pending.take() {
+            let _ = self.shared.out.send(delivery).await;
+        }
+        let sources = self.sources.borrow().clone();
+        if let Some(will) = self.will.take().filter(|_| ending.will)
+            && sources.wants_topic(&will.topic)
+        {
+            let at = now_ms();
+            let event = Event::MessagePublish(MessagePublish {
+                id: self.shared.ids.next(),
+                clientid: Some(self.client_id.clone()),
+                username: self.username.clone(),
+                topic: will.topic,
+                qos: will.qos.level(),
+                flags: PublishFlags {
+                    dup: false,
+                    retain: will.retain,
+                },
+                payload: will.payload,
+                pub_props: will.props,
+                peerhost: Some(self.peer.ip().to_string()),
+                publish_received_at: at,
+                timestamp: at,
+                node: self.shared.node.clone(),
+            });
+            self.send_event(event).await;
+        }
+
+        if sources.disconnected.is_some() {
+            let at = now_ms();
+            let event = Event::ClientDisconnected(ClientDisconnected {
+                clientid: self.client_id.clone(),
+                username: self.username.clone(),
+                reason: ending.reason.to_owned(),
+                peername: Some(self.peer.to_string()),
+                sockname: Some(self.local.to_string()),
+                proto_name: Some("MQTT".into()),
+                proto_ver: Some(self.version.level()),
+                disconnected_at: at,
+                timestamp: at,
+                node: self.shared.node.clone(),
+            });
+            self.send_event(event).await;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// EMQX's word for a client's DISCONNECT reason code.
+fn disconnect_reason(code: u8) -> &'static str {
+    match code {
+        0x00 => "normal",
+        0x04 => "disconnect_with_will_message",
+        0x81 => "malformed_packet",
+        0x82 => "protocol_error",
+        0x8D => "keepalive_timeout",
+        _ => "client_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cret", "s3creT"));
+        assert!(!same_secret("s3cret", "s3cre"));
+    }
+
+    #[test]
+    fn disconnect_reasons_use_emqx_words() {
+        assert_eq!(disconnect_reason(0), "normal");
+        assert_eq!(disconnect_reason(0x04), "disconnect_with_will_message");
+        assert_eq!(disconnect_reason(0x99), "client_error");
+    }
+}
