@@ -13,3 +13,4 @@
 pub mod ack;
 pub mod event;
 pub mod ingress;
+pub mod rules;

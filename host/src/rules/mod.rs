@@ -1,0 +1,173 @@
+//! The rule stage: every transformation of an event is a Wasm plugin,
+//! sandboxed, limited, and replaceable while weir runs.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! # fn demo(events: Vec<weir::event::Event>) -> Result<(), weir::rules::RulesError> {
+//! use weir::rules::{EngineOptions, RuleEngine};
+//! let engine = RuleEngine::new(EngineOptions {
+//!     plugins_dir: Some("plugins".into()),
+//!     cache_dir: Some("/var/cache/weir/wasm".into()),
+//!     dead_letter_stream: Some("weir_dead_letters".into()),
+//!     ..EngineOptions::default()
+//! })?;
+//! let _watcher = engine.watch()?; // hot reload until dropped
+//! let mut subscriptions = engine.subscriptions(); // tokio::sync::watch
+//! let batch = engine.process(&events); // blocking: call from a blocking thread
+//! for output in &batch.outputs { /* output.event is the index into `events` */ }
+//! # Ok(()) }
+//! ```
+//!
+//! # What the caller must do
+//!
+//! - **Call [`RuleEngine::process`] from a blocking context** (a
+//!   `spawn_blocking` task or a dedicated thread), never on an async worker:
+//!   it runs Wasm and may take up to the plugins' deadlines, more when a
+//!   failing batch is being isolated. It is safe to call from several
+//!   threads; calls for the same plugin are serialized.
+//! - **Batches are the unit of a version swap.** A batch runs entirely on
+//!   the plugin versions current when `process` began; a reload that lands
+//!   meanwhile takes effect at the next call. Call `process` for one batch
+//!   at a time per ordering domain (e.g. one rule task) to keep per-topic
+//!   order: outputs come back sorted by event index, and for one event in
+//!   the order of the plugins' load.
+//! - **Every event is accounted for.** An event yields zero or more
+//!   [`Output`]s and zero or more [`EventError`]s. An event with neither was
+//!   seen by no plugin or filtered out by its rules; either way it is done
+//!   once `process` returns (acknowledge it once its outputs, if any, are
+//!   stored). Poison events, and events a tripped plugin rejects, become
+//!   dead-letter outputs (`dead_letter: true`) when a dead-letter stream is
+//!   configured; without one they are reported as errors only.
+//! - **Outputs** name their stream (already checked against the plugin's
+//!   manifest), partition key (UTF-8; empty means none), flag and record
+//!   bytes. A [`RecordFlag::Json`] record is the JSON text of an object
+//!   (turn it into an HRecord with `weir_proto::record::json_to_hrecord`);
+//!   the host does not re-parse it, so a module that breaks this rule is
+//!   caught by the sink, per record. [`RecordFlag::Raw`] bytes are opaque.
+//!   Records are slices of one buffer per plugin call (`bytes::Bytes`).
+//! - **Subscriptions**: [`RuleEngine::subscriptions`] is a
+//!   `tokio::sync::watch` of the union of the loaded plugins' sources with
+//!   the highest QoS any plugin asks for; it changes when a plugin is loaded,
+//!   unloaded or its manifest's sources change.
+//! - **Hot reload** runs on its own thread ([`RuleEngine::watch`]):
+//!   compilation, `init` and the swap never touch the async runtime.
+//!
+//! # Modules
+//! `manifest` (NAME.toml), `router` (topic-filter index and the
+//! subscription union), `encode` (events → ABI frames), `runtime`
+//! (wasmtime), `plugin` (one version and its failure isolation),
+//! `registry` (the engine: snapshot, reload, watcher, status), `metrics`.
+
+mod encode;
+mod manifest;
+mod metrics;
+mod plugin;
+mod registry;
+mod router;
+mod runtime;
+mod wasi_log;
+
+#[cfg(test)]
+mod tests;
+
+pub use encode::event_to_json;
+pub use manifest::{Format, Limits, ManifestError};
+pub use metrics::MetricsSnapshot;
+pub use registry::{Change, EngineOptions, PluginState, PluginStatus, RuleEngine, Watcher};
+pub use router::Subscriptions;
+pub use runtime::{FailureKind, LoadError};
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The record flag of an output: HRecord (JSON) or RAW.
+pub type RecordFlag = weir_guest_sdk::Flag;
+
+/// One record a plugin produced for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Index of the event in the batch given to `process`.
+    pub event: usize,
+    pub plugin: Arc<str>,
+    /// The host's version number of the plugin load that produced it.
+    pub version: u64,
+    pub stream: Arc<str>,
+    /// UTF-8 partition key; empty when the plugin set none.
+    pub key: Bytes,
+    pub flag: RecordFlag,
+    pub record: Bytes,
+    /// A dead-letter record (a poison event or one a tripped plugin
+    /// rejected), not a rule's output.
+    pub dead_letter: bool,
+}
+
+impl Output {
+    /// The partition key as text.
+    pub fn key(&self) -> &str {
+        std::str::from_utf8(&self.key).unwrap_or_default()
+    }
+}
+
+/// Why an event was not (fully) handled by a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The rule returned an error for the event (it produced no outputs).
+    Rule,
+    /// The rule named a stream its manifest does not allow; that output
+    /// was dropped.
+    BadTarget,
+    /// The event made the plugin fail on its own: it is poison.
+    Poison(FailureKind),
+    /// The plugin's circuit breaker is open; the event was not run.
+    Tripped,
+    /// The plugin could not be re-instantiated after a failure.
+    Unavailable,
+}
+
+/// A per-event error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    /// Index of the event in the batch given to `process`.
+    pub event: usize,
+    pub plugin: Arc<str>,
+    pub version: u64,
+    pub kind: ErrorKind,
+    /// The rule's error code (for `ErrorKind::Rule`), else 0.
+    pub code: u32,
+    pub message: String,
+}
+
+/// What a batch produced, both sorted by event index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutput {
+    pub outputs: Vec<Output>,
+    pub errors: Vec<EventError>,
+}
+
+/// Errors of the rule stage's API (per-event problems are [`EventError`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("plugin `{plugin}`: {source}")]
+    Load {
+        plugin: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error("plugin `{plugin}`: {problem}")]
+    Incomplete { plugin: String, problem: String },
+    #[error("wasm runtime: {0}")]
+    Runtime(#[source] LoadError),
+    #[error("no plugins directory configured")]
+    NoPluginsDir,
+    #[error("watching the plugins directory: {0}")]
+    Watch(#[from] notify::Error),
+}

@@ -1,0 +1,441 @@
+//! One loaded version of a plugin, and failure isolation.
+//!
+//! A batch runs on the plugin's single instance. When a call fails (trap,
+//! deadline, memory cap, or an output frame that breaks the ABI), the
+//! instance is dropped, never re-entered, and the batch is retried once on a
+//! fresh instance. If it fails again, the batch is split in halves, each
+//! half run on its own, recursively, until the events that fail on their
+//! own are found: those are poison. A poison event gets a per-event error
+//! and, when a dead-letter stream is configured, a dead-letter record. The
+//! outputs of a failed attempt are never read, so no event's outputs appear
+//! twice. Batches that needed isolation count towards a circuit breaker:
+//! after `breaker_threshold` of them in a row the plugin is tripped for a
+//! backoff that doubles on every trip (up to `breaker_max_backoff_ms`);
+//! while tripped its events are rejected (error + dead letter) instead of
+//! run, and the first batch after the backoff decides whether it recovers.
+
+use super::encode::{self, PayloadCache};
+use super::manifest::Manifest;
+use super::metrics::PluginMetrics;
+use super::runtime::{Compiled, Failure, Instance, LoadError, Runtime};
+use super::{ErrorKind, EventError, Output, RecordFlag};
+use crate::event::Event;
+use bytes::Bytes;
+use std::borrow::Borrow;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use weir_guest_sdk::abi::{BatchWriter, OutputFrameReader};
+
+/// A plugin version, ready to run.
+pub(crate) struct LoadedPlugin {
+    pub(crate) name: Arc<str>,
+    pub(crate) version: u64,
+    /// SHA-256 of the module and of the manifest, hex.
+    pub(crate) fingerprint: String,
+    pub(crate) module_sha256: String,
+    pub(crate) manifest: Manifest,
+    pub(crate) metrics: Arc<PluginMetrics>,
+    compiled: Compiled,
+    runtime: Arc<Runtime>,
+    dead_letter: Option<Arc<str>>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+struct State {
+    instance: Option<Instance>,
+    /// The encoded batch, reused.
+    batch: Vec<u8>,
+    consecutive_failures: u32,
+    trips: u32,
+    open_until: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// What one attempt produced.
+#[derive(Default)]
+struct Collected {
+    outputs: Vec<Output>,
+    errors: Vec<EventError>,
+}
+
+enum AttemptError {
+    Call(Failure),
+    Instantiate(LoadError),
+}
+
+/// A plugin's condition, for status reports.
+#[derive(Debug, Clone)]
+pub(crate) struct Health {
+    pub(crate) tripped_until: Option<Instant>,
+    pub(crate) last_error: Option<String>,
+}
+
+impl LoadedPlugin {
+    /// Compiles, instantiates and initialises a plugin (blocking).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn load(
+        runtime: &Arc<Runtime>,
+        name: Arc<str>,
+        version: u64,
+        wasm: &[u8],
+        manifest: Manifest,
+        fingerprint: String,
+        metrics: Arc<PluginMetrics>,
+        default_dead_letter: Option<&Arc<str>>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        use sha2::Digest as _;
+        let compiled = runtime.compile(wasm)?;
+        let init_doc = manifest.init_document(&name, version);
+        let instance =
+            runtime.instantiate(&compiled, &name, &manifest.limits, &metrics, &init_doc)?;
+        let dead_letter = manifest
+            .dead_letter
+            .clone()
+            .or_else(|| default_dead_letter.cloned());
+        Ok(LoadedPlugin {
+            name,
+            version,
+            fingerprint,
+            module_sha256: format!("{:x}", sha2::Sha256::digest(wasm)),
+            manifest,
+            metrics,
+            compiled,
+            runtime: runtime.clone(),
+            dead_letter,
+            state: Mutex::new(State {
+                instance: Some(instance),
+                batch: Vec::new(),
+                consecutive_failures: 0,
+                trips: 0,
+                open_until: None,
+                last_error: None,
+            }),
+        })
+    }
+
+    /// What the module reads of each event.
+    pub(crate) fn selection(&self) -> &super::encode::Selection {
+        &self.compiled.selection
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        let state = self.lock();
+        Health {
+            tripped_until: state.open_until.filter(|t| *t > Instant::now()),
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    /// Runs the events `indexes` of `events` through the plugin, appending
+    /// outputs and errors (blocking).
+    pub(crate) fn run<E: Borrow<Event>>(
+        &self,
+        events: &[E],
+        indexes: &[usize],
+        cache: &PayloadCache,
+        outputs: &mut Vec<Output>,
+        errors: &mut Vec<EventError>,
+    ) {
+        let started = Instant::now();
+        let mut state = self.lock();
+        if let Some(until) = state.open_until {
+            if started < until {
+                for &i in indexes {
+                    let dead = self.dead_letter_for(
+                        events[i].borrow(),
+                        i,
+                        "tripped",
+                        "circuit breaker open",
+                    );
+                    self.metrics.rejected(dead.is_some());
+                    outputs.extend(dead);
+                    errors.push(self.error(
+                        i,
+                        ErrorKind::Tripped,
+                        0,
+                        "plugin is tripped; event not run".into(),
+                    ));
+                }
+                return;
+            }
+            state.open_until = None;
+        }
+
+        let (out_before, err_before) = (outputs.len(), errors.len());
+        let mut failed = false;
+        match self.attempt(&mut state, events, indexes, cache) {
+            Ok(c) => push(c, outputs, errors),
+            Err(first) => {
+                failed = true;
+                self.note(&mut state, &first);
+                match self.attempt(&mut state, events, indexes, cache) {
+                    Ok(c) => push(c, outputs, errors),
+                    Err(second) => {
+                        self.note(&mut state, &second);
+                        self.isolate(&mut state, events, indexes, cache, second, outputs, errors);
+                    }
+                }
+            }
+        }
+        self.update_breaker(&mut state, failed);
+        let rule_errors = errors[err_before..]
+            .iter()
+            .filter(|e| matches!(e.kind, ErrorKind::Rule))
+            .count();
+        self.metrics.batch(
+            indexes.len(),
+            outputs.len() - out_before,
+            rule_errors,
+            started.elapsed(),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn isolate<E: Borrow<Event>>(
+        &self,
+        state: &mut State,
+        events: &[E],
+        indexes: &[usize],
+        cache: &PayloadCache,
+        failure: AttemptError,
+        outputs: &mut Vec<Output>,
+        errors: &mut Vec<EventError>,
+    ) {
+        if let AttemptError::Instantiate(e) = &failure {
+            // The plugin cannot run at all; that is not the events' fault,
+            // but they cannot be processed either.
+            for &i in indexes {
+                let message = format!("plugin could not be re-instantiated: {e}");
+                let dead = self.dead_letter_for(events[i].borrow(), i, "unavailable", &message);
+                self.metrics.rejected(dead.is_some());
+                outputs.extend(dead);
+                errors.push(self.error(i, ErrorKind::Unavailable, 0, message));
+            }
+            return;
+        }
+        if let ([i], AttemptError::Call(f)) = (indexes, &failure) {
+            let dead = self.dead_letter_for(events[*i].borrow(), *i, f.kind.name(), &f.message);
+            self.metrics.poison(dead.is_some());
+            outputs.extend(dead);
+            errors.push(self.error(*i, ErrorKind::Poison(f.kind), 0, f.message.clone()));
+            tracing::warn!(
+                plugin = &*self.name,
+                version = self.version,
+                event = *i,
+                "poison event isolated: {f}"
+            );
+            return;
+        }
+        let (left, right) = indexes.split_at(indexes.len() / 2);
+        for half in [left, right] {
+            match self.attempt(state, events, half, cache) {
+                Ok(c) => push(c, outputs, errors),
+                Err(f) => {
+                    self.note(state, &f);
+                    self.isolate(state, events, half, cache, f, outputs, errors);
+                }
+            }
+        }
+    }
+
+    fn note(&self, state: &mut State, failure: &AttemptError) {
+        let text = match failure {
+            AttemptError::Call(f) => {
+                self.metrics.failure(f.kind);
+                f.to_string()
+            }
+            AttemptError::Instantiate(e) => e.to_string(),
+        };
+        tracing::debug!(
+            plugin = &*self.name,
+            version = self.version,
+            "plugin call failed: {text}"
+        );
+        state.last_error = Some(text);
+    }
+
+    fn update_breaker(&self, state: &mut State, failed: bool) {
+        if !failed {
+            state.consecutive_failures = 0;
+            state.trips = 0;
+            return;
+        }
+        state.consecutive_failures += 1;
+        let limits = &self.manifest.limits;
+        if state.consecutive_failures >= limits.breaker_threshold {
+            state.trips = state.trips.saturating_add(1);
+            let factor = 1u64 << state.trips.saturating_sub(1).min(20);
+            let backoff = limits
+                .breaker_backoff_ms
+                .saturating_mul(factor)
+                .min(limits.breaker_max_backoff_ms);
+            state.open_until = Some(Instant::now() + Duration::from_millis(backoff));
+            self.metrics.tripped();
+            tracing::warn!(
+                plugin = &*self.name,
+                version = self.version,
+                "circuit breaker tripped after {} failing batches; retrying in {backoff} ms",
+                state.consecutive_failures
+            );
+        }
+    }
+
+    fn attempt<E: Borrow<Event>>(
+        &self,
+        state: &mut State,
+        events: &[E],
+        indexes: &[usize],
+        cache: &PayloadCache,
+    ) -> Result<Collected, AttemptError> {
+        let State {
+            instance, batch, ..
+        } = state;
+        let instance = match instance {
+            Some(instance) => instance,
+            None => {
+                let doc = self.manifest.init_document(&self.name, self.version);
+                let fresh = self
+                    .runtime
+                    .instantiate(
+                        &self.compiled,
+                        &self.name,
+                        &self.manifest.limits,
+                        &self.metrics,
+                        &doc,
+                    )
+                    .map_err(AttemptError::Instantiate)?;
+                instance.insert(fresh)
+            }
+        };
+        batch.clear();
+        let mut writer = BatchWriter::new(batch);
+        for &i in indexes {
+            encode::encode(
+                &mut writer,
+                events[i].borrow(),
+                i,
+                &self.compiled.selection,
+                cache,
+            );
+        }
+        writer.finish();
+        self.metrics.invoked();
+        let result = instance
+            .process(batch)
+            .and_then(|frame| self.collect(frame, indexes));
+        if result.is_err() {
+            // Never re-enter an instance after a failure.
+            state.instance = None;
+        }
+        result.map_err(AttemptError::Call)
+    }
+
+    /// Reads an output frame; the whole frame is rejected if any part of it
+    /// breaks the ABI.
+    fn collect(&self, frame: Bytes, indexes: &[usize]) -> Result<Collected, Failure> {
+        let bad = |e: weir_guest_sdk::abi::FrameError| Failure::bad_output(e.to_string());
+        let mut reader = OutputFrameReader::new(&frame).map_err(bad)?;
+        let mut c = Collected::default();
+        let event = |n: u32| {
+            indexes.get(n as usize).copied().ok_or_else(|| {
+                Failure::bad_output(format!("names event {n} of a batch of {}", indexes.len()))
+            })
+        };
+        while let Some(raw) = reader.next_output() {
+            let raw = raw.map_err(bad)?;
+            let i = event(raw.event)?;
+            match self.manifest.resolve_target(raw.target) {
+                Some(stream) => c.outputs.push(Output {
+                    event: i,
+                    plugin: self.name.clone(),
+                    version: self.version,
+                    stream: stream.clone(),
+                    key: frame.slice(raw.key),
+                    flag: raw.flag,
+                    record: frame.slice(raw.record),
+                    dead_letter: false,
+                }),
+                None => {
+                    self.metrics.bad_target();
+                    let allowed: Vec<&str> = self.manifest.streams.iter().map(|s| &**s).collect();
+                    c.errors.push(self.error(
+                        i,
+                        ErrorKind::BadTarget,
+                        0,
+                        format!(
+                            "output names stream `{}`, which the manifest does not allow (allowed: {})",
+                            raw.target,
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        while let Some(raw) = reader.next_error() {
+            let raw = raw.map_err(bad)?;
+            let i = event(raw.event)?;
+            c.errors
+                .push(self.error(i, ErrorKind::Rule, raw.code, raw.message.to_owned()));
+        }
+        if !reader.at_end() {
+            return Err(Failure::bad_output("trailing bytes after the last error"));
+        }
+        Ok(c)
+    }
+
+    fn error(&self, event: usize, kind: ErrorKind, code: u32, message: String) -> EventError {
+        EventError {
+            event,
+            plugin: self.name.clone(),
+            version: self.version,
+            kind,
+            code,
+            message,
+        }
+    }
+
+    fn dead_letter_for(
+        &self,
+        event: &Event,
+        index: usize,
+        error: &str,
+        message: &str,
+    ) -> Option<Output> {
+        let stream = self.dead_letter.clone()?;
+        let record = serde_json::json!({
+            "plugin": &*self.name,
+            "version": self.version,
+            "error": error,
+            "message": message,
+            "event": encode::event_to_json(event),
+        });
+        Some(Output {
+            event: index,
+            plugin: self.name.clone(),
+            version: self.version,
+            stream,
+            key: Bytes::copy_from_slice(encode::dead_letter_key(event).as_bytes()),
+            flag: RecordFlag::Json,
+            record: Bytes::from(record.to_string()),
+            dead_letter: true,
+        })
+    }
+}
+
+fn push(c: Collected, outputs: &mut Vec<Output>, errors: &mut Vec<EventError>) {
+    outputs.extend(c.outputs);
+    errors.extend(c.errors);
+}

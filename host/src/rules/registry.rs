@@ -1,0 +1,645 @@
+//! The rule engine: the set of loaded plugins, how a batch is routed
+//! through them, and how the set changes while weir runs.
+//!
+//! The loaded plugins live in an immutable `Snapshot` (plugins plus their
+//! topic-filter index) behind an `RwLock<Arc<_>>`. `process` clones the
+//! `Arc` once per batch and uses that snapshot for the whole batch, so a
+//! reload is atomic *between* batches: in-flight batches finish on the old
+//! version, every later batch sees the new one. Loads are serialized by one
+//! mutex and happen entirely before the swap: read both files, parse the
+//! manifest, compile (or fetch from the cache), check the ABI, instantiate
+//! and run `init`. Any failure leaves the previous version running and is
+//! reported in the log, the plugin's status and its `reload_failures`
+//! metric; the same broken files are not retried until they change.
+//!
+//! The watcher thread debounces filesystem events per plugin name (editors
+//! write temporary files and rename; `cp` truncates and writes in chunks):
+//! a plugin is reloaded once its files have been quiet for `debounce`.
+
+use super::encode::PayloadCache;
+use super::manifest::Manifest;
+use super::metrics::{MetricsSnapshot, PluginMetrics};
+use super::plugin::LoadedPlugin;
+use super::router::{Filter, Subscriptions, TopicIndex};
+use super::runtime::{Runtime, RuntimeOptions};
+use super::{BatchOutput, RulesError};
+use crate::event::Event;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How to build a [`RuleEngine`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where `NAME.wasm` + `NAME.toml` pairs live; `None` for an engine fed
+    /// only through [`RuleEngine::install`].
+    pub plugins_dir: Option<PathBuf>,
+    /// wasmtime's compilation cache; `None` disables it. Default: none.
+    pub cache_dir: Option<PathBuf>,
+    /// Stream for poison events of plugins whose manifest names none.
+    /// Default: none (poison events are counted and reported only).
+    pub dead_letter_stream: Option<String>,
+    /// Quiet time before a changed plugin is reloaded. Default: 200 ms.
+    pub debounce: Duration,
+    /// Epoch tick, the granularity of deadlines. Default: 2 ms.
+    pub epoch_tick: Duration,
+    /// Meter fuel (`limits.fuel` per batch) instead of wall-clock
+    /// deadlines, for deterministic tests. Default: false.
+    pub deterministic_fuel: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            plugins_dir: None,
+            cache_dir: None,
+            dead_letter_stream: None,
+            debounce: Duration::from_millis(200),
+            epoch_tick: Duration::from_millis(2),
+            deterministic_fuel: false,
+        }
+    }
+}
+
+/// A plugin's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginState {
+    /// A version is running.
+    Loaded,
+    /// No version is running: the plugin failed to load.
+    Failed,
+    /// A version is loaded but its circuit breaker is open.
+    Tripped,
+}
+
+/// What an operator sees about a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginStatus {
+    pub name: String,
+    pub state: PluginState,
+    /// The running version, if any.
+    pub version: Option<u64>,
+    pub module_sha256: Option<String>,
+    pub sources: Vec<String>,
+    /// The manifest's `description`.
+    pub description: Option<String>,
+    /// The last load failure (while the previous version keeps running), or
+    /// else the last runtime failure.
+    pub last_error: Option<String>,
+    pub metrics: MetricsSnapshot,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A new version is running.
+    Loaded { version: u64 },
+    /// Nothing to do: the files did not change since the last attempt.
+    Unchanged,
+    /// The plugin is gone.
+    Unloaded,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    index: TopicIndex,
+    wants_paths: bool,
+}
+
+impl Snapshot {
+    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Subscriptions) {
+        let mut index = TopicIndex::default();
+        let mut subs = Subscriptions::default();
+        for (id, plugin) in plugins.iter().enumerate() {
+            for filter in &plugin.manifest.sources {
+                index.insert(filter, id);
+                subs.add(filter, plugin.manifest.qos);
+            }
+        }
+        let wants_paths = plugins.iter().any(|p| p.selection().wants_paths());
+        (
+            Snapshot {
+                plugins,
+                index,
+                wants_paths,
+            },
+            subs,
+        )
+    }
+}
+
+#[derive(Default)]
+struct Record {
+    metrics: Arc<PluginMetrics>,
+    load_error: Option<String>,
+    /// Fingerprint of files that failed to load, not retried until changed.
+    failed: Option<String>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    options: EngineOptions,
+    dead_letter: Option<Arc<str>>,
+    current: RwLock<Arc<Snapshot>>,
+    records: Mutex<BTreeMap<String, Record>>,
+    subscriptions: watch::Sender<Subscriptions>,
+    versions: AtomicU64,
+    loading: Mutex<()>,
+}
+
+/// The rule stage. Cheap to clone; all clones share the plugins.
+#[derive(Clone)]
+pub struct RuleEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleEngine")
+            .field("plugins_dir", &self.inner.options.plugins_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RuleEngine {
+    /// Starts the wasm runtime and loads every plugin in the plugins
+    /// directory (blocking). A plugin that fails to load is reported in its
+    /// status; it does not fail the engine.
+    pub fn new(options: EngineOptions) -> Result<RuleEngine, RulesError> {
+        let runtime = Runtime::new(&RuntimeOptions {
+            cache_dir: options.cache_dir.clone(),
+            tick: options.epoch_tick,
+            fuel: options.deterministic_fuel,
+        })
+        .map_err(RulesError::Runtime)?;
+        let engine = RuleEngine {
+            inner: Arc::new(Inner {
+                runtime: Arc::new(runtime),
+                dead_letter: options.dead_letter_stream.as_deref().map(Arc::from),
+                options,
+                current: RwLock::default(),
+                records: Mutex::default(),
+                subscriptions: watch::Sender::new(Subscriptions::default()),
+                versions: AtomicU64::new(0),
+                loading: Mutex::new(()),
+            }),
+        };
+        if engine.inner.options.plugins_dir.is_some() {
+            engine.rescan()?;
+        }
+        Ok(engine)
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs a batch through every plugin whose sources match each event
+    /// (blocking; see the module docs for the caller's obligations).
+    pub fn process<E: Borrow<Event>>(&self, events: &[E]) -> BatchOutput {
+        let snapshot = self.snapshot();
+        let mut routed: Vec<Vec<usize>> = vec![Vec::new(); snapshot.plugins.len()];
+        for (i, event) in events.iter().enumerate() {
+            snapshot.index.matches(event.borrow(), &mut |p| {
+                if let Some(list) = routed.get_mut(p)
+                    && list.last() != Some(&i)
+                {
+                    list.push(i);
+                }
+            });
+        }
+        let cache = PayloadCache::new(if snapshot.wants_paths {
+            events.len()
+        } else {
+            0
+        });
+        let mut out = BatchOutput::default();
+        let mut ran = 0;
+        for (plugin, indexes) in snapshot.plugins.iter().zip(&routed) {
+            if !indexes.is_empty() {
+                plugin.run(events, indexes, &cache, &mut out.outputs, &mut out.errors);
+                ran += 1;
+            }
+        }
+        if ran > 1 {
+            // Stable: one event's outputs keep the plugins' order.
+            out.outputs.sort_by_key(|o| o.event);
+            out.errors.sort_by_key(|e| e.event);
+        }
+        out
+    }
+
+    /// The union of the loaded plugins' sources; changes on reloads.
+    pub fn subscriptions(&self) -> watch::Receiver<Subscriptions> {
+        self.inner.subscriptions.subscribe()
+    }
+
+    /// Compilation cache hits and misses since the engine started.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        self.inner.runtime.cache_stats()
+    }
+
+    /// Every known plugin's status, by name.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        let records = lock(&self.inner.records);
+        records
+            .keys()
+            .filter_map(|n| self.status_locked(&records, n))
+            .collect()
+    }
+
+    /// One plugin's status.
+    pub fn status(&self, name: &str) -> Option<PluginStatus> {
+        let records = lock(&self.inner.records);
+        self.status_locked(&records, name)
+    }
+
+    fn status_locked(
+        &self,
+        records: &BTreeMap<String, Record>,
+        name: &str,
+    ) -> Option<PluginStatus> {
+        let record = records.get(name)?;
+        let snapshot = self.snapshot();
+        let running = snapshot.plugins.iter().find(|p| &*p.name == name);
+        let health = running.map(|p| p.health());
+        let state = match (&running, &health) {
+            (Some(_), Some(h)) if h.tripped_until.is_some() => PluginState::Tripped,
+            (Some(_), _) => PluginState::Loaded,
+            (None, _) => PluginState::Failed,
+        };
+        Some(PluginStatus {
+            name: name.to_owned(),
+            state,
+            version: running.map(|p| p.version),
+            module_sha256: running.map(|p| p.module_sha256.clone()),
+            sources: running
+                .map(|p| {
+                    p.manifest
+                        .sources
+                        .iter()
+                        .map(|f| match f {
+                            Filter::Topic(t) => t.clone(),
+                            Filter::Event(super::router::ClientEvent::Connected) => {
+                                "$events/client_connected".into()
+                            }
+                            Filter::Event(super::router::ClientEvent::Disconnected) => {
+                                "$events/client_disconnected".into()
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            description: running.and_then(|p| p.manifest.description.clone()),
+            last_error: record
+                .load_error
+                .clone()
+                .or_else(|| health.and_then(|h| h.last_error)),
+            metrics: record.metrics.snapshot(),
+        })
+    }
+
+    /// Loads (or replaces) plugin `name` from bytes, as if its files had
+    /// been written (blocking). For tests and embedding.
+    pub fn install(&self, name: &str, wasm: &[u8], manifest: &str) -> Result<Change, RulesError> {
+        let _loading = lock(&self.inner.loading);
+        self.load(name, wasm, manifest, Path::new(&format!("{name}.toml")))
+    }
+
+    /// Removes plugin `name`; returns whether it was loaded.
+    pub fn unload(&self, name: &str) -> bool {
+        let _loading = lock(&self.inner.loading);
+        self.remove(name)
+    }
+
+    /// Reloads plugin `name` from the plugins directory (blocking).
+    pub fn reload(&self, name: &str) -> Result<Change, RulesError> {
+        let _loading = lock(&self.inner.loading);
+        self.reload_locked(name)
+    }
+
+    /// Reloads every plugin in the directory, and unloads the ones whose
+    /// files are gone (blocking). Per-plugin failures are logged and kept
+    /// in the status; only a directory that cannot be read is an error.
+    pub fn rescan(&self) -> Result<(), RulesError> {
+        let dir = self.dir()?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| RulesError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let mut names: BTreeSet<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| plugin_name(&e.path()))
+            .collect();
+        names.extend(self.snapshot().plugins.iter().map(|p| p.name.to_string()));
+        for name in names {
+            if let Err(e) = self.reload(&name) {
+                tracing::debug!(plugin = name, "not loaded: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn dir(&self) -> Result<PathBuf, RulesError> {
+        self.inner
+            .options
+            .plugins_dir
+            .clone()
+            .ok_or(RulesError::NoPluginsDir)
+    }
+
+    fn reload_locked(&self, name: &str) -> Result<Change, RulesError> {
+        let dir = self.dir()?;
+        let wasm_path = dir.join(format!("{name}.wasm"));
+        let toml_path = dir.join(format!("{name}.toml"));
+        let read = |p: &Path| match std::fs::read(p) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(RulesError::Io {
+                path: p.display().to_string(),
+                source,
+            }),
+        };
+        let (wasm, toml) = (read(&wasm_path)?, read(&toml_path)?);
+        let (wasm, toml) = match (wasm, toml) {
+            (Some(w), Some(t)) => (w, t),
+            (None, None) => {
+                let was_loaded = self.remove(name);
+                lock(&self.inner.records).remove(name);
+                return Ok(if was_loaded {
+                    Change::Unloaded
+                } else {
+                    Change::Unchanged
+                });
+            }
+            (w, _) => {
+                // Half a plugin: unload it, so deleting either file stops it.
+                self.remove(name);
+                let (have, missing) = if w.is_some() {
+                    (&wasm_path, &toml_path)
+                } else {
+                    (&toml_path, &wasm_path)
+                };
+                let problem = format!(
+                    "{} exists but {} does not",
+                    have.display(),
+                    missing.display()
+                );
+                self.record_failure(name, &problem, None);
+                return Err(RulesError::Incomplete {
+                    plugin: name.to_owned(),
+                    problem,
+                });
+            }
+        };
+        let text = String::from_utf8(toml).map_err(|_| {
+            let problem = format!("{} is not UTF-8", toml_path.display());
+            self.record_failure(name, &problem, None);
+            RulesError::Incomplete {
+                plugin: name.to_owned(),
+                problem,
+            }
+        })?;
+        self.load(name, &wasm, &text, &toml_path)
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        manifest: &str,
+        manifest_path: &Path,
+    ) -> Result<Change, RulesError> {
+        use sha2::Digest as _;
+        let fingerprint = {
+            let mut h = sha2::Sha256::new();
+            h.update(sha2::Sha256::digest(wasm));
+            h.update(sha2::Sha256::digest(manifest.as_bytes()));
+            format!("{:x}", h.finalize())
+        };
+        let current = self.snapshot();
+        if current
+            .plugins
+            .iter()
+            .any(|p| &*p.name == name && p.fingerprint == fingerprint)
+        {
+            return Ok(Change::Unchanged);
+        }
+        let metrics = {
+            let mut records = lock(&self.inner.records);
+            let record = records.entry(name.to_owned()).or_default();
+            if record.failed.as_deref() == Some(fingerprint.as_str()) {
+                return Ok(Change::Unchanged);
+            }
+            record.metrics.clone()
+        };
+        let manifest = match Manifest::parse(manifest, manifest_path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.record_failure(name, &e.to_string(), Some(fingerprint));
+                return Err(e.into());
+            }
+        };
+        let version = self.inner.versions.fetch_add(1, Ordering::Relaxed) + 1;
+        let loaded = LoadedPlugin::load(
+            &self.inner.runtime,
+            name.into(),
+            version,
+            wasm,
+            manifest,
+            fingerprint.clone(),
+            metrics.clone(),
+            self.inner.dead_letter.as_ref(),
+        );
+        let plugin = match loaded {
+            Ok(p) => Arc::new(p),
+            Err(source) => {
+                self.record_failure(name, &source.to_string(), Some(fingerprint));
+                return Err(RulesError::Load {
+                    plugin: name.to_owned(),
+                    source,
+                });
+            }
+        };
+        let mut plugins: Vec<Arc<LoadedPlugin>> = current.plugins.clone();
+        match plugins.iter_mut().find(|p| &*p.name == name) {
+            Some(slot) => *slot = plugin,
+            None => plugins.push(plugin),
+        }
+        self.swap(plugins);
+        metrics.reloaded();
+        {
+            let mut records = lock(&self.inner.records);
+            let record = records.entry(name.to_owned()).or_default();
+            record.load_error = None;
+            record.failed = None;
+        }
+        tracing::info!(plugin = name, version, "plugin loaded");
+        Ok(Change::Loaded { version })
+    }
+
+    fn record_failure(&self, name: &str, error: &str, fingerprint: Option<String>) {
+        let mut records = lock(&self.inner.records);
+        let record = records.entry(name.to_owned()).or_default();
+        record.metrics.reload_failed();
+        record.load_error = Some(error.to_owned());
+        record.failed = fingerprint;
+        tracing::error!(plugin = name, "plugin not loaded: {error}");
+    }
+
+    fn remove(&self, name: &str) -> bool {
+        let current = self.snapshot();
+        if !current.plugins.iter().any(|p| &*p.name == name) {
+            return false;
+        }
+        let plugins = current
+            .plugins
+            .iter()
+            .filter(|p| &*p.name != name)
+            .cloned()
+            .collect();
+        self.swap(plugins);
+        tracing::info!(plugin = name, "plugin unloaded");
+        true
+    }
+
+    fn swap(&self, plugins: Vec<Arc<LoadedPlugin>>) {
+        let (snapshot, subs) = Snapshot::build(plugins);
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        self.inner.subscriptions.send_if_modified(|current| {
+            let changed = *current != subs;
+            *current = subs;
+            changed
+        });
+    }
+
+    /// Watches the plugins directory and reloads changed plugins on a
+    /// dedicated thread until the returned [`Watcher`] is dropped.
+    pub fn watch(&self) -> Result<Watcher, RulesError> {
+        use notify::Watcher as _;
+        let dir = self.dir()?;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let fs_tx = tx.clone();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = fs_tx.send(Msg::Fs(event));
+        })?;
+        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+        // Changes made before the watch began are picked up here.
+        self.rescan()?;
+        let engine = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("weir-plugins".into())
+            .spawn(move || engine.watch_loop(&rx))
+            .map_err(|source| RulesError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        Ok(Watcher {
+            stop: tx,
+            thread: Some(thread),
+            _watcher: watcher,
+        })
+    }
+
+    fn watch_loop(&self, rx: &mpsc::Receiver<Msg>) {
+        let debounce = self.inner.options.debounce;
+        let mut pending: BTreeSet<String> = BTreeSet::new();
+        let mut rescan = false;
+        let mut last: Option<Instant> = None;
+        loop {
+            let wait = last.map_or(Duration::from_secs(3600), |t| {
+                debounce.saturating_sub(t.elapsed())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::Fs(Ok(event))) => {
+                    rescan |= event.need_rescan();
+                    pending.extend(event.paths.iter().filter_map(|p| plugin_name(p)));
+                    last = Some(Instant::now());
+                }
+                Ok(Msg::Fs(Err(e))) => {
+                    tracing::warn!("plugins directory watch error, rescanning: {e}");
+                    rescan = true;
+                    last = Some(Instant::now());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if last.is_some_and(|t| t.elapsed() >= debounce) {
+                last = None;
+                for name in std::mem::take(&mut pending) {
+                    if let Err(e) = self.reload(&name) {
+                        tracing::debug!(plugin = name, "reload failed: {e}");
+                    }
+                }
+                if std::mem::take(&mut rescan)
+                    && let Err(e) = self.rescan()
+                {
+                    tracing::error!("rescanning the plugins directory: {e}");
+                }
+            }
+        }
+    }
+}
+
+enum Msg {
+    Fs(notify::Result<notify::Event>),
+    Stop,
+}
+
+/// Stops hot reload when dropped.
+pub struct Watcher {
+    stop: mpsc::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.stop.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The plugin a file belongs to: `NAME.wasm` or `NAME.toml` (not
+/// `*.rule.toml`, which are declarative rules, nor hidden files).
+fn plugin_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    if file.starts_with('.') || file.ends_with(".rule.toml") {
+        return None;
+    }
+    let stem = file
+        .strip_suffix(".wasm")
+        .or_else(|| file.strip_suffix(".toml"))?;
+    let valid = !stem.is_empty()
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    valid.then(|| stem.to_owned())
+}

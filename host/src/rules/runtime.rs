@@ -1,0 +1,687 @@
+//! wasmtime: one Engine, module checks, instances, limits, and calls.
+//!
+//! - **One Engine** for all plugins, with a dedicated thread that advances
+//!   its epoch every `tick`; each call gets a deadline of
+//!   `ceil(deadline / tick) + 1` epochs, so a runaway loop traps within
+//!   about one tick of its deadline. In deterministic mode (tests) the
+//!   engine meters fuel instead and epochs are off.
+//! - **Compiled once.** Modules go through wasmtime's own compilation cache
+//!   when a cache directory is given: artifacts on disk keyed by the
+//!   SHA-256 of the module and of the compiler configuration, in a folder
+//!   per wasmtime version, so a restart or the reload of an unchanged module
+//!   skips Cranelift. This avoids `Module::deserialize`, which is `unsafe`.
+//!   Imports are resolved once into an `InstancePre`.
+//! - **No pooling allocator.** A plugin keeps one instance for its whole
+//!   life and re-instantiates only after a failure or a reload, so
+//!   instantiation is off the hot path; the on-demand allocator with
+//!   copy-on-write memory images already instantiates in microseconds, and
+//!   pooling would reserve virtual memory for slots we never use.
+//! - **Checked at load.** A module must export the `weir_abi_version_1`
+//!   marker (another version is named in the error), the ABI functions with
+//!   their exact types, and import nothing but `weir::*` and WASI preview 1
+//!   (with no preopened directories, sockets, environment or arguments;
+//!   stdout and stderr go to the plugin's log).
+//! - **Limits** through a `ResourceLimiter` that records when the memory
+//!   cap was hit, so a trap after a refused `memory.grow` is reported as
+//!   out-of-memory rather than as a generic trap.
+//!
+//! Everything here blocks: callers run it on a blocking thread.
+
+use super::encode::Selection;
+use super::manifest::Limits;
+use super::metrics::PluginMetrics;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::{
+    Caller, Config, Engine, Extern, ExternType, InstancePre, Linker, Memory, Module, Store, Trap,
+    TypedFunc, ValType,
+};
+use weir_guest_sdk::abi::{self, FieldsSpec};
+
+/// Why a module could not be loaded or initialised.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly module: {0}")]
+    Invalid(String),
+    #[error(
+        "not a weir plugin: it exports no `{}N` marker (build it with weir-guest-sdk's #[rule])",
+        abi::VERSION_EXPORT_PREFIX
+    )]
+    NoMarker,
+    #[error(
+        "built for weir plugin ABI version {found}; this weir speaks version {}",
+        abi::ABI_VERSION
+    )]
+    WrongAbi { found: String },
+    #[error(
+        "imports `{module}::{name}`, which weir does not provide (a plugin may import only weir::log, weir::now_ms, weir::monotonic_ns, weir::counter_add and WASI preview 1)"
+    )]
+    ForbiddenImport { module: String, name: String },
+    #[error("export `{name}`: {problem}")]
+    BadExport { name: &'static str, problem: String },
+    #[error("custom section `weir.fields`: {0}")]
+    Fields(String),
+    #[error("compilation failed: {0}")]
+    Compile(String),
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+    #[error("init failed: {0}")]
+    Init(String),
+}
+
+/// How a call into a plugin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The module trapped (a panic, `unreachable`, a bad memory access...).
+    Trap,
+    /// The per-batch deadline (or fuel, in deterministic mode) ran out.
+    Deadline,
+    /// The module tried to grow its memory past the cap.
+    OutOfMemory,
+    /// The module returned an output frame that breaks the ABI.
+    BadOutput,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Deadline => "deadline",
+            FailureKind::OutOfMemory => "out_of_memory",
+            FailureKind::BadOutput => "bad_output",
+        }
+    }
+}
+
+/// A failed call, with what happened.
+#[derive(Debug, Clone)]
+pub(super) struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub(crate) fn bad_output(message: impl Into<String>) -> Self {
+        Failure {
+            kind: FailureKind::BadOutput,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub(super) struct RuntimeOptions {
+    /// Where wasmtime caches compiled modules; `None` disables the cache.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Epoch tick.
+    pub tick: Duration,
+    /// Meter fuel instead of using epochs (deterministic, slower; tests).
+    pub fuel: bool,
+}
+
+/// The shared wasmtime engine and linker.
+pub(super) struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<wasmtime::Cache>,
+    tick: Duration,
+    fuel: bool,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tick", &self.tick)
+            .field("fuel", &self.fuel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+impl Runtime {
+    pub(super) fn new(options: &RuntimeOptions) -> Result<Runtime, LoadError> {
+        let mut config = Config::new();
+        if options.fuel {
+            config.consume_fuel(true);
+        } else {
+            config.epoch_interruption(true);
+        }
+        // Plugins get a modest stack: deep recursion is a trap, not a
+        // host stack overflow.
+        config.max_wasm_stack(1 << 20);
+        let cache = match &options.cache_dir {
+            Some(dir) => {
+                let mut cache_config = wasmtime::CacheConfig::new();
+                cache_config.with_directory(dir);
+                let cache = wasmtime::Cache::new(cache_config).map_err(|e| {
+                    LoadError::Compile(format!("compilation cache in {}: {e:#}", dir.display()))
+                })?;
+                config.cache(Some(cache.clone()));
+                Some(cache)
+            }
+            None => None,
+        };
+        let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        add_host_functions(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, HostState::wasi)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = if options.fuel {
+            None
+        } else {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            let tick = options.tick;
+            Some(
+                std::thread::Builder::new()
+                    .name("weir-epoch".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(tick);
+                            engine.increment_epoch();
+                        }
+                    })
+                    .map_err(|e| LoadError::Compile(format!("epoch thread: {e}")))?,
+            )
+        };
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            tick: options.tick,
+            fuel: options.fuel,
+            stop,
+            ticker,
+        })
+    }
+
+    /// Compilation cache hits and misses since start (zero without a cache).
+    pub(super) fn cache_stats(&self) -> (usize, usize) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
+    }
+
+    /// Compiles and checks a module (blocking; may take milliseconds to
+    /// seconds on a cache miss).
+    pub(super) fn compile(&self, wasm: &[u8]) -> Result<Compiled, LoadError> {
+        let spec = fields_section(wasm)?;
+        let selection = match &spec {
+            Some(spec) => Selection::from_spec(spec).map_err(|e| LoadError::Fields(e.0))?,
+            None => Selection::all(),
+        };
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        check_marker(&module)?;
+        check_imports(&module)?;
+        check_exports(&module)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        Ok(Compiled { pre, selection })
+    }
+
+    /// Creates an instance and runs its `init` with `init_doc`.
+    pub(super) fn instantiate(
+        &self,
+        compiled: &Compiled,
+        plugin: &Arc<str>,
+        limits: &Limits,
+        metrics: &Arc<PluginMetrics>,
+        init_doc: &[u8],
+    ) -> Result<Instance, LoadError> {
+        let budget = if self.fuel {
+            Budget::Fuel(limits.fuel)
+        } else {
+            let ticks = limits
+                .deadline()
+                .as_nanos()
+                .div_ceil(self.tick.as_nanos().max(1));
+            Budget::Epochs(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1))
+        };
+        let state = HostState {
+            plugin: plugin.clone(),
+            metrics: metrics.clone(),
+            limiter: Limiter {
+                memory: limits.memory_bytes(),
+                table_elements: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
+                tables: usize::try_from(limits.tables).unwrap_or(usize::MAX),
+                instances: usize::try_from(limits.instances).unwrap_or(usize::MAX),
+                hit_memory_cap: false,
+            },
+            wasi: None,
+            start: Instant::now(),
+            deadline_ms: limits.deadline_ms,
+            memory_mb: limits.memory_mb,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if !self.fuel {
+            store.epoch_deadline_trap();
+        }
+        arm(&mut store, budget);
+        let fail = |store: &Store<HostState>, e: wasmtime::Error| classify(store, e).to_string();
+        let instance = match compiled.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(LoadError::Instantiate(fail(&store, e))),
+        };
+        // A wasm32-wasip1 reactor runs its constructors in `_initialize`.
+        if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+            initialize
+                .call(&mut store, ())
+                .map_err(|e| LoadError::Instantiate(fail(&store, e)))?;
+        }
+        let export = |name: &'static str, e: wasmtime::Error| LoadError::BadExport {
+            name,
+            problem: format!("{e:#}"),
+        };
+        let memory = instance
+            .get_memory(&mut store, abi::EXPORT_MEMORY)
+            .ok_or_else(|| LoadError::BadExport {
+                name: abi::EXPORT_MEMORY,
+                problem: "missing".into(),
+            })?;
+        let buffer = instance
+            .get_typed_func::<u32, u32>(&mut store, abi::EXPORT_BUFFER)
+            .map_err(|e| export(abi::EXPORT_BUFFER, e))?;
+        let init = instance
+            .get_typed_func::<u32, u64>(&mut store, abi::EXPORT_INIT)
+            .map_err(|e| export(abi::EXPORT_INIT, e))?;
+        let process = instance
+            .get_typed_func::<u32, u64>(&mut store, abi::EXPORT_PROCESS)
+            .map_err(|e| export(abi::EXPORT_PROCESS, e))?;
+        let mut instance = Instance {
+            store,
+            memory,
+            buffer,
+            process,
+            budget,
+        };
+        let reply = instance
+            .invoke(&init, init_doc)
+            .map_err(|f| LoadError::Init(f.to_string()))?;
+        if !reply.is_empty() {
+            return Err(LoadError::Init(
+                String::from_utf8_lossy(&reply).into_owned(),
+            ));
+        }
+        Ok(instance)
+    }
+}
+
+/// A checked module, ready to instantiate.
+pub(super) struct Compiled {
+    pre: InstancePre<HostState>,
+    pub selection: Selection,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("selection", &self.selection)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    Epochs(u64),
+    Fuel(u64),
+}
+
+fn arm(store: &mut Store<HostState>, budget: Budget) {
+    match budget {
+        Budget::Epochs(ticks) => store.set_epoch_deadline(ticks),
+        // Fuel is only set when the engine meters it, so this cannot fail.
+        Budget::Fuel(fuel) => {
+            let _ = store.set_fuel(fuel);
+        }
+    }
+}
+
+fn classify(store: &Store<HostState>, error: wasmtime::Error) -> Failure {
+    let state = store.data();
+    if state.limiter.hit_memory_cap {
+        return Failure {
+            kind: FailureKind::OutOfMemory,
+            message: format!("memory cap of {} MiB reached", state.memory_mb),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure {
+            kind: FailureKind::Deadline,
+            message: format!("deadline of {} ms exceeded", state.deadline_ms),
+        },
+        Some(Trap::OutOfFuel) => Failure {
+            kind: FailureKind::Deadline,
+            message: "fuel budget exhausted".into(),
+        },
+        _ => {
+            let mut message = format!("{error:#}");
+            if message.len() > 1000 {
+                let cut = (0..=1000)
+                    .rev()
+                    .find(|i| message.is_char_boundary(*i))
+                    .unwrap_or(0);
+                message.truncate(cut);
+            }
+            Failure {
+                kind: FailureKind::Trap,
+                message,
+            }
+        }
+    }
+}
+
+/// A live instance of a plugin. After any failure it must be dropped:
+/// re-entering a trapped instance is not allowed.
+pub(super) struct Instance {
+    store: Store<HostState>,
+    memory: Memory,
+    buffer: TypedFunc<u32, u32>,
+    process: TypedFunc<u32, u64>,
+    budget: Budget,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// Runs `weir_process` over an encoded batch and returns the output
+    /// frame, copied once out of guest memory.
+    pub(super) fn process(&mut self, batch: &[u8]) -> Result<Bytes, Failure> {
+        let process = self.process.clone();
+        let out = self.invoke(&process, batch);
+        let size = self.memory.data_size(&self.store);
+        self.store.data().metrics.set_memory(size);
+        out
+    }
+
+    /// Copies `input` into the guest's buffer and calls `func(len)`.
+    fn invoke(&mut self, func: &TypedFunc<u32, u64>, input: &[u8]) -> Result<Bytes, Failure> {
+        let len = u32::try_from(input.len())
+            .map_err(|_| Failure::bad_output("input larger than 4 GiB"))?;
+        self.store.data_mut().limiter.hit_memory_cap = false;
+        arm(&mut self.store, self.budget);
+        let ptr = self
+            .buffer
+            .call(&mut self.store, len)
+            .map_err(|e| classify(&self.store, e))?;
+        self.memory
+            .write(&mut self.store, ptr as usize, input)
+            .map_err(|_| Failure::bad_output("weir_buffer returned a buffer outside memory"))?;
+        let packed = func
+            .call(&mut self.store, len)
+            .map_err(|e| classify(&self.store, e))?;
+        let (ptr, len) = abi::unpack(packed);
+        let (ptr, len) = (ptr as usize, len as usize);
+        self.memory
+            .data(&self.store)
+            .get(ptr..ptr.saturating_add(len))
+            .map(Bytes::copy_from_slice)
+            .ok_or_else(|| Failure::bad_output("returned a frame outside memory"))
+    }
+}
+
+/// Per-store data: who the plugin is, its limits, its metrics, and WASI.
+pub(super) struct HostState {
+    plugin: Arc<str>,
+    metrics: Arc<PluginMetrics>,
+    limiter: Limiter,
+    wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
+    start: Instant,
+    deadline_ms: u64,
+    memory_mb: u64,
+}
+
+impl HostState {
+    /// WASI is built on first use: most plugins never call it.
+    fn wasi(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx {
+        let plugin = self.plugin.clone();
+        self.wasi.get_or_insert_with(|| {
+            wasmtime_wasi::WasiCtxBuilder::new()
+                .stdout(super::wasi_log::LogStream::new(
+                    plugin.clone(),
+                    abi::level::INFO,
+                ))
+                .stderr(super::wasi_log::LogStream::new(plugin, abi::level::WARN))
+                .build_p1()
+        })
+    }
+}
+
+struct Limiter {
+    memory: usize,
+    table_elements: usize,
+    tables: usize,
+    instances: usize,
+    hit_memory_cap: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.hit_memory_cap = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+const MAX_GUEST_STRING: usize = 64 * 1024;
+
+fn guest_string(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> String {
+    let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
+        return String::new();
+    };
+    let start = ptr as usize;
+    let len = (len as usize).min(MAX_GUEST_STRING);
+    memory
+        .data(&caller)
+        .get(start..start.saturating_add(len))
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Writes a plugin's log line to weir's log under the plugin's name.
+pub(crate) fn plugin_log(plugin: &str, level: u32, message: &str) {
+    match level {
+        abi::level::ERROR => tracing::error!(target: "weir::plugin", plugin, "{message}"),
+        abi::level::WARN => tracing::warn!(target: "weir::plugin", plugin, "{message}"),
+        abi::level::INFO => tracing::info!(target: "weir::plugin", plugin, "{message}"),
+        abi::level::DEBUG => tracing::debug!(target: "weir::plugin", plugin, "{message}"),
+        _ => tracing::trace!(target: "weir::plugin", plugin, "{message}"),
+    }
+}
+
+fn add_host_functions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        "log",
+        |mut caller: Caller<'_, HostState>, level: u32, ptr: u32, len: u32| {
+            let message = guest_string(&mut caller, ptr, len);
+            let state = caller.data();
+            state.metrics.logged();
+            plugin_log(&state.plugin, level, &message);
+        },
+    )?;
+    linker.func_wrap(abi::IMPORT_MODULE, "now_ms", || -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    })?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        "monotonic_ns",
+        |caller: Caller<'_, HostState>| -> i64 {
+            i64::try_from(caller.data().start.elapsed().as_nanos()).unwrap_or(i64::MAX)
+        },
+    )?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        "counter_add",
+        |mut caller: Caller<'_, HostState>, ptr: u32, len: u32, delta: i64| {
+            let name = guest_string(&mut caller, ptr, len.min(256));
+            caller.data().metrics.counter_add(&name, delta);
+        },
+    )?;
+    Ok(())
+}
+
+/// The `weir.fields` section, if the module has one.
+fn fields_section(wasm: &[u8]) -> Result<Option<FieldsSpec>, LoadError> {
+    let mut found = None;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| LoadError::Invalid(e.to_string()))? {
+            wasmparser::Payload::Version {
+                encoding: wasmparser::Encoding::Component,
+                ..
+            } => {
+                return Err(LoadError::Invalid(
+                    "this is a component; weir ABI v1 plugins are core modules".into(),
+                ));
+            }
+            wasmparser::Payload::CustomSection(section)
+                if section.name() == abi::FIELDS_SECTION =>
+            {
+                if found.is_some() {
+                    return Err(LoadError::Fields("appears twice".into()));
+                }
+                found =
+                    Some(FieldsSpec::parse(section.data()).map_err(|e| LoadError::Fields(e.0))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+fn check_marker(module: &Module) -> Result<(), LoadError> {
+    let versions: Vec<&str> = module
+        .exports()
+        .filter_map(|e| e.name().strip_prefix(abi::VERSION_EXPORT_PREFIX))
+        .collect();
+    if versions.contains(&"1") {
+        return Ok(());
+    }
+    match versions.first() {
+        Some(found) => Err(LoadError::WrongAbi {
+            found: (*found).to_owned(),
+        }),
+        None => Err(LoadError::NoMarker),
+    }
+}
+
+fn check_imports(module: &Module) -> Result<(), LoadError> {
+    for import in module.imports() {
+        let allowed = match import.module() {
+            abi::IMPORT_MODULE => matches!(
+                import.name(),
+                "log" | "now_ms" | "monotonic_ns" | "counter_add"
+            ),
+            "wasi_snapshot_preview1" => true,
+            _ => false,
+        };
+        if !allowed {
+            return Err(LoadError::ForbiddenImport {
+                module: import.module().to_owned(),
+                name: import.name().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_exports(module: &Module) -> Result<(), LoadError> {
+    let func = |name: &'static str, result: ValType| -> Result<(), LoadError> {
+        match module.get_export(name) {
+            Some(ExternType::Func(ty)) => {
+                let params: Vec<ValType> = ty.params().collect();
+                let results: Vec<ValType> = ty.results().collect();
+                if params.len() == 1
+                    && params[0].matches(&ValType::I32)
+                    && results.len() == 1
+                    && results[0].matches(&result)
+                {
+                    Ok(())
+                } else {
+                    Err(LoadError::BadExport {
+                        name,
+                        problem: format!("has type {ty}, expected (i32) -> {result}"),
+                    })
+                }
+            }
+            Some(_) => Err(LoadError::BadExport {
+                name,
+                problem: "is not a function".into(),
+            }),
+            None => Err(LoadError::BadExport {
+                name,
+                problem: "missing".into(),
+            }),
+        }
+    };
+    func(abi::EXPORT_BUFFER, ValType::I32)?;
+    func(abi::EXPORT_INIT, ValType::I64)?;
+    func(abi::EXPORT_PROCESS, ValType::I64)?;
+    match module.get_export(abi::EXPORT_MEMORY) {
+        Some(ExternType::Memory(_)) => Ok(()),
+        _ => Err(LoadError::BadExport {
+            name: abi::EXPORT_MEMORY,
+            problem: "missing (a plugin exports its linear memory as `memory`)".into(),
+        }),
+    }
+}

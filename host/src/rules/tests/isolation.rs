@@ -1,0 +1,141 @@
+//! A misbehaving plugin is isolated while the other plugins keep delivering.
+
+use super::*;
+use crate::rules::{ErrorKind, FailureKind, PluginState};
+use weir_plugin_artifacts::{MESSAGE, MISBEHAVE};
+
+/// The message plugin, listening to everything.
+fn message_everywhere(engine: &RuleEngine) {
+    let manifest = MESSAGE
+        .manifest_text()
+        .expect("manifest")
+        .replace(r#"sources = ["t/#"]"#, r##"sources = ["#"]"##);
+    install_with(engine, &MESSAGE, &manifest);
+}
+
+#[test]
+fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
+    let engine = engine();
+    install(&engine, &MISBEHAVE);
+    message_everywhere(&engine);
+
+    let payload = |i: usize| match i {
+        3 => "trap".to_owned(),
+        7 => "loop".to_owned(),
+        12 => "hog".to_owned(),
+        _ => format!("ok-{i}"),
+    };
+    let events: Vec<Event> = (0..20)
+        .map(|i| publish(i as u128, &format!("bad/{i}"), payload(i).as_bytes()))
+        .collect();
+    let out = engine.process(&events);
+
+    // The other plugin delivered every event, in order.
+    let delivered: Vec<usize> = out
+        .outputs
+        .iter()
+        .filter(|o| &*o.plugin == "message")
+        .map(|o| o.event)
+        .collect();
+    assert_eq!(delivered, (0..20).collect::<Vec<_>>());
+
+    // The misbehaving plugin handled every good event exactly once.
+    let good: Vec<usize> = out
+        .outputs
+        .iter()
+        .filter(|o| &*o.plugin == "misbehave" && !o.dead_letter)
+        .map(|o| o.event)
+        .collect();
+    let expected: Vec<usize> = (0..20).filter(|i| ![3, 7, 12].contains(i)).collect();
+    assert_eq!(good, expected);
+
+    // Each poison event has an error of the right kind and a dead letter.
+    let errors: Vec<_> = out.errors.iter().map(|e| (e.event, e.kind)).collect();
+    assert_eq!(
+        errors,
+        vec![
+            (3, ErrorKind::Poison(FailureKind::Trap)),
+            (7, ErrorKind::Poison(FailureKind::Deadline)),
+            (12, ErrorKind::Poison(FailureKind::OutOfMemory)),
+        ]
+    );
+    let dead: Vec<_> = out.outputs.iter().filter(|o| o.dead_letter).collect();
+    assert_eq!(
+        dead.iter().map(|o| o.event).collect::<Vec<_>>(),
+        vec![3, 7, 12]
+    );
+    for d in &dead {
+        assert_eq!(&*d.stream, "dead");
+        let record = json(&d.record);
+        assert_eq!(record["plugin"], "misbehave");
+        assert_eq!(record["event"]["topic"], format!("bad/{}", d.event));
+        assert_eq!(d.key(), format!("bad/{}", d.event));
+    }
+
+    let status = engine.status("misbehave").expect("known");
+    let m = &status.metrics;
+    assert_eq!((m.poison_events, m.dead_letters), (3, 3));
+    assert!(
+        m.traps >= 1 && m.deadlines >= 1 && m.out_of_memory >= 1,
+        "{m:?}"
+    );
+    assert_eq!(status.state, PluginState::Loaded);
+    assert!(status.last_error.is_some());
+
+    // The plugin works again on the next batch (a fresh instance).
+    let out = engine.process(&[publish(99, "bad/99", b"fine")]);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.outputs.len(), 2);
+}
+
+#[test]
+fn repeated_failures_trip_the_breaker_until_the_backoff_ends() {
+    let engine = engine();
+    let manifest = MISBEHAVE.manifest_text().expect("manifest")
+        + "breaker_threshold = 2\nbreaker_backoff_ms = 300\n";
+    install_with(&engine, &MISBEHAVE, &manifest);
+
+    for _ in 0..2 {
+        let out = engine.process(&[publish(1, "bad/1", b"trap")]);
+        assert_eq!(out.errors[0].kind, ErrorKind::Poison(FailureKind::Trap));
+    }
+    assert_eq!(
+        engine.status("misbehave").expect("known").state,
+        PluginState::Tripped
+    );
+
+    // While tripped, events are not run but dead-lettered.
+    let out = engine.process(&[publish(2, "bad/2", b"fine")]);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].kind, ErrorKind::Tripped);
+    assert!(out.outputs.iter().all(|o| o.dead_letter));
+    let metrics = engine.status("misbehave").expect("known").metrics;
+    assert_eq!((metrics.trips, metrics.rejected_while_tripped), (1, 1));
+
+    eventually(Duration::from_secs(5), "breaker half-opens", || {
+        engine.status("misbehave").map(|s| s.state) == Some(PluginState::Loaded)
+    });
+    let out = engine.process(&[publish(3, "bad/3", b"fine")]);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.outputs[0].record, Bytes::from_static(b"fine"));
+}
+
+#[test]
+fn fuel_mode_stops_an_endless_loop_deterministically() {
+    let engine = RuleEngine::new(EngineOptions {
+        deterministic_fuel: true,
+        ..EngineOptions::default()
+    })
+    .expect("engine starts");
+    let manifest = MISBEHAVE.manifest_text().expect("manifest") + "fuel = 5000000\n";
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let out = engine.process(&[publish(1, "bad/1", b"fine"), publish(2, "bad/2", b"loop")]);
+    assert_eq!(out.outputs.len(), 1);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].kind, ErrorKind::Poison(FailureKind::Deadline));
+    assert!(
+        out.errors[0].message.contains("fuel"),
+        "{}",
+        out.errors[0].message
+    );
+}

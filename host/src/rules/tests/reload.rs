@@ -1,0 +1,229 @@
+//! Hot reload under load: a plugin is replaced 50 times while another
+//! thread feeds events, and every message is handled exactly once, by
+//! exactly one version, in order per topic.
+
+use super::*;
+use crate::rules::PluginState;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use weir_plugin_artifacts::{CONNECT, MESSAGE};
+
+const TOPICS: usize = 4;
+const BATCH: usize = 8;
+const REPLACEMENTS: u64 = 50;
+
+fn manifest(generation: u64) -> String {
+    format!(
+        "sources = [\"t/#\"]\n[action]\nstream = \"mqtt_message\"\npartition_key = \"${{topic}}\"\n\
+         [config]\ntemplate = '{{\"topic\": ${{topic}}, \"payload\": ${{payload}}, \"generation\": {generation}}}'\n"
+    )
+}
+
+/// Writes a file the way editors and `mv` do (a temporary, then rename), or
+/// the way `cp` does (truncate and write in place).
+fn write(path: &Path, bytes: &[u8], atomic: bool) {
+    if atomic {
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, bytes).expect("write temp file");
+        std::fs::rename(&tmp, path).expect("rename into place");
+    } else {
+        std::fs::write(path, bytes).expect("write in place");
+    }
+}
+
+#[derive(Debug)]
+struct Seen {
+    topic: String,
+    seq: usize,
+    version: u64,
+    generation: u64,
+}
+
+#[test]
+fn fifty_replacements_under_load_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().expect("plugins dir");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let builds = [
+        MESSAGE
+            .wasm_bytes(Target::Unknown)
+            .expect("wasm32-unknown-unknown build"),
+        MESSAGE
+            .wasm_bytes(Target::Wasip1)
+            .expect("wasm32-wasip1 build"),
+    ];
+    write(
+        &dir.path().join("message.toml"),
+        manifest(0).as_bytes(),
+        true,
+    );
+    write(&dir.path().join("message.wasm"), &builds[0], true);
+    let engine = RuleEngine::new(EngineOptions {
+        plugins_dir: Some(dir.path().to_owned()),
+        cache_dir: Some(cache.path().to_owned()),
+        debounce: Duration::from_millis(30),
+        ..EngineOptions::default()
+    })
+    .expect("engine starts");
+    let _watcher = engine.watch().expect("watching");
+    assert_eq!(engine.status("message").expect("loaded").version, Some(1));
+
+    // The feeder: steady batches from another thread.
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicUsize::new(0));
+    let feeder = {
+        let (engine, stop, batches) = (engine.clone(), stop.clone(), batches.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let events: Vec<Event> = (sent..sent + BATCH)
+                    .map(|seq| {
+                        publish(
+                            seq as u128,
+                            &format!("t/{}", seq % TOPICS),
+                            seq.to_string().as_bytes(),
+                        )
+                    })
+                    .collect();
+                let out = engine.process(&events);
+                assert!(out.errors.is_empty(), "{:?}", out.errors);
+                for o in &out.outputs {
+                    let record = json(&o.record);
+                    seen.push(Seen {
+                        topic: o.key().to_owned(),
+                        seq: record["payload"]
+                            .as_str()
+                            .and_then(|p| p.parse().ok())
+                            .expect("seq payload"),
+                        version: o.version,
+                        generation: record["generation"].as_u64().expect("generation"),
+                    });
+                    assert_eq!(record["topic"], o.key());
+                    assert_eq!(o.event, seen.last().map_or(0, |s| s.seq) - sent);
+                }
+                sent += BATCH;
+                batches.fetch_add(1, Ordering::Relaxed);
+            }
+            (sent, seen)
+        })
+    };
+
+    let mut version = 1;
+    for generation in 1..=REPLACEMENTS {
+        let atomic = generation % 2 == 0;
+        let before = batches.load(Ordering::Relaxed);
+        write(
+            &dir.path().join("message.toml"),
+            manifest(generation).as_bytes(),
+            atomic,
+        );
+        write(
+            &dir.path().join("message.wasm"),
+            &builds[(generation % 2) as usize],
+            atomic,
+        );
+        eventually(Duration::from_secs(60), "the new version to load", || {
+            engine
+                .status("message")
+                .and_then(|s| s.version)
+                .is_some_and(|v| v > version)
+        });
+        version = engine
+            .status("message")
+            .and_then(|s| s.version)
+            .expect("loaded");
+        // Keep the load steady across the swap: some batches on each side.
+        eventually(Duration::from_secs(60), "batches during the swap", || {
+            batches.load(Ordering::Relaxed) >= before + 2
+        });
+    }
+    let settled = batches.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(60),
+        "batches after the last swap",
+        || batches.load(Ordering::Relaxed) >= settled + 3,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (sent, seen) = feeder.join().expect("feeder finished");
+
+    // Exactly once: one output per message, none missing.
+    let mut seqs: Vec<usize> = seen.iter().map(|s| s.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..sent).collect::<Vec<_>>());
+
+    // In order per topic.
+    let mut per_topic: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for s in &seen {
+        assert_eq!(s.topic, format!("t/{}", s.seq % TOPICS));
+        per_topic.entry(&s.topic).or_default().push(s.seq);
+    }
+    for (topic, seqs) in &per_topic {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "out of order on {topic}"
+        );
+    }
+
+    // By exactly one version: each version rendered one generation, and
+    // versions only move forward.
+    let mut generation_of: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in &seen {
+        let g = *generation_of.entry(s.version).or_insert(s.generation);
+        assert_eq!(
+            g, s.generation,
+            "version {} rendered two generations",
+            s.version
+        );
+    }
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].version <= w[1].version && w[0].generation <= w[1].generation)
+    );
+    assert_eq!(seen.last().map(|s| s.generation), Some(REPLACEMENTS));
+    let status = engine.status("message").expect("loaded");
+    assert_eq!(status.state, PluginState::Loaded);
+    assert!(
+        status.metrics.reloads > REPLACEMENTS,
+        "{:?}",
+        status.metrics
+    );
+}
+
+#[test]
+fn deleting_the_files_unloads_and_adding_them_loads() {
+    let dir = tempfile::tempdir().expect("plugins dir");
+    let engine = RuleEngine::new(EngineOptions {
+        plugins_dir: Some(dir.path().to_owned()),
+        debounce: Duration::from_millis(30),
+        ..EngineOptions::default()
+    })
+    .expect("engine starts");
+    let mut subs = engine.subscriptions();
+    let _watcher = engine.watch().expect("watching");
+    assert!(engine.statuses().is_empty());
+
+    CONNECT
+        .install(dir.path(), "presence", Target::Unknown)
+        .expect("copy plugin");
+    eventually(Duration::from_secs(30), "the plugin to load", || {
+        engine
+            .status("presence")
+            .is_some_and(|s| s.state == PluginState::Loaded)
+    });
+    assert!(subs.borrow_and_update().client_connected);
+    assert_eq!(engine.process(&[connected("c", 1)]).outputs.len(), 1);
+
+    // A declarative rule file is not a plugin.
+    std::fs::write(dir.path().join("x.rule.toml"), "not ours").expect("write");
+
+    std::fs::remove_file(dir.path().join("presence.wasm")).expect("remove");
+    std::fs::remove_file(dir.path().join("presence.toml")).expect("remove");
+    eventually(Duration::from_secs(30), "the plugin to unload", || {
+        engine.status("presence").is_none()
+    });
+    assert!(engine.process(&[connected("c", 2)]).outputs.is_empty());
+    assert!(!subs.borrow_and_update().client_connected);
+    assert!(engine.statuses().is_empty());
+}
