@@ -11,6 +11,8 @@
 //! and the invariants each stage keeps.
 
 pub mod ack;
+pub mod cli;
 pub mod event;
 pub mod ingress;
 pub mod rules;
+pub mod sink;

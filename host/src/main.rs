@@ -2,5 +2,5 @@
 //! over the process arguments.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    weir::cli::main()
 }

@@ -1,0 +1,171 @@
+//! The `weir` command line.
+//!
+//! Each subcommand lives in its own module with its clap arguments and a
+//! `run` function; this module parses the command line, sets up logging
+//! and the tokio runtime, and turns the outcome into the process exit
+//! status. Commands write their results to the `out` they are given (stdout
+//! in the binary) so they can be run in-process by tests; logs go to stderr.
+//!
+//! New commands (`weir dev`, `weir run`, `weir rule ...`, `weir config
+//! check`) are new variants of [`Command`] with a module of their own.
+
+mod check;
+mod devserver;
+mod server_args;
+mod stream;
+
+use crate::sink::client::ClientError;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (anything not listed below)
+  2  bad command line
+  3  HStreamDB server unreachable (refused, unresolvable, timed out)
+  4  TLS failure (TLS files unusable or TLS handshake failed)
+  5  stream missing";
+
+/// weir: a WebAssembly-extensible MQTT → HStreamDB gateway.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    logging: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct LogArgs {
+    /// Format of the logs written to stderr: human-readable lines, or one
+    /// JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log more: -v info, -vv debug, -vvv trace (default: warnings). RUST_LOG,
+    /// when set, takes precedence.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an HStreamDB-compatible server for development and tests.
+    Devserver(devserver::Args),
+    /// Test the connection to HStreamDB, and that a stream exists.
+    #[command(after_help = EXIT_CODES)]
+    Check(check::Args),
+    /// Create, list, delete and read streams.
+    #[command(subcommand)]
+    Stream(stream::Command),
+}
+
+/// The process exit status, shared by every command (see [`EXIT_CODES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Success = 0,
+    Failure = 1,
+    Unreachable = 3,
+    Tls = 4,
+    StreamMissing = 5,
+}
+
+impl Exit {
+    /// The status for a failed command: its cause, when the cause is one of
+    /// the client errors with a status of its own.
+    fn of(error: &anyhow::Error) -> Exit {
+        error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<ClientError>())
+            .map_or(Exit::Failure, Exit::of_client)
+    }
+
+    pub(crate) fn of_client(error: &ClientError) -> Exit {
+        if error.is_tls_failure() {
+            Exit::Tls
+        } else if error.is_stream_missing() {
+            Exit::StreamMissing
+        } else if error.is_unreachable() {
+            Exit::Unreachable
+        } else {
+            Exit::Failure
+        }
+    }
+}
+
+/// Runs `weir` with the process arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    // clap prints usage errors and exits with status 2 itself.
+    let cli = Cli::parse();
+    if let Err(error) = init_logging(&cli.logging) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let exit = match runtime.block_on(run(cli.command, &mut std::io::stdout())) {
+        Ok(exit) => exit,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Exit::of(&error)
+        }
+    };
+    ExitCode::from(exit as u8)
+}
+
+async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
+    match command {
+        Command::Devserver(args) => devserver::run(args, out).await,
+        Command::Check(args) => check::run(args, out).await,
+        Command::Stream(command) => stream::run(command, out).await,
+    }
+}
+
+fn init_logging(args: &LogArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+
+    let level = match args.verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env()
+        .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid log filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match args.log_format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// Writes one line of command output and flushes it, so a reader of a pipe
+/// sees each line at once.
+pub(crate) fn print_line(out: &mut (dyn Write + Send), line: &str) -> std::io::Result<()> {
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests;

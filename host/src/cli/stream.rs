@@ -1,0 +1,264 @@
+//! `weir stream create|list|delete|read`, after `hstream stream ...` of the
+//! HStreamDB tutorial.
+//!
+//! `read` prints one line per record as the HStreamDB CLI does:
+//! `timestamp: <ms>, id: <shard-batch-index>, key: "<key>", record: <record>`,
+//! with HRecords as compact JSON and raw records as their text (control
+//! characters escaped, so a record is always one line) or, when not UTF-8,
+//! as `hex:` followed by the bytes in hexadecimal.
+
+use super::devserver::shutdown_signal;
+use super::server_args::ServerArgs;
+use super::{Exit, print_line};
+use crate::sink::client::{ReadRecord, StartFrom, StreamInfo};
+use anyhow::Context;
+use clap::ValueEnum;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::time::Duration;
+use weir_proto::pb::h_stream_record_header::Flag;
+use weir_proto::record::{decode_hrecord, flag_of, key_of};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Create a stream.
+    Create {
+        /// The stream's name.
+        name: String,
+        /// Number of shards the key space is divided into.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        shards: u32,
+        /// Number of copies the store keeps of each record.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        replication: u32,
+        /// Seconds records are kept; 0 keeps them forever.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        backlog: u32,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List streams as a table.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a stream.
+    Delete {
+        /// The stream's name.
+        name: String,
+        /// Succeed when the stream does not exist.
+        #[arg(long)]
+        ignore_missing: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Follow a stream, printing one line per record, until interrupted or
+    /// --limit records were printed.
+    Read {
+        /// The stream's name.
+        name: String,
+        /// Stop after this many records.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Start at the oldest record or at records appended from now on.
+        #[arg(long, value_enum, default_value_t = ReadFrom::Earliest)]
+        from: ReadFrom,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReadFrom {
+    Earliest,
+    Latest,
+}
+
+pub(crate) async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
+    match command {
+        Command::Create {
+            name,
+            shards,
+            replication,
+            backlog,
+            server,
+        } => {
+            let client = server.client()?;
+            let info = client
+                .create_stream(
+                    &name,
+                    shards,
+                    replication,
+                    Duration::from_secs(backlog.into()),
+                )
+                .await
+                .with_context(|| format!("cannot create stream {name:?} on {}", server.server))?;
+            print_line(
+                out,
+                &format!(
+                    "created stream {:?} with {} shard(s), replication {}, backlog {}",
+                    info.name,
+                    info.shards,
+                    info.replication,
+                    backlog_text(info.backlog)
+                ),
+            )?;
+        }
+        Command::List { server } => {
+            let client = server.client()?;
+            let streams = client
+                .list_streams()
+                .await
+                .with_context(|| format!("cannot list the streams of {}", server.server))?;
+            out.write_all(stream_table(&streams).as_bytes())?;
+            out.flush()?;
+        }
+        Command::Delete {
+            name,
+            ignore_missing,
+            server,
+        } => {
+            let client = server.client()?;
+            client
+                .delete_stream(&name, ignore_missing)
+                .await
+                .with_context(|| format!("cannot delete stream {name:?} on {}", server.server))?;
+            print_line(out, &format!("deleted stream {name:?}"))?;
+        }
+        Command::Read {
+            name,
+            limit,
+            from,
+            server,
+        } => read(&server, &name, limit, from, out).await?,
+    }
+    Ok(Exit::Success)
+}
+
+async fn read(
+    server: &ServerArgs,
+    name: &str,
+    limit: Option<u64>,
+    from: ReadFrom,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let client = server.client()?;
+    let context = || format!("cannot read stream {name:?} on {}", server.server);
+    let from = match from {
+        ReadFrom::Earliest => StartFrom::Earliest,
+        ReadFrom::Latest => StartFrom::Latest,
+    };
+    let mut reader = client.read_stream(name, from).await.with_context(context)?;
+    let interrupted = shutdown_signal();
+    tokio::pin!(interrupted);
+    let mut printed = 0;
+    while limit.is_none_or(|limit| printed < limit) {
+        let record = tokio::select! {
+            record = reader.next() => record.with_context(context)?,
+            signal = &mut interrupted => {
+                signal?;
+                break;
+            }
+        };
+        let Some(record) = record else { break };
+        match print_line(out, &record_line(&record)) {
+            Ok(()) => printed += 1,
+            // The reader of our output has gone (`weir stream read | head`).
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(error) => return Err(error).context("cannot write to stdout"),
+        }
+    }
+    Ok(())
+}
+
+/// One record as `weir stream read` prints it.
+pub(crate) fn record_line(read: &ReadRecord) -> String {
+    let timestamp = read
+        .timestamp_ms
+        .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
+    let key = serde_json::Value::from(key_of(&read.record)).to_string();
+    format!(
+        "timestamp: {timestamp}, id: {}, key: {key}, record: {}",
+        read.id,
+        payload_text(flag_of(&read.record), &read.record.payload)
+    )
+}
+
+fn payload_text(flag: Flag, payload: &[u8]) -> String {
+    match flag {
+        Flag::Json => match decode_hrecord(payload) {
+            Ok(json) => json.to_string(),
+            Err(error) => format!("<not a valid HRecord: {error}> {}", hex(payload)),
+        },
+        Flag::Raw => match std::str::from_utf8(payload) {
+            Ok(text) => {
+                let mut line = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if c.is_control() {
+                        line.extend(c.escape_default());
+                    } else {
+                        line.push(c);
+                    }
+                }
+                line
+            }
+            Err(_) => hex(payload),
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(4 + 2 * bytes.len());
+    text.push_str("hex:");
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+fn backlog_text(backlog: Duration) -> String {
+    if backlog.is_zero() {
+        "forever".into()
+    } else {
+        humantime::format_duration(backlog).to_string()
+    }
+}
+
+/// The streams as an aligned table with a header line.
+pub(crate) fn stream_table(streams: &[StreamInfo]) -> String {
+    let header = ["NAME", "SHARDS", "REPLICATION", "BACKLOG", "CREATED"].map(String::from);
+    let rows: Vec<[String; 5]> = std::iter::once(header)
+        .chain(streams.iter().map(|s| {
+            [
+                s.name.clone(),
+                s.shards.to_string(),
+                s.replication.to_string(),
+                backlog_text(s.backlog),
+                s.created.map_or_else(
+                    || "-".to_owned(),
+                    |t| humantime::format_rfc3339_seconds(t).to_string(),
+                ),
+            ]
+        }))
+        .collect();
+    let mut widths = [0; 5];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut table = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ");
+            }
+        }
+        table.push_str(line.trim_end());
+        table.push('\n');
+    }
+    table
+}
