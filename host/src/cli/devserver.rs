@@ -75,10 +75,8 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
         .context("cannot start the development server")?;
     print_line(out, &format!("weir devserver listening on {addr}"))
         .context("cannot write to stdout")?;
-    tracing::info!(%addr, "development server running; stop with Ctrl-C");
-
+    // The server logs its own start and stop.
     shutdown_signal().await?;
-    tracing::info!("stopping the development server");
     server
         .shutdown()
         .await
