@@ -5,3 +5,4 @@
 
 mod harness;
 mod harness_selftest;
+mod ingress;

@@ -1,0 +1,181 @@
+//! MQTT test clients: a rumqttc publisher (3.1.1 or 5) that waits until the
+//! broker acknowledged everything it sent, `mosquitto_pub`, and Python
+//! paho-mqtt from the repository's venv.
+
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a test client may take to connect and publish.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub(crate) topic: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) qos: u8,
+    pub(crate) retain: bool,
+    /// MQTT 5 only.
+    pub(crate) properties: Option<PublishProperties>,
+}
+
+impl Message {
+    pub(crate) fn new(topic: &str, payload: impl Into<Vec<u8>>, qos: u8) -> Message {
+        Message {
+            topic: topic.to_owned(),
+            payload: payload.into(),
+            qos,
+            retain: false,
+            properties: None,
+        }
+    }
+}
+
+/// Publishes `messages` in order with MQTT 5 (`v5`) or 3.1.1 as client
+/// `client_id`, and returns once the broker acknowledged every QoS 1/2
+/// message (QoS 0 ones once they are written).
+pub(crate) async fn publish(port: u16, client_id: &str, v5: bool, messages: &[Message]) {
+    let sent = tokio::time::timeout(CLIENT_DEADLINE, async {
+        if v5 {
+            publish_v5(port, client_id, messages).await
+        } else {
+            publish_v4(port, client_id, messages).await
+        }
+    })
+    .await;
+    sent.unwrap_or_else(|_| panic!("{client_id} did not finish publishing in time"));
+}
+
+async fn publish_v4(port: u16, client_id: &str, messages: &[Message]) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(options, messages.len() + 10);
+    let mut expected_acks = 0;
+    let mut expected_writes = 0;
+    for m in messages {
+        let qos = match m.qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        expected_acks += usize::from(m.qos > 0);
+        expected_writes += 1;
+        client
+            .publish(m.topic.clone(), qos, m.retain, m.payload.clone())
+            .await
+            .expect("queue a publish");
+    }
+    let (mut acks, mut writes) = (0, 0);
+    while acks < expected_acks || writes < expected_writes {
+        match eventloop.poll().await.expect("test publisher connection") {
+            Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)) => acks += 1,
+            Event::Outgoing(Outgoing::Publish(_)) => writes += 1,
+            _ => {}
+        }
+    }
+    client.disconnect().await.expect("queue DISCONNECT");
+    while !matches!(
+        eventloop.poll().await,
+        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+    ) {}
+}
+
+async fn publish_v5(port: u16, client_id: &str, messages: &[Message]) {
+    use rumqttc::Outgoing;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, Incoming, MqttOptions};
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_max_packet_size(Some(1 << 20));
+    let (client, mut eventloop) = AsyncClient::new(options, messages.len() + 10);
+    let mut expected_acks = 0;
+    for m in messages {
+        let qos = match m.qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        expected_acks += usize::from(m.qos > 0);
+        match &m.properties {
+            Some(props) => client
+                .publish_with_properties(
+                    m.topic.clone(),
+                    qos,
+                    m.retain,
+                    m.payload.clone(),
+                    props.clone(),
+                )
+                .await
+                .expect("queue a publish"),
+            None => client
+                .publish(m.topic.clone(), qos, m.retain, m.payload.clone())
+                .await
+                .expect("queue a publish"),
+        }
+    }
+    let (mut acks, mut writes) = (0, 0);
+    while acks < expected_acks || writes < messages.len() {
+        match eventloop.poll().await.expect("test publisher connection") {
+            Event::Incoming(Incoming::PubAck(_) | Incoming::PubComp(_)) => acks += 1,
+            Event::Outgoing(Outgoing::Publish(_)) => writes += 1,
+            _ => {}
+        }
+    }
+    client.disconnect().await.expect("queue DISCONNECT");
+    while !matches!(
+        eventloop.poll().await,
+        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+    ) {}
+}
+
+/// Runs `mosquitto_pub` with `args` and returns its exit code and output.
+pub(crate) async fn mosquitto_pub(args: &[&str]) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(
+        CLIENT_DEADLINE,
+        tokio::process::Command::new("mosquitto_pub")
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("mosquitto_pub finished in time")
+    .expect("run mosquitto_pub");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
+/// The Python with paho-mqtt: `$WEIR_PYTHON`, or the repository's
+/// `.venv/bin/python` (CI's `.ci/setup` creates it).
+pub(crate) fn python() -> PathBuf {
+    match std::env::var_os("WEIR_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+    }
+}
+
+/// Runs a Python script with paho-mqtt and returns its exit code and output.
+pub(crate) async fn paho(script: &str, args: &[&str]) -> (Option<i32>, String) {
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} not found: create the venv with `python3 -m venv .venv && .venv/bin/pip install paho-mqtt==2.2.0` or set WEIR_PYTHON",
+        python.display()
+    );
+    let output = tokio::time::timeout(
+        CLIENT_DEADLINE,
+        tokio::process::Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the paho script finished in time")
+    .expect("run python");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
