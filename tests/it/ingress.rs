@@ -142,7 +142,6 @@ fn publish_event(event: Event) -> weir::event::MessagePublish {
 #[tokio::test]
 async fn bridge_delivers_qos_0_1_2_messages_with_their_fields() {
     let broker = broker("").await;
-    wait_listening(broker.port()).await;
     for version in [MqttVersion::V311, MqttVersion::V5] {
         let client_id = unique_name("weir_fields");
         let topic = format!("t/{client_id}");
@@ -272,7 +271,6 @@ async fn bridge_survives_a_broker_restart_without_losing_qos1_messages() {
         }
     }
     broker.restart().await;
-    wait_listening(broker.port()).await;
     // Stored after the connection they came on is gone: their
     // acknowledgements must not be sent on the new connection.
     held.into_iter().for_each(|d| drop(store(d)));
@@ -309,7 +307,6 @@ async fn bridge_resubscribes_after_reconnecting_without_a_session() {
     let mut bridge = start_bridge(config, subscriptions(&[(&topic, Qos::AtLeastOnce)]));
     wait_subscribed(&broker, &client_id, &topic).await;
     broker.restart().await;
-    wait_listening(broker.port()).await;
     // The restarted broker has no session for a clean client: weir must
     // subscribe again by itself.
     wait_subscribed(&broker, &client_id, &topic).await;
@@ -608,18 +605,6 @@ async fn wait_for_error(status: &StatusHandle, words: &str) -> String {
         },
     )
     .await
-}
-
-/// Waits until the broker accepts TCP connections: mosquitto reports the
-/// socket a moment before it listens.
-async fn wait_listening(port: u16) {
-    eventually("the broker to listen", DEFAULT_DEADLINE, || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
 }
 
 // --- Listener mode -------------------------------------------------------

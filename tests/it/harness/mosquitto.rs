@@ -142,7 +142,22 @@ async fn launch(dir: &Path, port: u16, extra_config: &str) -> Option<Process> {
     })
     .await
     .unwrap_or(false);
-    started.then_some(process)
+    if !started {
+        return None;
+    }
+    // mosquitto reports the socket a moment before it accepts connections.
+    super::eventually(
+        "mosquitto to accept connections",
+        Duration::from_secs(20),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    Some(process)
 }
 
 fn whoami() -> String {
