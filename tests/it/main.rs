@@ -5,4 +5,5 @@
 
 mod harness;
 mod harness_selftest;
+mod hstream;
 mod ingress;

@@ -20,7 +20,6 @@ Commands (each exits 0 on success and non-zero with a message on stderr):
 
 import argparse
 import asyncio
-import base64
 import json
 import sys
 import time
@@ -159,7 +158,7 @@ async def read(url, stream, count):
     for r in records:
         payload = r.payload
         if isinstance(payload, bytes):
-            payload = {"raw_base64": base64.b64encode(payload).decode("ascii")}
+            payload = {"raw_hex": payload.hex()}
         else:
             payload = {"json": payload}
         print(

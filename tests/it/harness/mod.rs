@@ -10,11 +10,14 @@
     reason = "each scenario uses a different part of the harness"
 )]
 
+pub(crate) mod devserver;
 pub(crate) mod mosquitto;
 pub(crate) mod mqtt_client;
 pub(crate) mod process;
+pub(crate) mod weir;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long a condition may take to become true before the test fails. Generous
@@ -61,4 +64,28 @@ pub(crate) fn unique_name(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The repository's root directory.
+pub(crate) fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// The Python that has the official HStreamDB client and paho-mqtt:
+/// `$WEIR_PYTHON`, or the repository's `.venv/bin/python`, which `.ci/setup`
+/// creates.
+pub(crate) fn python() -> PathBuf {
+    let python = match std::env::var_os("WEIR_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => repo_root().join(".venv/bin/python"),
+    };
+    assert!(
+        python.exists(),
+        "{} not found: run .ci/setup (it creates .venv with hstreamdb and paho-mqtt) or set WEIR_PYTHON",
+        python.display()
+    );
+    python
 }

@@ -3,7 +3,6 @@
 //! paho-mqtt from the repository's venv.
 
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long a test client may take to connect and publish.
@@ -146,23 +145,9 @@ pub(crate) async fn mosquitto_pub(args: &[&str]) -> (Option<i32>, String) {
     (output.status.code(), text)
 }
 
-/// The Python with paho-mqtt: `$WEIR_PYTHON`, or the repository's
-/// `.venv/bin/python` (CI's `.ci/setup` creates it).
-pub(crate) fn python() -> PathBuf {
-    match std::env::var_os("WEIR_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-    }
-}
-
 /// Runs a Python script with paho-mqtt and returns its exit code and output.
 pub(crate) async fn paho(script: &str, args: &[&str]) -> (Option<i32>, String) {
-    let python = python();
-    assert!(
-        python.exists(),
-        "{} not found: create the venv with `python3 -m venv .venv && .venv/bin/pip install paho-mqtt==2.2.0` or set WEIR_PYTHON",
-        python.display()
-    );
+    let python = super::python();
     let output = tokio::time::timeout(
         CLIENT_DEADLINE,
         tokio::process::Command::new(&python)
