@@ -20,17 +20,16 @@ impl fmt::Display for MessageId {
     }
 }
 
-impl MessageId {
-    /// Writes the 32 hex digits without going through `fmt`, for templates.
-    pub(crate) fn hex(self) -> [u8; 32] {
-        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        let mut out = [0u8; 32];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let shift = (31 - i) * 4;
-            *slot = DIGITS[((self.0 >> shift) & 0xF) as usize];
-        }
-        out
+/// Upper-case hex digits of 16 big-endian bytes, without 128-bit shifts
+/// (which wasm32 emulates slowly).
+pub(crate) fn hex_digits(bytes: &[u8; 16]) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = [0u8; 32];
+    for (i, byte) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(byte >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(byte & 0xF)];
     }
+    out
 }
 
 /// The `flags` column of a message.
@@ -160,6 +159,17 @@ impl<'a> Event<'a> {
                 MessageId(u128::from_be_bytes(raw))
             }
             _ => MessageId(0),
+        }
+    }
+
+    /// The id's 32 hex digits (what `${id}` renders).
+    pub(crate) fn id_hex(&self) -> [u8; 32] {
+        match self.field(field::ID) {
+            Some(Value::Bytes(b)) => match <&[u8; 16]>::try_from(b) {
+                Ok(raw) => hex_digits(raw),
+                Err(_) => [b'0'; 32],
+            },
+            _ => [b'0'; 32],
         }
     }
 

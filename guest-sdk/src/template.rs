@@ -189,7 +189,7 @@ enum Out<'a> {
 fn fetch<'e>(var: &Var, event: &Event<'e>, parsed: Option<&'e serde_json::Value>) -> Out<'e> {
     match var {
         Var::Field(id) => event.field(*id).map_or(Out::Absent, Out::Field),
-        Var::Id => Out::Hex(event.id().hex()),
+        Var::Id => Out::Hex(event.id_hex()),
         Var::Event => Out::Field(Value::Str(event.event())),
         Var::Topic => Out::Field(Value::Str(event.topic())),
         Var::Flags => {
@@ -202,33 +202,75 @@ fn fetch<'e>(var: &Var, event: &Event<'e>, parsed: Option<&'e serde_json::Value>
     }
 }
 
+/// For each byte: 0 if it stands for itself in a JSON string, else the
+/// letter of its short escape, or `u` for `\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Whether any of the 8 bytes in `word` needs escaping in a JSON string
+/// (a control character, `"` or `\\`), tested a word at a time.
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    (below_space
+        | has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\\'))))
+        != 0
+}
+
 /// Appends `s` JSON-escaped, without surrounding quotes.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xF)]);
-                start = i + 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip whole words that need no escaping (most text has none); each
+        // loop iteration in wasm also pays for an interruption check.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
                 continue;
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+        }
+        let b = bytes[i];
+        let esc = ESCAPE[usize::from(b)];
+        if esc != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            if esc == b'u' {
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xF)],
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', esc]);
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
 }
@@ -240,11 +282,29 @@ fn escape_bytes_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Decimal digits of `n`, without going through `core::fmt` (which is
+/// comparatively slow in wasm, and numbers are in most records).
+fn write_i64(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn write_number(out: &mut Vec<u8>, value: &Value<'_>) {
     match value {
-        Value::I64(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::I64(n) => write_i64(out, *n),
         Value::F64(x) if x.is_finite() => {
             let _ = serde_json::to_writer(&mut *out, x);
         }

@@ -95,3 +95,39 @@ fn unknown_placeholders_and_unclosed_ones_are_errors() {
     assert!(Template::json("${payload.}").is_err());
     assert!(Template::json("plain").is_ok());
 }
+
+#[test]
+fn integers_render_like_rust_does() {
+    for n in [0, 7, -7, 10, 1_000_000, i64::MAX, i64::MIN] {
+        let mut out = Vec::new();
+        write_i64(&mut out, n);
+        assert_eq!(String::from_utf8(out).expect("ASCII"), n.to_string());
+    }
+}
+
+#[test]
+fn escaping_matches_serde_json_on_every_short_string() {
+    let alphabet = [
+        'a', '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', 'é', '\u{7f}', '}',
+    ];
+    // Every string up to length 3 over the alphabet, padded to cross the
+    // word-at-a-time fast path at different offsets.
+    let mut cases = vec![String::new()];
+    for _ in 0..3 {
+        let longer: Vec<String> = cases
+            .iter()
+            .flat_map(|c| alphabet.iter().map(move |a| format!("{c}{a}")))
+            .collect();
+        cases.extend(longer);
+    }
+    for case in cases {
+        for pad in ["", "abcdefg", "abcdefghijklmnop"] {
+            let s = format!("{pad}{case}{pad}");
+            let mut ours = vec![b'"'];
+            escape_into(&mut ours, &s);
+            ours.push(b'"');
+            let parsed: String = serde_json::from_slice(&ours).expect("valid JSON string");
+            assert_eq!(parsed, s);
+        }
+    }
+}

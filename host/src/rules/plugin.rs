@@ -60,13 +60,6 @@ struct State {
     last_error: Option<String>,
 }
 
-/// What one attempt produced.
-#[derive(Default)]
-struct Collected {
-    outputs: Vec<Output>,
-    errors: Vec<EventError>,
-}
-
 enum AttemptError {
     Call(Failure),
     Instantiate(LoadError),
@@ -176,17 +169,14 @@ impl LoadedPlugin {
 
         let (out_before, err_before) = (outputs.len(), errors.len());
         let mut failed = false;
-        match self.attempt(&mut state, events, indexes, cache) {
-            Ok(c) => push(c, outputs, errors),
-            Err(first) => {
-                failed = true;
-                self.note(&mut state, &first);
-                match self.attempt(&mut state, events, indexes, cache) {
-                    Ok(c) => push(c, outputs, errors),
-                    Err(second) => {
-                        self.note(&mut state, &second);
-                        self.isolate(&mut state, events, indexes, cache, second, outputs, errors);
-                    }
+        if let Err(first) = self.attempt(&mut state, events, indexes, cache, outputs, errors) {
+            failed = true;
+            self.note(&mut state, &first);
+            match self.attempt(&mut state, events, indexes, cache, outputs, errors) {
+                Ok(()) => {}
+                Err(second) => {
+                    self.note(&mut state, &second);
+                    self.isolate(&mut state, events, indexes, cache, second, outputs, errors);
                 }
             }
         }
@@ -241,12 +231,9 @@ impl LoadedPlugin {
         }
         let (left, right) = indexes.split_at(indexes.len() / 2);
         for half in [left, right] {
-            match self.attempt(state, events, half, cache) {
-                Ok(c) => push(c, outputs, errors),
-                Err(f) => {
-                    self.note(state, &f);
-                    self.isolate(state, events, half, cache, f, outputs, errors);
-                }
+            if let Err(f) = self.attempt(state, events, half, cache, outputs, errors) {
+                self.note(state, &f);
+                self.isolate(state, events, half, cache, f, outputs, errors);
             }
         }
     }
@@ -293,13 +280,17 @@ impl LoadedPlugin {
         }
     }
 
+    /// Runs `indexes` once, appending to `outputs` and `errors`; on failure
+    /// nothing is appended.
     fn attempt<E: Borrow<Event>>(
         &self,
         state: &mut State,
         events: &[E],
         indexes: &[usize],
         cache: &PayloadCache,
-    ) -> Result<Collected, AttemptError> {
+        outputs: &mut Vec<Output>,
+        errors: &mut Vec<EventError>,
+    ) -> Result<(), AttemptError> {
         let State {
             instance, batch, ..
         } = state;
@@ -333,10 +324,13 @@ impl LoadedPlugin {
         }
         writer.finish();
         self.metrics.invoked();
+        let (out_len, err_len) = (outputs.len(), errors.len());
         let result = instance
             .process(batch)
-            .and_then(|frame| self.collect(frame, indexes));
+            .and_then(|frame| self.collect(frame, indexes, outputs, errors));
         if result.is_err() {
+            outputs.truncate(out_len);
+            errors.truncate(err_len);
             // Never re-enter an instance after a failure.
             state.instance = None;
         }
@@ -345,10 +339,15 @@ impl LoadedPlugin {
 
     /// Reads an output frame; the whole frame is rejected if any part of it
     /// breaks the ABI.
-    fn collect(&self, frame: Bytes, indexes: &[usize]) -> Result<Collected, Failure> {
+    fn collect(
+        &self,
+        frame: Bytes,
+        indexes: &[usize],
+        outputs: &mut Vec<Output>,
+        errors: &mut Vec<EventError>,
+    ) -> Result<(), Failure> {
         let bad = |e: weir_guest_sdk::abi::FrameError| Failure::bad_output(e.to_string());
         let mut reader = OutputFrameReader::new(&frame).map_err(bad)?;
-        let mut c = Collected::default();
         let event = |n: u32| {
             indexes.get(n as usize).copied().ok_or_else(|| {
                 Failure::bad_output(format!("names event {n} of a batch of {}", indexes.len()))
@@ -358,7 +357,7 @@ impl LoadedPlugin {
             let raw = raw.map_err(bad)?;
             let i = event(raw.event)?;
             match self.manifest.resolve_target(raw.target) {
-                Some(stream) => c.outputs.push(Output {
+                Some(stream) => outputs.push(Output {
                     event: i,
                     plugin: self.name.clone(),
                     version: self.version,
@@ -371,7 +370,7 @@ impl LoadedPlugin {
                 None => {
                     self.metrics.bad_target();
                     let allowed: Vec<&str> = self.manifest.streams.iter().map(|s| &**s).collect();
-                    c.errors.push(self.error(
+                    errors.push(self.error(
                         i,
                         ErrorKind::BadTarget,
                         0,
@@ -387,13 +386,12 @@ impl LoadedPlugin {
         while let Some(raw) = reader.next_error() {
             let raw = raw.map_err(bad)?;
             let i = event(raw.event)?;
-            c.errors
-                .push(self.error(i, ErrorKind::Rule, raw.code, raw.message.to_owned()));
+            errors.push(self.error(i, ErrorKind::Rule, raw.code, raw.message.to_owned()));
         }
         if !reader.at_end() {
             return Err(Failure::bad_output("trailing bytes after the last error"));
         }
-        Ok(c)
+        Ok(())
     }
 
     fn error(&self, event: usize, kind: ErrorKind, code: u32, message: String) -> EventError {
@@ -433,9 +431,4 @@ impl LoadedPlugin {
             dead_letter: true,
         })
     }
-}
-
-fn push(c: Collected, outputs: &mut Vec<Output>, errors: &mut Vec<EventError>) {
-    outputs.extend(c.outputs);
-    errors.extend(c.errors);
 }

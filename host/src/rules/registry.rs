@@ -228,7 +228,10 @@ impl RuleEngine {
         } else {
             0
         });
-        let mut out = BatchOutput::default();
+        let mut out = BatchOutput {
+            outputs: Vec::with_capacity(events.len()),
+            errors: Vec::new(),
+        };
         let mut ran = 0;
         for (plugin, indexes) in snapshot.plugins.iter().zip(&routed) {
             if !indexes.is_empty() {

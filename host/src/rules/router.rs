@@ -8,7 +8,7 @@
 //! the first level do not match topics beginning with `$` is kept.
 
 use crate::event::{Event, EventKind};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A parsed plugin source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,7 +62,9 @@ pub(super) fn parse_filter(source: &str) -> Result<Filter, String> {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    /// Ordered map: for the few children a level usually has, comparing
+    /// strings beats hashing them.
+    children: BTreeMap<Box<str>, Node>,
     plus: Option<Box<Node>>,
     /// Plugins whose filter ends with `#` here (matches this level and below).
     hash: Vec<usize>,

@@ -319,6 +319,7 @@ impl Runtime {
             buffer,
             process,
             budget,
+            input: (0, 0),
         };
         let reply = instance
             .invoke(&init, init_doc)
@@ -404,6 +405,9 @@ pub(super) struct Instance {
     buffer: TypedFunc<u32, u32>,
     process: TypedFunc<u32, u64>,
     budget: Budget,
+    /// The guest's input buffer (pointer, size) from the last
+    /// `weir_buffer` call; it stays valid until the next one.
+    input: (u32, u32),
 }
 
 impl std::fmt::Debug for Instance {
@@ -429,12 +433,18 @@ impl Instance {
             .map_err(|_| Failure::bad_output("input larger than 4 GiB"))?;
         self.store.data_mut().limiter.hit_memory_cap = false;
         arm(&mut self.store, self.budget);
-        let ptr = self
-            .buffer
-            .call(&mut self.store, len)
-            .map_err(|e| classify(&self.store, e))?;
+        if len > self.input.1 {
+            // Ask for room to spare so that growing batches rarely cost an
+            // extra call.
+            let want = len.checked_next_power_of_two().unwrap_or(len).max(4096);
+            let ptr = self
+                .buffer
+                .call(&mut self.store, want)
+                .map_err(|e| classify(&self.store, e))?;
+            self.input = (ptr, want);
+        }
         self.memory
-            .write(&mut self.store, ptr as usize, input)
+            .write(&mut self.store, self.input.0 as usize, input)
             .map_err(|_| Failure::bad_output("weir_buffer returned a buffer outside memory"))?;
         let packed = func
             .call(&mut self.store, len)

@@ -211,3 +211,20 @@ fn subscriptions_follow_the_loaded_plugins() {
     assert!(subs.borrow_and_update().topics.is_empty());
     assert!(!engine.unload("message"));
 }
+
+/// The WIT description of ABI v1 must stay valid WIT; generating host
+/// bindings from it checks that at compile time.
+mod wit {
+    #![allow(dead_code, missing_debug_implementations, unreachable_pub, clippy::all)]
+    wasmtime::component::bindgen!({
+        path: "../guest-sdk/wit/weir-rule.wit",
+        world: "rule",
+    });
+
+    #[test]
+    fn the_wit_contract_names_the_abi_v1_types() {
+        let flag = self::weir::rule::types::RecordFlag::Json;
+        let level = self::weir::rule::host::Level::Info;
+        assert!(format!("{flag:?}{level:?}").contains("Json"));
+    }
+}
