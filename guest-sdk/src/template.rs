@@ -221,56 +221,64 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
-/// Whether any of the 8 bytes in `word` needs escaping in a JSON string
-/// (a control character, `"` or `\\`), tested a word at a time.
-#[inline]
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    (below_space
-        | has_zero(word ^ (ONES * u64::from(b'"')))
-        | has_zero(word ^ (ONES * u64::from(b'\\'))))
-        != 0
-}
-
 /// Appends `s` JSON-escaped, without surrounding quotes.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip whole words that need no escaping (most text has none); each
-        // loop iteration in wasm also pays for an interruption check.
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
+    if bytes.len() > 4096 {
+        escape_long(out, bytes);
+        return;
+    }
+    // Short strings (topics, ids, most payloads) are written byte by byte
+    // into room made once: in wasm every `memcpy` of a run between two
+    // escapes would be a `memory.copy` call out of the module, which costs
+    // more than copying a few bytes by hand.
+    let start = out.len();
+    out.resize(start + bytes.len() * 6, 0);
+    let mut j = start;
+    for &b in bytes {
         let esc = ESCAPE[usize::from(b)];
-        if esc != 0 {
-            out.extend_from_slice(&bytes[start..i]);
-            if esc == b'u' {
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xF)],
-                ]);
-            } else {
-                out.extend_from_slice(&[b'\\', esc]);
-            }
-            start = i + 1;
+        if esc == 0 {
+            out[j] = b;
+            j += 1;
+        } else if esc == b'u' {
+            out[j..j + 6].copy_from_slice(&unicode_escape(b));
+            j += 6;
+        } else {
+            out[j] = b'\\';
+            out[j + 1] = esc;
+            j += 2;
         }
-        i += 1;
+    }
+    out.truncate(j);
+}
+
+fn unicode_escape(b: u8) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [
+        b'\\',
+        b'u',
+        b'0',
+        b'0',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 0xF)],
+    ]
+}
+
+/// Long strings: copy the runs between escapes in bulk.
+fn escape_long(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[usize::from(b)];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(&unicode_escape(b));
+        } else {
+            out.extend_from_slice(&[b'\\', esc]);
+        }
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
 }

@@ -121,7 +121,7 @@ fn escaping_matches_serde_json_on_every_short_string() {
         cases.extend(longer);
     }
     for case in cases {
-        for pad in ["", "abcdefg", "abcdefghijklmnop"] {
+        for pad in ["", "abcdefg", "abcdefghijklmnop", &"x".repeat(4100)] {
             let s = format!("{pad}{case}{pad}");
             let mut ours = vec![b'"'];
             escape_into(&mut ours, &s);

@@ -57,3 +57,38 @@ impl Plugin {
 }
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// The example plugins' own unit tests (run natively, the way a plugin
+    /// author runs them) pass; the root workspace never builds them itself.
+    #[test]
+    fn example_plugins_pass_their_native_unit_tests() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/../rust/Cargo.toml");
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "test",
+            "--quiet",
+            "--manifest-path",
+            workspace,
+            "--target-dir",
+        ])
+        .arg(concat!(env!("OUT_DIR"), "/native"));
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let output = cmd.output().expect("run cargo test on plugins/rust");
+        assert!(
+            output.status.success(),
+            "the example plugins' unit tests failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
