@@ -4,5 +4,437 @@
 //! appends, stream administration, reads); it is also what the CLI's stream
 //! and check commands use. Only the sink, and the CLI commands that reuse
 //! its client, name tonic and `weir-proto`.
+//!
+//! The rest is the path from a rule's output to a stored record, built so
+//! that nothing acknowledged is lost and the gateway is not the bottleneck:
+//!
+//! ```text
+//! SinkSender::send ─► budget (memory, or disk) ─► [disk log: write, fsync, ack]
+//!    ─► dispatcher: route by key to (stream, shard) lanes ─► batches
+//!    ─► append tasks (retry, re-discover, dead-letter) ─► ack shares, metrics
+//! ```
+//!
+//! - [`config`]: every knob, with its default.
+//! - `budget`: the byte bound and backpressure.
+//! - `disk`: the crash-safe buffer (segment files, marks, recovery).
+//! - `dispatcher` and `batcher`: routing, lanes, batches, re-routing.
+//! - `append` and `retry`: one batch's appends and what errors call for.
+//! - `health` and [`metrics`]: connector status and EMQX-named counters.
+//!
+//! The guarantees (order per in-flight setting, ack point, duplicate window,
+//! what survives a crash) are in ARCHITECTURE.md, "Sink".
 
+mod append;
+mod batcher;
+mod budget;
 pub mod client;
+mod config;
+mod disk;
+mod dispatcher;
+mod health;
+mod metrics;
+mod retry;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    BatchConfig, BufferConfig, CompressionSetting, DiskConfig, FsyncPolicy, OverflowPolicy,
+    SinkConfig, SinkConfigError,
+};
+pub use disk::DiskError;
+pub use dispatcher::{DEAD_LETTER_REASON, DEAD_LETTER_STREAM};
+pub use metrics::{
+    ConnectorState, ConnectorStatus, DiskSnapshot, DroppedSnapshot, LATENCY_BUCKETS_MS,
+    SinkMetrics, StreamSnapshot,
+};
+
+use crate::ack::AckShare;
+use append::AppendContext;
+use budget::{ByteBudget, Permit};
+use client::Client;
+use disk::{Control, Disk};
+use dispatcher::{Dispatcher, Parts};
+use metrics::{DropReason, Registry, StreamMetrics};
+use retry::Backoff;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use weir_proto::pb::HStreamRecord;
+
+/// Records in the hand-off channel to the dispatcher (memory buffer).
+const INBOX_CAPACITY: usize = 1024;
+
+/// One record for the sink.
+#[derive(Debug)]
+pub struct SinkRecord {
+    /// The target stream.
+    pub stream: Arc<str>,
+    /// The encoded record: header (flag RAW or JSON, partition key) and
+    /// payload.
+    pub record: HStreamRecord,
+    /// Resolved exactly once: stored, dead-lettered or failed.
+    pub ack: AckShare,
+    /// When the source event was received (Unix milliseconds), for the
+    /// publish→stored latency.
+    pub event_time_ms: i64,
+}
+
+/// A record inside the sink.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) stream: Arc<str>,
+    pub(crate) record: HStreamRecord,
+    /// `None` once resolved (with the disk buffer: when written).
+    pub(crate) ack: Option<AckShare>,
+    pub(crate) event_time_ms: i64,
+    /// What the record costs in the budgets: its disk frame size.
+    pub(crate) bytes: usize,
+    /// The memory it holds, given back when the item is dropped.
+    pub(crate) permit: Option<Permit>,
+    /// Its number in the disk buffer.
+    pub(crate) seq: Option<u64>,
+    /// When it entered the sink (or was read back from disk).
+    pub(crate) received: tokio::time::Instant,
+    pub(crate) metrics: Arc<StreamMetrics>,
+    /// Set when the record is on its way to the dead-letter stream.
+    pub(crate) dead_letter: Option<DeadLetter>,
+    /// Arrival order in the dispatcher, for drop-oldest.
+    pub(crate) order: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct DeadLetter {
+    pub(crate) reason: String,
+    /// The metrics of the stream the record was meant for.
+    pub(crate) origin: Arc<StreamMetrics>,
+}
+
+/// Why the sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Config(#[from] SinkConfigError),
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+}
+
+/// The sink has stopped; the record's share was resolved as failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the sink has stopped")]
+pub struct SinkClosed;
+
+/// What a graceful shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Everything was appended (or failed for good) before the deadline.
+    pub drained: bool,
+    /// Records left in the disk buffer, appended after the next start.
+    pub left_on_disk: u64,
+}
+
+/// State shared by the senders and the sink.
+#[derive(Debug)]
+struct Shared {
+    closed: AtomicBool,
+    closing: watch::Sender<bool>,
+    /// To the dispatcher (memory buffer) or the disk thread (disk buffer).
+    inbox: mpsc::Sender<Item>,
+    disk_mode: bool,
+    overflow: config::OverflowPolicy,
+    /// What a send waits on: memory, or the disk buffer's bytes.
+    budget: Arc<ByteBudget>,
+    memory: Arc<ByteBudget>,
+    registry: Arc<Registry>,
+}
+
+/// Sends records into the sink. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SinkSender {
+    shared: Arc<Shared>,
+}
+
+impl SinkSender {
+    /// Hands a record to the sink. Under backpressure this waits until the
+    /// buffer has room; with drop-oldest it never waits for room (the oldest
+    /// queued record is dropped instead). Fails only once the sink is
+    /// stopping, after resolving the record's share as failed.
+    pub async fn send(&self, record: SinkRecord) -> Result<(), SinkClosed> {
+        let shared = &self.shared;
+        let metrics = shared.registry.stream(&record.stream);
+        if record.stream.is_empty() || record.stream.len() > usize::from(u16::MAX) {
+            metrics.failed();
+            record
+                .ack
+                .failed(format!("invalid stream name {:?}", record.stream));
+            return Ok(());
+        }
+        let bytes = disk::format::frame_len(&record.stream, &record.record);
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(closed(record, &metrics));
+        }
+        let taken = match (shared.disk_mode, shared.overflow) {
+            (false, config::OverflowPolicy::DropOldest) => {
+                shared.budget.force_take(bytes as u64);
+                true
+            }
+            _ => shared.budget.try_take(bytes as u64) || self.wait_for_room(bytes).await,
+        };
+        if !taken {
+            return Err(closed(record, &metrics));
+        }
+        // Counted once it has room: a record waiting for room is the
+        // sender's, not yet the sink's.
+        metrics.matched(bytes);
+        let permit = (!shared.disk_mode).then(|| Permit::taken(&shared.memory, bytes as u64));
+        let item = Item {
+            stream: record.stream,
+            record: record.record,
+            ack: Some(record.ack),
+            event_time_ms: record.event_time_ms,
+            bytes,
+            permit,
+            seq: None,
+            received: tokio::time::Instant::now(),
+            metrics,
+            dead_letter: None,
+            order: 0,
+        };
+        match shared.inbox.send(item).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(item)) => {
+                if shared.disk_mode {
+                    shared.budget.give_back(bytes as u64);
+                }
+                item.metrics.queued_bytes(-(bytes as i64));
+                item.metrics.dropped(DropReason::ResourceStopped);
+                if let Some(ack) = item.ack {
+                    ack.failed("the sink has stopped");
+                }
+                Err(SinkClosed)
+            }
+        }
+    }
+
+    /// Waits for room in the budget; `false` if the sink closes first.
+    async fn wait_for_room(&self, bytes: usize) -> bool {
+        let mut closing = self.shared.closing.subscribe();
+        tokio::select! {
+            () = self.shared.budget.take(bytes as u64) => true,
+            _ = closing.wait_for(|closed| *closed) => false,
+        }
+    }
+}
+
+fn closed(record: SinkRecord, metrics: &StreamMetrics) -> SinkClosed {
+    metrics.matched(0);
+    metrics.dropped(DropReason::ResourceStopped);
+    record.ack.failed("the sink has stopped");
+    SinkClosed
+}
+
+/// The running sink.
+#[derive(Debug)]
+pub struct Sink {
+    shared: Arc<Shared>,
+    sender: SinkSender,
+    dispatcher: Option<JoinHandle<bool>>,
+    health: JoinHandle<()>,
+    flush: Option<oneshot::Sender<tokio::time::Instant>>,
+    disk: Option<Disk>,
+    status: watch::Receiver<ConnectorStatus>,
+    targets: watch::Sender<Vec<Arc<str>>>,
+    dead_letter_stream: Option<Arc<str>>,
+}
+
+impl Sink {
+    /// Starts the sink: checks the configuration, recovers the disk buffer
+    /// (whose records start flowing at once), and starts the dispatcher and
+    /// the health check. Opens no connection itself; the client connects on
+    /// first use.
+    pub async fn start(config: &SinkConfig, client: Client) -> Result<Sink, SinkError> {
+        let settings = Arc::new(config.settings()?);
+        let registry = Arc::new(Registry::default());
+        let memory = ByteBudget::new(settings.memory_bytes as u64);
+        let (status_tx, status) = watch::channel(ConnectorStatus::default());
+        let (targets, targets_rx) = watch::channel(Vec::new());
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let disk = match &settings.disk {
+            Some(disk) => Some(
+                Disk::open(
+                    disk.clone(),
+                    registry.clone(),
+                    memory.clone(),
+                    inbox_tx.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let (closing, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            closed: AtomicBool::new(false),
+            closing,
+            inbox: match &disk {
+                Some(disk) => disk.writes.clone(),
+                None => inbox_tx,
+            },
+            disk_mode: disk.is_some(),
+            overflow: settings.overflow,
+            budget: disk
+                .as_ref()
+                .map_or_else(|| memory.clone(), |disk| disk.budget.clone()),
+            memory: memory.clone(),
+            registry: registry.clone(),
+        });
+        let context = Arc::new(AppendContext {
+            client: client.clone(),
+            compression: settings.compression,
+            backoff: Backoff {
+                min: settings.retry_min,
+                max: settings.retry_max,
+            },
+            ttl: disk.is_none().then_some(settings.request_ttl),
+            status: status_tx.clone(),
+        });
+        let (flush, flush_rx) = oneshot::channel();
+        let dispatcher = Dispatcher::new(Parts {
+            settings: settings.clone(),
+            client: client.clone(),
+            context,
+            inbox,
+            disk: disk.as_ref().map(|disk| disk.control.clone()),
+            disk_records: disk.as_ref().map(|disk| {
+                let stats = disk.stats.clone();
+                let budget = disk.budget.clone();
+                Arc::new(move || stats.snapshot(&budget).records)
+                    as Arc<dyn Fn() -> u64 + Send + Sync>
+            }),
+            memory,
+            registry,
+            flush: flush_rx,
+        });
+        let dispatcher = tokio::spawn(dispatcher.run());
+        let health = tokio::spawn(health::run(
+            client,
+            settings.health_check_interval,
+            targets_rx,
+            status_tx,
+        ));
+        let sink = Sink {
+            sender: SinkSender {
+                shared: shared.clone(),
+            },
+            shared,
+            dispatcher: Some(dispatcher),
+            health,
+            flush: Some(flush),
+            disk,
+            status,
+            targets,
+            dead_letter_stream: settings.dead_letter_stream.clone(),
+        };
+        sink.set_targets(std::iter::empty::<Arc<str>>());
+        Ok(sink)
+    }
+
+    /// A sender for records.
+    pub fn sender(&self) -> SinkSender {
+        self.sender.clone()
+    }
+
+    /// The connector status, updated by health checks and appends.
+    pub fn status(&self) -> watch::Receiver<ConnectorStatus> {
+        self.status.clone()
+    }
+
+    /// Tells the health check which streams the rules write to (call again
+    /// when rules are reloaded); the dead-letter stream is always checked.
+    pub fn set_targets<S: Into<Arc<str>>>(&self, streams: impl IntoIterator<Item = S>) {
+        let mut names: Vec<Arc<str>> = streams.into_iter().map(Into::into).collect();
+        names.extend(self.dead_letter_stream.clone());
+        names.sort();
+        names.dedup();
+        self.targets.send_if_modified(|targets| {
+            let changed = *targets != names;
+            *targets = std::mem::take(&mut names);
+            changed
+        });
+    }
+
+    /// Every counter, per stream, and the buffers' state.
+    pub fn metrics(&self) -> SinkMetrics {
+        SinkMetrics {
+            streams: self.shared.registry.snapshot(),
+            memory_bytes: self.shared.memory.used(),
+            memory_limit: self.shared.memory.limit(),
+            disk: self
+                .disk
+                .as_ref()
+                .map(|disk| disk.stats.snapshot(&disk.budget)),
+        }
+    }
+
+    /// Stops taking records, appends what is buffered until `deadline`
+    /// passes, then stops. With the memory buffer, records not appended by
+    /// then are dropped (`resource_stopped`) and their messages are not
+    /// acknowledged; with the disk buffer they stay on disk for the next
+    /// start.
+    pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closing.send_replace(true);
+        if let Some(flush) = self.flush.take() {
+            let _ = flush.send(tokio::time::Instant::now() + deadline);
+        }
+        let mut drained = false;
+        if let Some(dispatcher) = self.dispatcher.take() {
+            drained = dispatcher.await.unwrap_or(false);
+        }
+        self.health.abort();
+        let mut left_on_disk = 0;
+        if let Some(disk) = &mut self.disk {
+            let _ = disk.control.send(Control::Close);
+            disk.exited().await;
+            left_on_disk = disk.stats.snapshot(&disk.budget).records;
+        }
+        ShutdownReport {
+            drained: drained && left_on_disk == 0,
+            left_on_disk,
+        }
+    }
+
+    /// Stops at once without flushing anything, as a crash would: tasks are
+    /// aborted, the disk thread stops where it is. Records that were only in
+    /// memory are reported not stored; the disk buffer is left as a crash
+    /// leaves it, for the next start to recover. Returns once the directory
+    /// is released.
+    pub async fn abort(mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closing.send_replace(true);
+        if let Some(dispatcher) = self.dispatcher.take() {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
+        self.health.abort();
+        if let Some(disk) = &mut self.disk {
+            disk.abort();
+            disk.exited().await;
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closing.send_replace(true);
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher.abort();
+        }
+        self.health.abort();
+        if let Some(disk) = &mut self.disk {
+            disk.abort();
+        }
+    }
+}

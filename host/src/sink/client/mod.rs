@@ -731,7 +731,7 @@ impl Client {
 
     /// Drops the cached shards of `stream` if they are still `map`, so that
     /// tasks failing on the same stale map re-discover once, not once each.
-    fn invalidate_if_current(&self, stream: &str, map: &Arc<ShardMap>) {
+    pub fn invalidate_if_current(&self, stream: &str, map: &Arc<ShardMap>) {
         let current = self.state().shards.get(stream).cloned();
         if current.is_some_and(|current| Arc::ptr_eq(&current, map)) {
             self.invalidate(stream);

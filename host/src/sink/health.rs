@@ -1,0 +1,73 @@
+//! The periodic health check behind the connector status: is the cluster
+//! reachable, and do the target streams exist?
+//!
+//! EMQX only echoes the server and never looks at the stream, so an action
+//! writing to a deleted stream shows "connected" while it drops everything;
+//! weir names the missing streams instead.
+
+use super::client::Client;
+use super::metrics::{ConnectorState, ConnectorStatus};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+pub(crate) async fn run(
+    client: Client,
+    interval: Duration,
+    mut targets: watch::Receiver<Vec<Arc<str>>>,
+    status: watch::Sender<ConnectorStatus>,
+) {
+    loop {
+        let names = targets.borrow_and_update().clone();
+        let (state, error, missing) = check(&client, &names).await;
+        status.send_modify(|status| {
+            status.state = match state {
+                // Never connected yet: still connecting, as EMQX says.
+                ConnectorState::Disconnected if status.state == ConnectorState::Connecting => {
+                    ConnectorState::Connecting
+                }
+                state => state,
+            };
+            status.last_error = error;
+            status.missing_streams = missing;
+            status.checked_at = Some(SystemTime::now());
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            changed = targets.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn check(
+    client: &Client,
+    targets: &[Arc<str>],
+) -> (ConnectorState, Option<String>, Vec<String>) {
+    if let Err(error) = client.describe_cluster().await {
+        return (
+            ConnectorState::Disconnected,
+            Some(error.to_string()),
+            Vec::new(),
+        );
+    }
+    let mut missing = Vec::new();
+    let mut last_error = None;
+    for name in targets {
+        match client.stream_exists(name).await {
+            Ok(true) => {}
+            Ok(false) => missing.push(name.to_string()),
+            Err(error) => last_error = Some(error.to_string()),
+        }
+    }
+    if !missing.is_empty() && last_error.is_none() {
+        last_error = Some(format!(
+            "target streams do not exist: {}",
+            missing.join(", ")
+        ));
+    }
+    (ConnectorState::Connected, last_error, missing)
+}
