@@ -361,11 +361,11 @@ pub struct EventWriter<'b, 'a> {
 
 impl EventWriter<'_, '_> {
     fn header(&mut self, id: FieldId, tag: Tag, len: usize) {
-        let buf = &mut *self.batch.buf;
-        put_u16(buf, id);
-        buf.push(tag as u8);
-        buf.push(0);
-        put_u32(buf, len_u32(len));
+        let [i0, i1] = id.to_le_bytes();
+        let [l0, l1, l2, l3] = len_u32(len).to_le_bytes();
+        self.batch
+            .buf
+            .extend_from_slice(&[i0, i1, tag as u8, 0, l0, l1, l2, l3]);
         self.fields = self.fields.saturating_add(1);
     }
 

@@ -64,19 +64,32 @@ impl<'a> Payload<'a> {
     }
 }
 
+/// Decoded fields by id; one array is reused for every event of a batch.
+pub(crate) type Slots<'a> = [Option<Value<'a>>; field::COUNT];
+
 /// One event of a batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
     kind: Kind,
     index: u32,
-    slots: [Option<Value<'a>>; field::COUNT],
+    /// Borrowed rather than owned: the array is large, and in wasm every
+    /// move of it would be a `memory.copy` call out of the module.
+    slots: &'a Slots<'a>,
     frame: abi::EventFrame<'a>,
 }
 
 impl<'a> Event<'a> {
-    /// Decodes an event frame. `index` is its position in the batch.
-    pub(crate) fn decode(frame: abi::EventFrame<'a>, index: u32) -> Result<Self, FrameError> {
-        let mut slots = [None; field::COUNT];
+    /// Decodes an event frame into `slots`. `index` is its position in the
+    /// batch.
+    pub(crate) fn decode<'s>(
+        frame: abi::EventFrame<'a>,
+        index: u32,
+        slots: &'s mut Slots<'a>,
+    ) -> Result<Event<'s>, FrameError>
+    where
+        'a: 's,
+    {
+        *slots = [None; field::COUNT];
         for item in frame.fields() {
             let (id, value) = item?;
             if let Some(slot) = slots.get_mut(usize::from(id)) {

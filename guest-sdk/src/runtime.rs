@@ -164,8 +164,13 @@ impl<S> Instance<S> {
         match BatchReader::new(batch) {
             Ok(mut reader) => {
                 let mut index = 0u32;
+                let mut slots = [None; abi::field::COUNT];
                 while let Some(item) = reader.next_event() {
-                    self.one(def, item.and_then(|f| Event::decode(f, index)), index);
+                    self.one(
+                        def,
+                        item.and_then(|f| Event::decode(f, index, &mut slots)),
+                        index,
+                    );
                     index += 1;
                 }
             }
