@@ -548,10 +548,10 @@ pub struct FieldIter<'a> {
 
 impl<'a> FieldIter<'a> {
     fn read(&mut self) -> Result<(FieldId, Value<'a>), FrameError> {
-        let id = self.cur.u16("field id")?;
-        let tag = self.cur.u8("field tag")?;
-        self.cur.u8("reserved")?;
-        let len = self.cur.len("field length")?;
+        let [i0, i1, tag, _, l0, l1, l2, l3] = self.cur.array::<8>("field header")?;
+        let id = u16::from_le_bytes([i0, i1]);
+        let len = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
+            .map_err(|_| self.cur.err("field length"))?;
         let at = self.cur.pos;
         let data = self.cur.take(len, "field value past end of event")?;
         let bad = |what| FrameError {
