@@ -92,7 +92,7 @@ fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
 fn repeated_failures_trip_the_breaker_until_the_backoff_ends() {
     let engine = engine();
     let manifest = MISBEHAVE.manifest_text().expect("manifest")
-        + "breaker_threshold = 2\nbreaker_backoff_ms = 300\n";
+        + "breaker_threshold = 2\nbreaker_backoff_ms = 2000\n";
     install_with(&engine, &MISBEHAVE, &manifest);
 
     for _ in 0..2 {
@@ -112,7 +112,7 @@ fn repeated_failures_trip_the_breaker_until_the_backoff_ends() {
     let metrics = engine.status("misbehave").expect("known").metrics;
     assert_eq!((metrics.trips, metrics.rejected_while_tripped), (1, 1));
 
-    eventually(Duration::from_secs(5), "breaker half-opens", || {
+    eventually(Duration::from_secs(20), "breaker half-opens", || {
         engine.status("misbehave").map(|s| s.state) == Some(PluginState::Loaded)
     });
     let out = engine.process(&[publish(3, "bad/3", b"fine")]);

@@ -17,7 +17,7 @@ const REPLACEMENTS: u64 = 50;
 fn manifest(generation: u64) -> String {
     format!(
         "sources = [\"t/#\"]\n[action]\nstream = \"mqtt_message\"\npartition_key = \"${{topic}}\"\n\
-         [config]\ntemplate = '{{\"topic\": ${{topic}}, \"payload\": ${{payload}}, \"generation\": {generation}}}'\n"
+         [limits]\ndeadline_ms = 1000\n[config]\ntemplate = '{{\"topic\": ${{topic}}, \"payload\": ${{payload}}, \"generation\": {generation}}}'\n"
     )
 }
 
