@@ -20,7 +20,7 @@ use super::encode::PayloadCache;
 use super::manifest::Manifest;
 use super::metrics::{MetricsSnapshot, PluginMetrics};
 use super::plugin::LoadedPlugin;
-use super::router::{Filter, Subscriptions, TopicIndex};
+use super::router::{Subscriptions, TopicIndex};
 use super::runtime::{Runtime, RuntimeOptions};
 use super::{BatchOutput, RulesError};
 use crate::event::Event;
@@ -292,21 +292,7 @@ impl RuleEngine {
             version: running.map(|p| p.version),
             module_sha256: running.map(|p| p.module_sha256.clone()),
             sources: running
-                .map(|p| {
-                    p.manifest
-                        .sources
-                        .iter()
-                        .map(|f| match f {
-                            Filter::Topic(t) => t.clone(),
-                            Filter::Event(super::router::ClientEvent::Connected) => {
-                                "$events/client_connected".into()
-                            }
-                            Filter::Event(super::router::ClientEvent::Disconnected) => {
-                                "$events/client_disconnected".into()
-                            }
-                        })
-                        .collect()
-                })
+                .map(|p| p.manifest.sources.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
             description: running.and_then(|p| p.manifest.description.clone()),
             last_error: record

@@ -19,6 +19,16 @@ pub(crate) enum Filter {
     Event(ClientEvent),
 }
 
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Filter::Topic(topic) => topic,
+            Filter::Event(ClientEvent::Connected) => "$events/client_connected",
+            Filter::Event(ClientEvent::Disconnected) => "$events/client_disconnected",
+        })
+    }
+}
+
 /// The client events a plugin may listen to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum ClientEvent {

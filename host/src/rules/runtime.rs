@@ -13,9 +13,11 @@
 //!   Imports are resolved once into an `InstancePre`.
 //! - **No pooling allocator.** A plugin keeps one instance for its whole
 //!   life and re-instantiates only after a failure or a reload, so
-//!   instantiation is off the hot path; the on-demand allocator with
-//!   copy-on-write memory images already instantiates in microseconds, and
-//!   pooling would reserve virtual memory for slots we never use.
+//!   instantiation is off the hot path. Measured on the message plugin
+//!   (instantiate plus a first call): about 60 µs on demand, 33 µs pooled.
+//!   The 27 µs saved per failure is noise next to the failure itself (a
+//!   trap's retry, a deadline of milliseconds), while pooling reserves
+//!   virtual memory for slots we would never use.
 //! - **Checked at load.** A module must export the `weir_abi_version_1`
 //!   marker (another version is named in the error), the ABI functions with
 //!   their exact types, and import nothing but `weir::*` and WASI preview 1
