@@ -12,6 +12,7 @@
 
 pub mod ack;
 pub mod cli;
+pub mod config;
 pub mod event;
 pub mod ingress;
 pub mod rules;

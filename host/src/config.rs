@@ -1,0 +1,404 @@
+//! weir's configuration file (`weir run --config weir.toml`).
+//!
+//! The configuration is inert data: serde structs with `deny_unknown_fields`
+//! and a stated default on every field, so an empty file is a working
+//! gateway on localhost. [`Config::load`] reads the file, applies `WEIR_...`
+//! environment overrides and checks every value once, before anything starts;
+//! an error names the file, the path of the offending field and what was
+//! expected. Each stage owns the type of its own section (`ingress`, `sink`);
+//! this module only assembles them. docs/config.md documents every field.
+//!
+//! Environment overrides: `WEIR_<SECTION>__<FIELD>...` (sections and fields
+//! upper-cased, path segments joined by a double underscore) sets the field
+//! at that path, e.g. `WEIR_HSTREAMDB__URL=hstreams://db:6570` or
+//! `WEIR_SINK__BATCH__MAX_RECORDS=1000`. The value is read as a TOML literal
+//! when it is one (`1000`, `true`, `["a", "b"]`, `"007"`) and as a string
+//! otherwise (`hstreams://db:6570`). Only variables whose first segment is a
+//! top-level section are overrides, so `WEIR_SERVER` and friends are not.
+
+use crate::ingress::{BridgeConfig, ListenerConfig};
+use crate::sink::SinkConfig;
+use crate::sink::client::{ClientOptions, ServerUrl, TlsOptions};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything weir needs to run; see the module doc.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This gateway's name, the `node` field of every event. Default
+    /// `weir@<hostname>`.
+    pub node: Option<String>,
+    /// Where events come from.
+    pub mqtt: MqttConfig,
+    /// The HStreamDB connector.
+    pub hstreamdb: HStreamDbConfig,
+    /// The plugins directory and the rule stage.
+    pub plugins: PluginsConfig,
+    /// Batching, ordering, retries and the buffer queue on the way to HStreamDB.
+    pub sink: SinkConfig,
+    /// The HTTP admin API, metrics and dashboard.
+    pub admin: AdminConfig,
+}
+
+/// The MQTT side: weir as a client of a broker, or as the broker devices
+/// connect to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `"bridge"` (the default: subscribe to a broker) or `"listener"`
+    /// (devices connect to weir).
+    pub mode: MqttMode,
+    /// Used when `mode = "bridge"`.
+    pub bridge: BridgeConfig,
+    /// Used when `mode = "listener"`.
+    pub listener: ListenerConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MqttMode {
+    #[default]
+    Bridge,
+    Listener,
+}
+
+/// The HStreamDB connector: where the cluster is and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HStreamDbConfig {
+    /// Seed servers: `hstream://` or `http://` for plaintext, `hstreams://`
+    /// or `https://` for TLS, several hosts separated by commas, port 6570
+    /// when omitted. Default `hstream://127.0.0.1:6570`.
+    pub url: String,
+    /// TLS for `hstreams://` and `https://` URLs.
+    pub tls: HStreamTlsConfig,
+    /// gRPC channels (HTTP/2 connections) per server node. Default 2.
+    pub pool_size: usize,
+    /// Deadline of every call, appends included, in milliseconds. Default
+    /// 30000 (EMQX's `grpc_timeout`).
+    pub grpc_timeout_ms: u64,
+    /// Deadline for opening a connection, TLS included, in milliseconds.
+    /// Default 10000.
+    pub connect_timeout_ms: u64,
+    /// Create the streams the rules write to when they do not exist.
+    pub create_streams: CreateStreamsConfig,
+}
+
+impl Default for HStreamDbConfig {
+    fn default() -> Self {
+        let client = ClientOptions::default();
+        HStreamDbConfig {
+            url: "hstream://127.0.0.1:6570".into(),
+            tls: HStreamTlsConfig::default(),
+            pool_size: client.pool_size,
+            grpc_timeout_ms: millis(client.grpc_timeout),
+            connect_timeout_ms: millis(client.connect_timeout),
+            create_streams: CreateStreamsConfig::default(),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Client TLS towards HStreamDB.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HStreamTlsConfig {
+    /// PEM file of the CA that signed the servers' certificates. Default:
+    /// the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain for mutual TLS (with `key_file`). Default none.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for mutual TLS (with `cert_file`). Default none.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate. Only for testing; logged as a warning.
+    /// Default false.
+    pub insecure_skip_verify: bool,
+}
+
+/// Which streams weir creates by itself, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreateStreamsConfig {
+    /// Create a missing target stream of a loaded rule (and the dead-letter
+    /// stream) at start and whenever rules change. Default false: streams are
+    /// the operator's, and a missing one is reported by the health check.
+    pub enabled: bool,
+    /// Shards of a created stream. Default 1.
+    pub shards: u32,
+    /// Replication factor of a created stream. Default 1.
+    pub replication: u32,
+    /// Backlog (retention) of a created stream in seconds; 0 keeps records
+    /// forever. Default 0.
+    pub backlog_secs: u32,
+}
+
+impl Default for CreateStreamsConfig {
+    fn default() -> Self {
+        CreateStreamsConfig {
+            enabled: false,
+            shards: 1,
+            replication: 1,
+            backlog_secs: 0,
+        }
+    }
+}
+
+/// The plugins directory and how events are fed to the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Where `NAME.wasm` + `NAME.toml` plugins and `NAME.rule.toml` rules
+    /// are loaded from and watched for changes. Default `plugins`.
+    pub dir: PathBuf,
+    /// Compiled modules are cached here so a restart does not recompile.
+    /// Default unset (no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Most events handed to the rules in one batch. Larger batches amortise
+    /// the cost of entering Wasm; a batch never waits to fill up. Default 256.
+    pub batch_max_events: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: PathBuf::from("plugins"),
+            cache_dir: None,
+            batch_max_events: 256,
+        }
+    }
+}
+
+/// The HTTP admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin API, metrics and dashboard; unset disables it.
+    /// Default `127.0.0.1:8080` (loopback only).
+    pub listen: Option<SocketAddr>,
+    /// When set, every request but `/healthz` and `/readyz` must carry
+    /// `Authorization: Bearer <token>`. Default unset.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            token: None,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{origin}: {field}: {message}")]
+    Field {
+        /// The file, or the environment variable, the value came from.
+        origin: String,
+        /// The dotted path of the field, e.g. `sink.batch.max_records`.
+        field: String,
+        message: String,
+    },
+}
+
+fn field_error(origin: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        origin: origin.to_owned(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The top-level sections an environment override may start with.
+const SECTIONS: [&str; 6] = ["node", "mqtt", "hstreamdb", "plugins", "sink", "admin"];
+
+impl Config {
+    /// Reads `path`, applies the `WEIR_...` overrides of this process's
+    /// environment and validates the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// Parses `text` (from `origin`, a name used in errors), applies the
+    /// overrides among `env` and validates the result.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: PathBuf::from(origin),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
+        let mut overridden = Vec::new();
+        for (name, value) in env {
+            if let Some(path) = override_path(&name) {
+                set_path(&mut table, &path, parse_env_value(&value))
+                    .map_err(|message| field_error(&name, path.join("."), message))?;
+                overridden.push((path.join("."), name));
+            }
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let field = e.path().to_string();
+                // Name the variable when the bad value came from one.
+                let origin = overridden
+                    .iter()
+                    .find(|(path, _)| field.starts_with(path.as_str()))
+                    .map_or(origin, |(_, var)| var.as_str());
+                field_error(origin, field, e.into_inner().to_string())
+            })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot: URLs, files that must exist together,
+    /// limits that must be positive.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        if self.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(field_error(origin, "node", "must not be empty"));
+        }
+        match self.mqtt.mode {
+            MqttMode::Bridge => self.mqtt.bridge.validate(),
+            MqttMode::Listener => self.mqtt.listener.validate(),
+        }
+        .map_err(|e| field_error(origin, format!("mqtt.{}", e.field), e.reason))?;
+        self.client_options(origin)?;
+        if self.hstreamdb.pool_size == 0 {
+            return Err(field_error(
+                origin,
+                "hstreamdb.pool_size",
+                "must be at least 1",
+            ));
+        }
+        if self.hstreamdb.grpc_timeout_ms == 0 {
+            return Err(field_error(
+                origin,
+                "hstreamdb.grpc_timeout_ms",
+                "must be positive",
+            ));
+        }
+        let create = &self.hstreamdb.create_streams;
+        if create.shards == 0 || create.replication == 0 {
+            return Err(field_error(
+                origin,
+                "hstreamdb.create_streams",
+                "shards and replication must be at least 1",
+            ));
+        }
+        if self.plugins.batch_max_events == 0 {
+            return Err(field_error(
+                origin,
+                "plugins.batch_max_events",
+                "must be at least 1",
+            ));
+        }
+        self.sink
+            .validate()
+            .map_err(|e| field_error(origin, e.field, e.reason))?;
+        if self.admin.token.as_deref().is_some_and(str::is_empty) {
+            return Err(field_error(
+                origin,
+                "admin.token",
+                "must not be empty when set",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The HStreamDB URL and client options this configuration asks for.
+    pub fn client_options(&self, origin: &str) -> Result<(ServerUrl, ClientOptions), ConfigError> {
+        let db = &self.hstreamdb;
+        let url: ServerUrl = db
+            .url
+            .parse()
+            .map_err(|e| field_error(origin, "hstreamdb.url", format!("{e}")))?;
+        if db.tls.cert_file.is_some() != db.tls.key_file.is_some() {
+            return Err(field_error(
+                origin,
+                "hstreamdb.tls",
+                "cert_file and key_file go together",
+            ));
+        }
+        let options = ClientOptions {
+            tls: TlsOptions {
+                ca_file: db.tls.ca_file.clone(),
+                cert_file: db.tls.cert_file.clone(),
+                key_file: db.tls.key_file.clone(),
+                insecure_skip_verify: db.tls.insecure_skip_verify,
+            },
+            pool_size: db.pool_size,
+            grpc_timeout: Duration::from_millis(db.grpc_timeout_ms),
+            connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+        };
+        Ok((url, options))
+    }
+
+    /// The node name events carry: `node`, or `weir@<hostname>`.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("weir@{host}")
+        })
+    }
+}
+
+/// `WEIR_SINK__BATCH__MAX_RECORDS` → `["sink", "batch", "max_records"]`, for
+/// variables that name a top-level section.
+fn override_path(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix("WEIR_")?;
+    let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    let first = path.first()?;
+    (SECTIONS.contains(&first.as_str()) && path.iter().all(|s| !s.is_empty())).then_some(path)
+}
+
+/// A TOML literal when the text is one, else the text as a string.
+fn parse_env_value(text: &str) -> toml::Value {
+    format!("value = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty path")?;
+    let mut current = table;
+    for (depth, segment) in parents.iter().enumerate() {
+        let entry = current
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{} is not a section", parents[..=depth].join(".")))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
