@@ -12,6 +12,9 @@ pub(super) struct PluginMetrics {
     invocations: AtomicU64,
     events_in: AtomicU64,
     outputs: AtomicU64,
+    passed: AtomicU64,
+    failed: AtomicU64,
+    no_result: AtomicU64,
     rule_errors: AtomicU64,
     bad_targets: AtomicU64,
     traps: AtomicU64,
@@ -38,6 +41,13 @@ pub struct MetricsSnapshot {
     pub invocations: u64,
     pub events_in: u64,
     pub outputs: u64,
+    /// Events that produced records and no error (EMQX's `passed`).
+    pub passed: u64,
+    /// Events with an error of any kind (EMQX's `failed`).
+    pub failed: u64,
+    /// Events that produced neither records nor errors: filtered out
+    /// (EMQX's `no_result`). `events_in` is EMQX's `matched`.
+    pub no_result: u64,
     /// Per-event errors returned by the rule.
     pub rule_errors: u64,
     /// Outputs dropped for naming a stream the manifest does not allow.
@@ -64,6 +74,14 @@ pub struct MetricsSnapshot {
 }
 
 impl PluginMetrics {
+    /// Counts how the `matched` events of one batch ended.
+    pub(crate) fn results(&self, matched: usize, passed: usize, failed: usize) {
+        self.passed.fetch_add(passed as u64, Relaxed);
+        self.failed.fetch_add(failed as u64, Relaxed);
+        self.no_result
+            .fetch_add(matched.saturating_sub(passed + failed) as u64, Relaxed);
+    }
+
     pub(crate) fn batch(
         &self,
         events: usize,
@@ -147,6 +165,9 @@ impl PluginMetrics {
             invocations: self.invocations.load(Relaxed),
             events_in: self.events_in.load(Relaxed),
             outputs: self.outputs.load(Relaxed),
+            passed: self.passed.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            no_result: self.no_result.load(Relaxed),
             rule_errors: self.rule_errors.load(Relaxed),
             bad_targets: self.bad_targets.load(Relaxed),
             traps: self.traps.load(Relaxed),

@@ -191,6 +191,20 @@ impl LoadedPlugin {
             rule_errors,
             started.elapsed(),
         );
+        // EMQX's per-rule view: an event either passed (records, no
+        // error), failed (an error of any kind) or had no result.
+        let mut failed_events: Vec<usize> = errors[err_before..].iter().map(|e| e.event).collect();
+        failed_events.sort_unstable();
+        failed_events.dedup();
+        let mut passed_events: Vec<usize> = outputs[out_before..]
+            .iter()
+            .map(|o| o.event)
+            .filter(|i| failed_events.binary_search(i).is_err())
+            .collect();
+        passed_events.sort_unstable();
+        passed_events.dedup();
+        self.metrics
+            .results(indexes.len(), passed_events.len(), failed_events.len());
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -87,6 +87,8 @@ pub struct PluginStatus {
     pub version: Option<u64>,
     pub module_sha256: Option<String>,
     pub sources: Vec<String>,
+    /// The streams its outputs may go to, the action's stream first.
+    pub streams: Vec<String>,
     /// The manifest's `description`.
     pub description: Option<String>,
     /// The last load failure (while the previous version keeps running), or
@@ -150,6 +152,9 @@ struct Inner {
     current: RwLock<Arc<Snapshot>>,
     records: Mutex<BTreeMap<String, Record>>,
     subscriptions: watch::Sender<Subscriptions>,
+    /// Every stream the loaded plugins may write to, dead-letter streams
+    /// included: what the sink must find in HStreamDB.
+    streams: watch::Sender<BTreeSet<Arc<str>>>,
     versions: AtomicU64,
     loading: Mutex<()>,
 }
@@ -191,6 +196,7 @@ impl RuleEngine {
                 current: RwLock::default(),
                 records: Mutex::default(),
                 subscriptions: watch::Sender::new(Subscriptions::default()),
+                streams: watch::Sender::new(BTreeSet::new()),
                 versions: AtomicU64::new(0),
                 loading: Mutex::new(()),
             }),
@@ -252,6 +258,12 @@ impl RuleEngine {
         self.inner.subscriptions.subscribe()
     }
 
+    /// The streams the loaded plugins write to (their actions' streams and
+    /// dead-letter streams); changes when plugins are loaded or unloaded.
+    pub fn streams(&self) -> watch::Receiver<BTreeSet<Arc<str>>> {
+        self.inner.streams.subscribe()
+    }
+
     /// Compilation cache hits and misses since the engine started.
     pub fn cache_stats(&self) -> (usize, usize) {
         self.inner.runtime.cache_stats()
@@ -293,6 +305,9 @@ impl RuleEngine {
             module_sha256: running.map(|p| p.module_sha256.clone()),
             sources: running
                 .map(|p| p.manifest.sources.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            streams: running
+                .map(|p| p.manifest.streams.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
             description: running.and_then(|p| p.manifest.description.clone()),
             last_error: record
@@ -508,6 +523,17 @@ impl RuleEngine {
     }
 
     fn swap(&self, plugins: Vec<Arc<LoadedPlugin>>) {
+        let streams: BTreeSet<Arc<str>> = plugins
+            .iter()
+            .flat_map(|p| p.manifest.streams.iter().chain(&p.manifest.dead_letter))
+            .chain(&self.inner.dead_letter)
+            .cloned()
+            .collect();
+        self.inner.streams.send_if_modified(|current| {
+            let changed = *current != streams;
+            *current = streams;
+            changed
+        });
         let (snapshot, subs) = Snapshot::build(plugins);
         *self
             .inner

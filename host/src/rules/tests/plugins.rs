@@ -131,6 +131,30 @@ fn enrich() {
     let metrics = engine.status("enrich").expect("known").metrics;
     assert_eq!(metrics.counters.get("dropped_below_min"), Some(&1));
     assert_eq!(metrics.rule_errors, 1);
+    // EMQX's rule counters: d1 and d2 passed, d4 failed, d3 was filtered
+    // out; the humidity reading never matched.
+    assert_eq!(
+        (
+            metrics.events_in,
+            metrics.passed,
+            metrics.failed,
+            metrics.no_result
+        ),
+        (4, 2, 1, 1)
+    );
+    let status = engine.status("enrich").expect("known");
+    assert_eq!(status.streams, ["sensor_readings", "sensor_alerts"]);
+    let streams: Vec<String> = engine
+        .streams()
+        .borrow()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        streams.contains(&"sensor_readings".to_owned())
+            && streams.contains(&"sensor_alerts".to_owned()),
+        "{streams:?}"
+    );
 }
 
 #[test]
