@@ -15,5 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod ingress;
+pub mod pipeline;
+pub mod render;
 pub mod rules;
 pub mod sink;

@@ -180,6 +180,15 @@ pub fn hrecord(
     Ok(record(Flag::Json, key.into(), encode_hrecord(object)?))
 }
 
+/// A record whose payload is an HRecord built from a JSON value, which must
+/// be an object.
+pub fn hrecord_from_json(
+    key: impl Into<String>,
+    value: &serde_json::Value,
+) -> Result<HStreamRecord, RecordError> {
+    Ok(record(Flag::Json, key.into(), json_to_hrecord(value)?))
+}
+
 fn record(flag: Flag, key: String, payload: Bytes) -> HStreamRecord {
     HStreamRecord {
         header: Some(HStreamRecordHeader {

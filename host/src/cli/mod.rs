@@ -10,7 +10,9 @@
 //! check`) are new variants of [`Command`] with a module of their own.
 
 mod check;
+mod config;
 mod devserver;
+mod run;
 mod server_args;
 mod stream;
 
@@ -58,6 +60,11 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway from a configuration file.
+    Run(run::Args),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(config::Command),
     /// Run an HStreamDB-compatible server for development and tests.
     Devserver(devserver::Args),
     /// Test the connection to HStreamDB, and that a stream exists.
@@ -128,6 +135,8 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
     match command {
+        Command::Run(args) => run::run(args, out).await,
+        Command::Config(command) => config::run(command, out).await,
         Command::Devserver(args) => devserver::run(args, out).await,
         Command::Check(args) => check::run(args, out).await,
         Command::Stream(command) => stream::run(command, out).await,

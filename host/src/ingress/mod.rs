@@ -20,7 +20,8 @@ mod tls;
 
 pub use bridge::Bridge;
 pub use config::{
-    BridgeConfig, ClientTlsConfig, ListenerConfig, ListenerTlsConfig, MqttVersion, UserConfig,
+    BridgeConfig, ClientTlsConfig, ConfigError, ListenerConfig, ListenerTlsConfig, MqttVersion,
+    UserConfig,
 };
 pub use listener::Listener;
 pub use presence::{PresenceConfig, PresenceFields};

@@ -11,6 +11,7 @@
 )]
 
 pub(crate) mod devserver;
+pub(crate) mod gateway;
 pub(crate) mod mosquitto;
 pub(crate) mod mqtt_client;
 pub(crate) mod process;

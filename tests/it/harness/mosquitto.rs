@@ -71,6 +71,19 @@ impl Mosquitto {
         panic!("mosquitto did not restart on port {}", self.port);
     }
 
+    /// Waits until client `client_id` has subscribed to `filter` (mosquitto
+    /// logs every subscription), so a test publishes only once a subscriber
+    /// will get the message.
+    pub(crate) async fn wait_for_subscription(&mut self, client_id: &str, filter: &str) {
+        let who = format!(" {client_id} ");
+        let what = format!(" {filter}");
+        self.process
+            .wait_for_line(super::DEFAULT_DEADLINE, |line| {
+                (line.contains(&who) && line.ends_with(&what)).then_some(())
+            })
+            .await;
+    }
+
     /// Stops the broker and leaves it stopped.
     pub(crate) async fn stop(&mut self) {
         self.process.terminate(Duration::from_secs(20)).await;
@@ -115,6 +128,7 @@ async fn launch(dir: &Path, port: u16, extra_config: &str) -> Option<Process> {
          log_type warning\n\
          log_type notice\n\
          log_type information\n\
+         log_type subscribe\n\
          connection_messages true\n\
          {extra_config}\n",
         user = whoami(),

@@ -190,6 +190,12 @@ impl ClientError {
         }
     }
 
+    /// The stream exists already (HStreamDB error 201, on create).
+    pub fn is_already_exists(&self) -> bool {
+        self.error_body()
+            .is_some_and(|body| body.code() == Some(ErrorCode::StreamExists))
+    }
+
     /// The shard an append named may no longer exist (the stream was
     /// deleted, or deleted and re-created with new shards): the shards
     /// should be discovered again before retrying. HStreamDB answers an

@@ -1,0 +1,510 @@
+//! The running gateway: the stages joined by channels.
+//!
+//! ```text
+//! ingress ──mpsc<Delivery>──► rules task ──SinkSender──► sink ──► HStreamDB
+//!    ▲                        (Wasm on a blocking thread,            │
+//!    │                         render, one AckShare per record)      │
+//!    └──────────────── AckToken completes when every share resolves ◄┘
+//! ```
+//!
+//! [`Gateway::start`] is the one code path for `weir run` and `weir dev`:
+//! it builds every stage from a [`Config`] and the sockets the caller bound
+//! (so tests bind port 0), and wires the watches that keep stages in step
+//! while weir runs: the rules' sources become ingress subscriptions, the
+//! rules' streams become the sink's health-check targets (and, when asked,
+//! streams weir creates).
+//!
+//! Order: one rules task takes deliveries in arrival order, runs each batch
+//! to completion and hands its records to the sink in that order, so the
+//! sink's per-key order is arrival order. Backpressure: when the sink's
+//! buffer is full `SinkSender::send` waits, the rules task stops taking
+//! deliveries, the ingress channel fills and ingress stops reading MQTT.
+
+use crate::ack::AckToken;
+use crate::config::{Config, ConfigError, MqttMode};
+use crate::event::Event;
+use crate::ingress::{self, Bridge, Delivery, Listener, Qos, StatusHandle, SubscriptionSet};
+use crate::render::{self, RenderError};
+use crate::rules::{BatchOutput, EngineOptions, RuleEngine, RulesError, Subscriptions, Watcher};
+use crate::sink::client::{Client, ClientError};
+use crate::sink::{
+    ConnectorStatus, DEAD_LETTER_REASON, DEAD_LETTER_STREAM, ShutdownReport, Sink, SinkError,
+    SinkMetrics, SinkRecord, SinkSender,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use weir_proto::record::raw_record;
+
+/// Sockets bound by the caller: the MQTT listener's (listener mode).
+#[derive(Debug, Default)]
+pub struct Sockets {
+    pub mqtt: Option<TcpListener>,
+    pub mqtt_tls: Option<TcpListener>,
+}
+
+impl Sockets {
+    /// Binds the addresses the configuration names (listener mode only).
+    pub async fn bind(config: &Config) -> Result<Sockets, StartError> {
+        if config.mqtt.mode != MqttMode::Listener {
+            return Ok(Sockets::default());
+        }
+        let listener = &config.mqtt.listener;
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        Ok(Sockets {
+            mqtt: match listener.bind {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
+            mqtt_tls: match &listener.tls {
+                Some(tls) => Some(bind(tls.bind).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HStreamDB client: {0}")]
+    Client(#[from] ClientError),
+    #[error("rules: {0}")]
+    Rules(#[from] RulesError),
+    #[error("sink: {0}")]
+    Sink(#[from] SinkError),
+    #[error("MQTT: {0}")]
+    Ingress(#[from] ingress::ConfigError),
+    #[error("the rule engine could not start: {0}")]
+    Task(String),
+}
+
+/// Counters of the pipeline itself (the stages count their own).
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Events taken from ingress.
+    pub events: AtomicU64,
+    /// Batches given to the rules.
+    pub batches: AtomicU64,
+    /// Records handed to the sink.
+    pub records: AtomicU64,
+    /// Outputs that could not become records (see `render`).
+    pub render_failures: AtomicU64,
+}
+
+/// What the admin API reads of a running gateway.
+#[derive(Clone)]
+pub struct Handles {
+    pub node: String,
+    pub engine: RuleEngine,
+    pub client: Client,
+    pub ingress: StatusHandle,
+    pub mqtt_mode: MqttMode,
+    pub sink_status: watch::Receiver<ConnectorStatus>,
+    pub sink_metrics: Arc<dyn Fn() -> SinkMetrics + Send + Sync>,
+    pub pipeline: Arc<PipelineStats>,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    handles: Handles,
+    sink: Arc<Sink>,
+    stop_ingress: watch::Sender<bool>,
+    ingress: JoinHandle<()>,
+    rules: JoinHandle<()>,
+    follow_rules: JoinHandle<()>,
+    _watcher: Watcher,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handles")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds and starts every stage; see the module doc.
+    pub async fn start(config: &Config, sockets: Sockets) -> Result<Gateway, StartError> {
+        config.validate("configuration")?;
+        let node = config.node_name();
+        let (url, options) = config.client_options("configuration")?;
+        let client = Client::new(url, options)?;
+
+        // The rules first: their sources and streams drive the other stages.
+        let engine_options = EngineOptions {
+            plugins_dir: Some(config.plugins.dir.clone()),
+            cache_dir: config.plugins.cache_dir.clone(),
+            dead_letter_stream: config.sink.dead_letter_stream.clone(),
+            ..EngineOptions::default()
+        };
+        let engine = tokio::task::spawn_blocking(move || RuleEngine::new(engine_options))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??;
+        let watcher = engine.watch()?;
+
+        let sink = Arc::new(Sink::start(&config.sink, client.clone()).await?);
+        // Streams the rules need exist before the first message arrives.
+        let create = config.hstreamdb.create_streams.clone();
+        let streams = engine.streams();
+        let initial = streams.borrow().clone();
+        if create.enabled {
+            for stream in &initial {
+                ensure_stream(&client, stream, &create).await;
+            }
+        }
+        sink.set_targets(initial.iter().cloned());
+        let follow_rules = tokio::spawn(follow_rule_streams(
+            streams,
+            initial,
+            sink.clone(),
+            client.clone(),
+            create,
+        ));
+
+        let (subscriptions_tx, subscriptions) = watch::channel(SubscriptionSet::new());
+        tokio::spawn(follow_subscriptions(
+            engine.subscriptions(),
+            subscriptions_tx,
+        ));
+
+        let batch_max = config.plugins.batch_max_events;
+        let (deliveries_tx, deliveries) = mpsc::channel(batch_max * 2);
+        let (stop_ingress, stop_rx) = watch::channel(false);
+        let stopped = async move {
+            let mut stop_rx = stop_rx;
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        let (ingress_status, ingress) = match config.mqtt.mode {
+            MqttMode::Bridge => {
+                let bridge = Bridge::new(
+                    config.mqtt.bridge.clone(),
+                    node.clone(),
+                    subscriptions,
+                    deliveries_tx,
+                )?;
+                let status = bridge.status();
+                (status, tokio::spawn(bridge.run(stopped)))
+            }
+            MqttMode::Listener => {
+                let listener = Listener::new(
+                    config.mqtt.listener.clone(),
+                    node.clone(),
+                    subscriptions,
+                    deliveries_tx,
+                )?;
+                let status = listener.status();
+                let task = tokio::spawn(async move {
+                    if let Err(e) = listener.run(sockets.mqtt, sockets.mqtt_tls, stopped).await {
+                        tracing::error!(error = %e, "the MQTT listener stopped");
+                    }
+                });
+                (status, task)
+            }
+        };
+
+        let pipeline = Arc::new(PipelineStats::default());
+        let rules = tokio::spawn(run_rules(
+            engine.clone(),
+            deliveries,
+            sink.sender(),
+            batch_max,
+            config.sink.dead_letter_stream.as_deref().map(Arc::from),
+            pipeline.clone(),
+        ));
+
+        let metrics_sink = sink.clone();
+        let handles = Handles {
+            node,
+            engine,
+            client,
+            ingress: ingress_status,
+            mqtt_mode: config.mqtt.mode,
+            sink_status: sink.status(),
+            sink_metrics: Arc::new(move || metrics_sink.metrics()),
+            pipeline,
+        };
+        Ok(Gateway {
+            handles,
+            sink,
+            stop_ingress,
+            ingress,
+            rules,
+            follow_rules,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn handles(&self) -> &Handles {
+        &self.handles
+    }
+
+    /// Stops taking MQTT traffic, lets the rules finish what they took, and
+    /// appends what the sink holds until `deadline`. Messages whose records
+    /// were not stored by then stay unacknowledged (the broker or device
+    /// sends them again); with the disk buffer they stay on disk.
+    pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
+        let Gateway {
+            handles,
+            sink,
+            stop_ingress,
+            ingress,
+            rules,
+            follow_rules,
+            _watcher,
+        } = self;
+        stop_ingress.send_replace(true);
+        let _ = ingress.await;
+        // The ingress dropped its sender: the rules task drains and ends.
+        let _ = rules.await;
+        follow_rules.abort();
+        let _ = follow_rules.await;
+        drop(handles);
+        match Arc::try_unwrap(sink) {
+            Ok(sink) => sink.shutdown(deadline).await,
+            Err(_) => {
+                tracing::error!("the sink is still shared at shutdown; records may be left");
+                ShutdownReport {
+                    drained: false,
+                    left_on_disk: 0,
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the ingress subscriptions equal to the rules' sources.
+async fn follow_subscriptions(
+    mut rules: watch::Receiver<Subscriptions>,
+    ingress: watch::Sender<SubscriptionSet>,
+) {
+    loop {
+        let set = subscription_set(&rules.borrow_and_update());
+        ingress.send_if_modified(|current| {
+            let changed = *current != set;
+            *current = set;
+            changed
+        });
+        if rules.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn subscription_set(subscriptions: &Subscriptions) -> SubscriptionSet {
+    let mut set: SubscriptionSet = subscriptions
+        .topics
+        .iter()
+        .map(|(filter, qos)| {
+            let qos = Qos::from_level(*qos).unwrap_or(Qos::AtLeastOnce);
+            (filter.clone(), qos)
+        })
+        .collect();
+    // Client events are not MQTT messages: their QoS only matters for the
+    // presence topics a bridge subscribes to for them.
+    if subscriptions.client_connected {
+        set.insert("$events/client_connected".into(), Qos::AtLeastOnce);
+    }
+    if subscriptions.client_disconnected {
+        set.insert("$events/client_disconnected".into(), Qos::AtLeastOnce);
+    }
+    set
+}
+
+/// Keeps the sink's health-check targets equal to the rules' streams, and
+/// creates missing ones when the configuration asks for it.
+async fn follow_rule_streams(
+    mut streams: watch::Receiver<BTreeSet<Arc<str>>>,
+    mut known: BTreeSet<Arc<str>>,
+    sink: Arc<Sink>,
+    client: Client,
+    create: crate::config::CreateStreamsConfig,
+) {
+    while streams.changed().await.is_ok() {
+        let current = streams.borrow_and_update().clone();
+        if create.enabled {
+            for stream in current.difference(&known) {
+                ensure_stream(&client, stream, &create).await;
+            }
+        }
+        sink.set_targets(current.iter().cloned());
+        known = current;
+    }
+}
+
+async fn ensure_stream(client: &Client, stream: &str, create: &crate::config::CreateStreamsConfig) {
+    let backlog = Duration::from_secs(u64::from(create.backlog_secs));
+    match client.stream_exists(stream).await {
+        Ok(true) => {}
+        Ok(false) => match client
+            .create_stream(stream, create.shards, create.replication, backlog)
+            .await
+        {
+            Ok(_) => tracing::info!(stream, shards = create.shards, "created stream"),
+            // Another weir may have created it meanwhile.
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => tracing::warn!(stream, error = %e, "cannot create stream"),
+        },
+        Err(e) => tracing::warn!(stream, error = %e, "cannot check whether stream exists"),
+    }
+}
+
+/// The rules task: batches of deliveries through the rules, records to the
+/// sink, one share per record, then the tokens are sealed.
+async fn run_rules(
+    engine: RuleEngine,
+    mut deliveries: mpsc::Receiver<Delivery>,
+    sink: SinkSender,
+    batch_max: usize,
+    dead_letter_stream: Option<Arc<str>>,
+    stats: Arc<PipelineStats>,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while deliveries.recv_many(&mut batch, batch_max).await > 0 {
+        let (events, acks): (Vec<Event>, Vec<AckToken>) =
+            batch.drain(..).map(|d| (d.event, d.ack)).unzip();
+        stats
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let rules = engine.clone();
+        let processed = tokio::task::spawn_blocking(move || {
+            let output = rules.process(&events);
+            (events, output)
+        })
+        .await;
+        let (events, output) = match processed {
+            Ok(done) => done,
+            Err(e) => {
+                // The tokens are dropped unsealed: their messages count as
+                // not stored and are delivered again.
+                tracing::error!(error = %e, "a rules batch failed; its messages stay unacknowledged");
+                continue;
+            }
+        };
+        let sent = deliver(
+            &output,
+            &events,
+            &acks,
+            &sink,
+            dead_letter_stream.as_ref(),
+            &stats,
+        )
+        .await;
+        for ack in acks {
+            ack.seal();
+        }
+        if sent.is_err() {
+            tracing::warn!("the sink stopped; the rules task ends");
+            return;
+        }
+    }
+}
+
+async fn deliver(
+    output: &BatchOutput,
+    events: &[Event],
+    acks: &[AckToken],
+    sink: &SinkSender,
+    dead_letter_stream: Option<&Arc<str>>,
+    stats: &PipelineStats,
+) -> Result<(), crate::sink::SinkClosed> {
+    for error in &output.errors {
+        tracing::debug!(
+            plugin = %error.plugin,
+            event = error.event,
+            kind = ?error.kind,
+            message = %error.message,
+            "rule error"
+        );
+    }
+    for out in &output.outputs {
+        let (Some(event), Some(ack)) = (events.get(out.event), acks.get(out.event)) else {
+            tracing::error!(plugin = %out.plugin, index = out.event, "an output names no event of its batch");
+            continue;
+        };
+        let (stream, record) = match render::to_record(out) {
+            Ok(record) => (out.stream.clone(), record),
+            Err(error) => {
+                stats.render_failures.fetch_add(1, Ordering::Relaxed);
+                match dead_letter(out, &error, dead_letter_stream) {
+                    Some(dead) => dead,
+                    None => {
+                        tracing::warn!(stream = %out.stream, %error, "record dropped: it cannot be rendered and there is no dead-letter stream");
+                        continue;
+                    }
+                }
+            }
+        };
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        sink.send(SinkRecord {
+            stream,
+            record,
+            ack: ack.share(),
+            event_time_ms: event.timestamp(),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The dead-letter record for an output that cannot be rendered: its bytes
+/// as they were, with where they were going and why they did not get there.
+fn dead_letter(
+    output: &crate::rules::Output,
+    error: &RenderError,
+    stream: Option<&Arc<str>>,
+) -> Option<(Arc<str>, weir_proto::pb::HStreamRecord)> {
+    let stream = stream?;
+    let mut record = raw_record(output.key(), output.record.clone());
+    if let Some(header) = record.header.as_mut() {
+        header
+            .attributes
+            .insert(DEAD_LETTER_STREAM.into(), output.stream.to_string());
+        header
+            .attributes
+            .insert(DEAD_LETTER_REASON.into(), error.to_string());
+    }
+    Some((stream.clone(), record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn rule_sources_become_ingress_subscriptions() {
+        let subscriptions = Subscriptions {
+            topics: BTreeMap::from([("t/#".to_owned(), 1), ("s/+".to_owned(), 0)]),
+            client_connected: true,
+            client_disconnected: false,
+        };
+        let set = subscription_set(&subscriptions);
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("$events/client_connected".to_owned(), Qos::AtLeastOnce),
+                ("s/+".to_owned(), Qos::AtMostOnce),
+                ("t/#".to_owned(), Qos::AtLeastOnce),
+            ]
+        );
+    }
+}
