@@ -11,6 +11,7 @@
 
 mod check;
 mod config;
+mod dev;
 mod devserver;
 mod run;
 mod server_args;
@@ -60,6 +61,9 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole gateway locally: MQTT listener, HStreamDB-compatible
+    /// server and the plugins directory, with no other set-up.
+    Dev(dev::Args),
     /// Run the gateway from a configuration file.
     Run(run::Args),
     /// Check configuration files.
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
     match command {
+        Command::Dev(args) => dev::run(args, out).await,
         Command::Run(args) => run::run(args, out).await,
         Command::Config(command) => config::run(command, out).await,
         Command::Devserver(args) => devserver::run(args, out).await,
