@@ -231,3 +231,106 @@ async fn a_misbehaving_plugin_is_isolated_while_the_others_deliver() {
     assert_eq!(dead.len(), 3, "trap, loop and hog are dead-lettered");
     weir.stop().await;
 }
+
+#[tokio::test]
+async fn two_weir_processes_split_a_shared_subscription() {
+    let mut broker = Mosquitto::start().await;
+    let server = DevServer::start().await;
+    let group = unique_name("group");
+    // Each instance writes to its own stream, so the records say who handled
+    // which message.
+    let mut instances = Vec::new();
+    for stream in ["shared_a", "shared_b"] {
+        let dir = scratch_dir();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        let manifest = MESSAGE
+            .manifest_text()
+            .expect("the message manifest")
+            .replace("\"mqtt_message\"", &format!("\"{stream}\""));
+        assert!(manifest.contains(stream), "the manifest names its stream");
+        std::fs::write(plugins.join("message.toml"), manifest).expect("write the manifest");
+        std::fs::copy(
+            MESSAGE.wasm_path(Target::Unknown),
+            plugins.join("message.wasm"),
+        )
+        .expect("copy the module");
+        let client_id = unique_name("weir");
+        let config = bridge_config(
+            &broker,
+            &server,
+            &client_id,
+            plugins.to_str().expect("utf-8"),
+        )
+        .replace(
+            &format!("client_id = \"{client_id}\""),
+            &format!("client_id = \"{client_id}\"\nshare_group = \"{group}\"\nclean_start = true"),
+        );
+        let weir = Gateway::start(dir.path(), &config).await;
+        broker
+            .wait_for_subscription(&client_id, &format!("$share/{group}/t/#"))
+            .await;
+        instances.push((dir, weir));
+    }
+
+    const TOTAL: usize = 200;
+    let messages: Vec<Message> = (0..TOTAL)
+        .map(|n| Message::new(&format!("t/{}", n % 7), n.to_string(), 1))
+        .collect();
+    publish(broker.port(), &unique_name("publisher"), true, &messages).await;
+
+    let hstream = client(&server.url());
+    let (handled, per_instance) = crate::harness::eventually(
+        "every message stored by one of the instances",
+        crate::harness::DEFAULT_DEADLINE,
+        || {
+            let hstream = hstream.clone();
+            async move {
+                let a = stored_sequence_numbers(&hstream, "shared_a").await?;
+                let b = stored_sequence_numbers(&hstream, "shared_b").await?;
+                let per_instance = [a.len(), b.len()];
+                let mut all: Vec<usize> = a.into_iter().chain(b).collect();
+                all.sort_unstable();
+                if all.len() >= TOTAL {
+                    Ok((all, per_instance))
+                } else {
+                    Err(format!("{per_instance:?} of {TOTAL}"))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        handled,
+        (0..TOTAL).collect::<Vec<_>>(),
+        "every message handled exactly once"
+    );
+    assert!(
+        per_instance.iter().all(|n| *n > 0),
+        "both instances took a share: {per_instance:?}"
+    );
+    for (_dir, weir) in instances {
+        weir.stop().await;
+    }
+}
+
+/// The sequence numbers of the messages stored in `stream` so far.
+async fn stored_sequence_numbers(
+    hstream: &::weir::sink::client::Client,
+    stream: &str,
+) -> Result<Vec<usize>, String> {
+    let records = hstream
+        .read_stored(stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    records
+        .iter()
+        .map(|record| {
+            let payload = json_of(record)["payload"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            payload.parse().map_err(|_| format!("payload {payload:?}"))
+        })
+        .collect()
+}

@@ -26,7 +26,7 @@ mod url;
 pub(crate) mod tests;
 
 pub use error::ClientError;
-pub use read::{ReadRecord, StartFrom, StreamReader};
+pub use read::{ReadRecord, StartFrom, StreamReader, Until};
 pub use tls::TlsOptions;
 pub use url::{DEFAULT_PORT, NodeAddr, ServerUrl, UrlError};
 pub use weir_proto::pb::{BatchedRecord, HStreamRecord, RecordId};
@@ -505,12 +505,34 @@ impl Client {
         stream: &str,
         from: StartFrom,
     ) -> Result<StreamReader, ClientError> {
+        self.read_stream_until(stream, from, Until::Follow).await
+    }
+
+    /// Every record stored in `stream` when the call starts, oldest first.
+    pub async fn read_stored(&self, stream: &str) -> Result<Vec<ReadRecord>, ClientError> {
+        let mut reader = self
+            .read_stream_until(stream, StartFrom::Earliest, Until::Latest)
+            .await?;
+        let mut records = Vec::new();
+        while let Some(record) = reader.next().await? {
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// Reads a stream from `from`, following it or stopping at its tail.
+    pub async fn read_stream_until(
+        &self,
+        stream: &str,
+        from: StartFrom,
+        until: Until,
+    ) -> Result<StreamReader, ClientError> {
         let (responses, addr) = self
             .any_node_at(
                 Deadline::StartOnly,
                 || format!("ReadStream of stream {stream:?}"),
                 |mut rpc, r| async move { rpc.read_stream(r).await },
-                read::request(stream, from),
+                read::request(stream, from, until),
             )
             .await
             .map_err(|e| stream_error(stream, e))?;

@@ -40,18 +40,32 @@ pub struct StreamReader {
     pending: VecDeque<ReadRecord>,
 }
 
-pub(super) fn request(stream: &str, from: StartFrom) -> pb::ReadStreamRequest {
-    let offset = match from {
+/// Where a read ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Until {
+    /// Never: the read follows the stream as records are appended.
+    #[default]
+    Follow,
+    /// At the last record stored when the read starts.
+    Latest,
+}
+
+pub(super) fn request(stream: &str, from: StartFrom, until: Until) -> pb::ReadStreamRequest {
+    let special = |offset: pb::SpecialOffset| pb::StreamOffset {
+        offset: Some(stream_offset::Offset::SpecialOffset(offset as i32)),
+    };
+    let from = match from {
         StartFrom::Earliest => pb::SpecialOffset::Earliest,
         StartFrom::Latest => pb::SpecialOffset::Latest,
     };
     pb::ReadStreamRequest {
         reader_id: reader_id(),
         stream_name: stream.into(),
-        from: Some(pb::StreamOffset {
-            offset: Some(stream_offset::Offset::SpecialOffset(offset as i32)),
-        }),
-        until: None,
+        from: Some(special(from)),
+        until: match until {
+            Until::Follow => None,
+            Until::Latest => Some(special(pb::SpecialOffset::Latest)),
+        },
         max_read_batches: 0,
     }
 }
