@@ -55,8 +55,10 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     .await
     .context("cannot start the HStreamDB-compatible server")?;
 
-    let mut config = Config::default();
-    config.node = Some("weir@dev".into());
+    let mut config = Config {
+        node: Some("weir@dev".into()),
+        ..Config::default()
+    };
     config.mqtt.mode = MqttMode::Listener;
     config.mqtt.listener.bind = Some(args.mqtt_listen);
     config.mqtt.listener.allow_anonymous = true;
