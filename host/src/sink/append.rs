@@ -11,6 +11,7 @@ use super::client::{Client, Compression};
 use super::metrics::{ConnectorState, ConnectorStatus};
 use super::retry::{Backoff, Failure, classify};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 use weir_proto::keyspace::ShardMap;
@@ -26,10 +27,14 @@ pub(crate) struct AppendContext {
     /// with the disk buffer, whose records never expire.
     pub(crate) ttl: Option<Duration>,
     pub(crate) status: watch::Sender<ConnectorStatus>,
+    /// Whether the last append failed; the health check does not call the
+    /// connector connected while appends fail.
+    pub(crate) failing: Arc<AtomicBool>,
 }
 
 impl AppendContext {
     fn report(&self, error: Option<String>) {
+        self.failing.store(error.is_some(), Ordering::Relaxed);
         self.status.send_if_modified(|status| {
             let state = match error {
                 None => ConnectorState::Connected,

@@ -31,13 +31,30 @@ impl Lane {
         self.queue.push_back(item);
     }
 
-    /// Puts records back at the head (a batch that came back unappended),
-    /// keeping their order ahead of everything queued since.
-    pub(crate) fn push_front(&mut self, items: Vec<Item>) {
-        for item in items.into_iter().rev() {
-            self.bytes += item.bytes;
-            self.queue.push_front(item);
+    /// Puts back records of a batch that came back unappended, in arrival
+    /// order among the records queued since (with several batches in
+    /// flight, batches may come back in any order).
+    pub(crate) fn put_back(&mut self, items: Vec<Item>) {
+        self.bytes += items.iter().map(|item| item.bytes).sum::<usize>();
+        let queued = std::mem::take(&mut self.queue);
+        let mut merged = VecDeque::with_capacity(queued.len() + items.len());
+        let mut returned = items.into_iter().peekable();
+        let mut queued = queued.into_iter().peekable();
+        loop {
+            let take_returned = match (returned.peek(), queued.peek()) {
+                (Some(back), Some(next)) => back.order < next.order,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let item = if take_returned {
+                returned.next()
+            } else {
+                queued.next()
+            };
+            merged.extend(item);
         }
+        self.queue = merged;
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<Item> {

@@ -441,7 +441,7 @@ impl Dispatcher {
                     item.metrics.queued_bytes(item.bytes as i64);
                 }
                 stream.stale = true;
-                stream.lanes.entry(shard).or_default().push_front(returned);
+                stream.lanes.entry(shard).or_default().put_back(returned);
             }
             Some(Returned::Expired(reason)) => {
                 for item in returned {

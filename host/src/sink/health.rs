@@ -8,27 +8,36 @@
 use super::client::Client;
 use super::metrics::{ConnectorState, ConnectorStatus};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
+/// Checks every `interval`, and at once when the targets change.
+/// `appends_failing` is set while appends fail: the connector is not
+/// connected then, whatever the check says, and the append's error stays.
 pub(crate) async fn run(
     client: Client,
     interval: Duration,
     mut targets: watch::Receiver<Vec<Arc<str>>>,
     status: watch::Sender<ConnectorStatus>,
+    appends_failing: Arc<AtomicBool>,
 ) {
     loop {
         let names = targets.borrow_and_update().clone();
         let (state, error, missing) = check(&client, &names).await;
+        let failing = appends_failing.load(Ordering::Relaxed);
         status.send_modify(|status| {
             status.state = match state {
                 // Never connected yet: still connecting, as EMQX says.
                 ConnectorState::Disconnected if status.state == ConnectorState::Connecting => {
                     ConnectorState::Connecting
                 }
+                ConnectorState::Connected if failing => ConnectorState::Disconnected,
                 state => state,
             };
-            status.last_error = error;
+            if !failing || error.is_some() {
+                status.last_error = error;
+            }
             status.missing_streams = missing;
             status.checked_at = Some(SystemTime::now());
         });

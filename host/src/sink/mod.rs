@@ -38,6 +38,76 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `host/fuzz`.
+
+    use super::disk::format;
+
+    /// Scans `data` as a segment file, and as a segment whose frames were
+    /// built from it and then damaged, and as a marks file; panics if what
+    /// recovery trusts does not hold up.
+    pub fn check_recovery(data: &[u8]) {
+        if let Ok((header, scan)) = format::scan_segment(data) {
+            check_scan(data, header.first_seq, &scan);
+        }
+        let _ = format::scan_marks(data);
+        // Valid frames made from the input, then damaged by the input: every
+        // frame recovery returns must be one that was written, unchanged.
+        let mut segment = format::encode_header(format::Header { first_seq: 1 }).to_vec();
+        let mut written = Vec::new();
+        for (i, chunk) in data.chunks(64).enumerate() {
+            let record = weir_proto::record::raw_record("key", chunk.to_vec());
+            let start = segment.len();
+            format::encode_record(&mut segment, i as u64 + 1, 0, "s", &record);
+            written.push(segment[start..].to_vec());
+        }
+        if let Some((&first, rest)) = data.split_first() {
+            for (n, &byte) in rest.iter().take(8).enumerate() {
+                let at = (usize::from(first) * 131 + n * 977) % segment.len();
+                segment[at] ^= byte;
+            }
+            segment.truncate(segment.len() - usize::from(first) % 16.min(segment.len()));
+        }
+        if let Ok((header, scan)) = format::scan_segment(&segment) {
+            check_scan(&segment, header.first_seq, &scan);
+            for frame in &scan.frames {
+                let bytes = &segment[frame.offset as usize..frame.body().end];
+                let original = usize::try_from(frame.seq - 1)
+                    .ok()
+                    .and_then(|i| written.get(i));
+                assert_eq!(
+                    Some(&bytes.to_vec()),
+                    original,
+                    "a damaged frame was trusted"
+                );
+            }
+        }
+    }
+
+    fn check_scan(data: &[u8], first_seq: u64, scan: &format::Scan) {
+        let mut end = format::HEADER_LEN;
+        let mut last = None;
+        for frame in &scan.frames {
+            assert!(frame.seq >= first_seq);
+            assert!(last.is_none_or(|last| frame.seq > last));
+            assert!(frame.offset as usize >= end);
+            let body = &data[frame.body()];
+            let crc = u32::from_le_bytes(
+                data[frame.offset as usize + 4..frame.offset as usize + 8]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            assert_eq!(crc32fast::hash(body), crc);
+            end = frame.body().end;
+            last = Some(frame.seq);
+        }
+        assert_eq!(scan.valid_end, end);
+        assert!(scan.valid_end <= data.len());
+    }
+}
+
 pub use config::{
     BatchConfig, BufferConfig, CompressionSetting, DiskConfig, FsyncPolicy, OverflowPolicy,
     SinkConfig, SinkConfigError,
@@ -146,6 +216,9 @@ struct Shared {
     overflow: config::OverflowPolicy,
     /// What a send waits on: memory, or the disk buffer's bytes.
     budget: Arc<ByteBudget>,
+    /// With the disk buffer: bounds the records on their way to the disk
+    /// thread.
+    handoff: Option<Arc<ByteBudget>>,
     memory: Arc<ByteBudget>,
     registry: Arc<Registry>,
 }
@@ -160,11 +233,14 @@ impl SinkSender {
     /// Hands a record to the sink. Under backpressure this waits until the
     /// buffer has room; with drop-oldest it never waits for room (the oldest
     /// queued record is dropped instead). Fails only once the sink is
-    /// stopping, after resolving the record's share as failed.
+    /// stopping, after resolving the record's share as failed. A record with
+    /// an empty stream name (or one over 65535 bytes) is bad input: it is
+    /// counted as failed and its share resolved failed.
     pub async fn send(&self, record: SinkRecord) -> Result<(), SinkClosed> {
         let shared = &self.shared;
         let metrics = shared.registry.stream(&record.stream);
         if record.stream.is_empty() || record.stream.len() > usize::from(u16::MAX) {
+            metrics.matched(0);
             metrics.failed();
             record
                 .ack
@@ -180,22 +256,31 @@ impl SinkSender {
                 shared.budget.force_take(bytes as u64);
                 true
             }
-            _ => shared.budget.try_take(bytes as u64) || self.wait_for_room(bytes).await,
+            _ => room(&shared.budget, bytes, &shared.closing).await,
         };
         if !taken {
             return Err(closed(record, &metrics));
         }
+        let permit = match &shared.handoff {
+            None => Permit::taken(&shared.memory, bytes as u64),
+            Some(handoff) => {
+                if !room(handoff, bytes, &shared.closing).await {
+                    shared.budget.give_back(bytes as u64);
+                    return Err(closed(record, &metrics));
+                }
+                Permit::taken(handoff, bytes as u64)
+            }
+        };
         // Counted once it has room: a record waiting for room is the
         // sender's, not yet the sink's.
         metrics.matched(bytes);
-        let permit = (!shared.disk_mode).then(|| Permit::taken(&shared.memory, bytes as u64));
         let item = Item {
             stream: record.stream,
             record: record.record,
             ack: Some(record.ack),
             event_time_ms: record.event_time_ms,
             bytes,
-            permit,
+            permit: Some(permit),
             seq: None,
             received: tokio::time::Instant::now(),
             metrics,
@@ -217,14 +302,18 @@ impl SinkSender {
             }
         }
     }
+}
 
-    /// Waits for room in the budget; `false` if the sink closes first.
-    async fn wait_for_room(&self, bytes: usize) -> bool {
-        let mut closing = self.shared.closing.subscribe();
-        tokio::select! {
-            () = self.shared.budget.take(bytes as u64) => true,
-            _ = closing.wait_for(|closed| *closed) => false,
-        }
+/// Takes `bytes` from `budget`, waiting for room; `false` if the sink
+/// closes first.
+async fn room(budget: &ByteBudget, bytes: usize, closing: &watch::Sender<bool>) -> bool {
+    if budget.try_take(bytes as u64) {
+        return true;
+    }
+    let mut closing = closing.subscribe();
+    tokio::select! {
+        () = budget.take(bytes as u64) => true,
+        _ = closing.wait_for(|closed| *closed) => false,
     }
 }
 
@@ -286,9 +375,11 @@ impl Sink {
             budget: disk
                 .as_ref()
                 .map_or_else(|| memory.clone(), |disk| disk.budget.clone()),
+            handoff: disk.as_ref().map(|disk| disk.handoff.clone()),
             memory: memory.clone(),
             registry: registry.clone(),
         });
+        let failing = Arc::new(AtomicBool::new(false));
         let context = Arc::new(AppendContext {
             client: client.clone(),
             compression: settings.compression,
@@ -298,6 +389,7 @@ impl Sink {
             },
             ttl: disk.is_none().then_some(settings.request_ttl),
             status: status_tx.clone(),
+            failing: failing.clone(),
         });
         let (flush, flush_rx) = oneshot::channel();
         let dispatcher = Dispatcher::new(Parts {
@@ -322,6 +414,7 @@ impl Sink {
             settings.health_check_interval,
             targets_rx,
             status_tx,
+            failing,
         ));
         let sink = Sink {
             sender: SinkSender {

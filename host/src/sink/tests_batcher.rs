@@ -107,14 +107,24 @@ async fn a_full_window_holds_batches_back() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn returned_records_go_back_ahead_of_newer_ones() {
+async fn returned_records_go_back_in_arrival_order() {
     let mut lane = Lane::default();
-    for key in ["a", "b", "c", "d"] {
-        lane.push(item(key, 1));
+    let mut order = 0;
+    let mut push = |lane: &mut Lane, key: &str| {
+        let mut item = item(key, 1);
+        item.order = order;
+        order += 1;
+        lane.push(item);
+    };
+    for key in ["a", "b", "c", "d", "e", "f", "g"] {
+        push(&mut lane, key);
     }
-    let batch = lane.take_batch(&RULE);
-    lane.push(item("e", 1));
-    lane.push_front(batch);
+    let first = lane.take_batch(&RULE);
+    let second = lane.take_batch(&RULE);
+    push(&mut lane, "h");
+    // The second batch comes back before the first.
+    lane.put_back(second);
+    lane.put_back(first);
     let all: Vec<Item> = lane.drain().collect();
-    assert_eq!(keys(&all), ["a", "b", "c", "d", "e"]);
+    assert_eq!(keys(&all), ["a", "b", "c", "d", "e", "f", "g", "h"]);
 }

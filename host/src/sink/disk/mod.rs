@@ -40,7 +40,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Records gathered into one write at most.
-const GROUP_RECORDS: usize = 4096;
+const GROUP_RECORDS: usize = 1024;
 const GROUP_BYTES: usize = 4 * 1024 * 1024;
 /// How much of a segment is read at once when records are read back.
 const READ_CHUNK: usize = 256 * 1024;
@@ -104,6 +104,9 @@ pub(crate) struct Disk {
     pub(crate) writes: mpsc::Sender<Item>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) budget: Arc<ByteBudget>,
+    /// Bytes of records on their way to the thread (held by their items
+    /// until written), so that a slow disk cannot pile records up in memory.
+    pub(crate) handoff: Arc<ByteBudget>,
     pub(crate) stats: Arc<DiskStats>,
     /// Dropping it makes the thread stop at once (a crash, as far as the
     /// files are concerned).
@@ -168,6 +171,7 @@ impl Disk {
             writes: writes_tx,
             control: control_tx,
             budget,
+            handoff: ByteBudget::new(2 * GROUP_BYTES as u64),
             stats,
             abort: Some(abort_tx),
             exited: Some(exited),
@@ -572,6 +576,8 @@ impl Log {
         }
         self.stats.records.fetch_add(placed.len() as u64, Relaxed);
         for (mut item, loc) in group.into_iter().zip(placed) {
+            // Written: the hand-off bytes are free again.
+            item.permit = None;
             if caught_up && self.memory.try_take(item.bytes as u64) {
                 item.permit = Some(Permit::taken(&self.memory, item.bytes as u64));
                 if self.feed.send(item).await.is_err() {

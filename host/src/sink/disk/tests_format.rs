@@ -201,6 +201,12 @@ proptest! {
         }
     }
 
+    /// What the fuzz target checks, on proptest's inputs.
+    #[test]
+    fn the_fuzz_target_holds(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        crate::sink::fuzzing::check_recovery(&bytes);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = scan_segment(&bytes);
