@@ -231,19 +231,16 @@ impl Dispatcher {
                 }
             }
         }
-        let leftovers: Vec<Item> = self
-            .streams
-            .values_mut()
-            .flat_map(|stream| {
-                let pending: Vec<Item> = stream.pending.drain(..).collect();
-                let queued: Vec<Item> = stream
-                    .lanes
-                    .values_mut()
-                    .flat_map(|l| l.drain().collect::<Vec<_>>())
-                    .collect();
-                pending.into_iter().chain(queued)
-            })
-            .collect();
+        let mut leftovers: Vec<Item> = std::iter::from_fn(|| self.inbox.try_recv().ok()).collect();
+        leftovers.extend(self.streams.values_mut().flat_map(|stream| {
+            let pending: Vec<Item> = stream.pending.drain(..).collect();
+            let queued: Vec<Item> = stream
+                .lanes
+                .values_mut()
+                .flat_map(|l| l.drain().collect::<Vec<_>>())
+                .collect();
+            pending.into_iter().chain(queued)
+        }));
         for item in leftovers {
             item.metrics.queued_bytes(-(item.bytes as i64));
             if disk {

@@ -669,6 +669,37 @@ async fn shutdown_flushes_what_is_buffered() {
 }
 
 #[tokio::test]
+async fn a_shutdown_deadline_drops_and_counts_what_is_left() {
+    let (server, client) = setup(1).await;
+    let sink = Sink::start(&config(), client.clone())
+        .await
+        .expect("starts");
+    faults(
+        &server,
+        FaultPlan {
+            fail_appends_for_ms: 60_000,
+            ..FaultPlan::default()
+        },
+    )
+    .await;
+    let acks = Acks::new();
+    send_many(&sink.sender(), &acks, "s", 2, 0..20).await;
+    let metrics_before = stream_metrics(&sink, "s");
+    assert_eq!(metrics_before.matched, 20);
+    let registry = sink.shared.registry.clone();
+    let report = sink.shutdown(Duration::from_millis(300)).await;
+    assert!(!report.drained);
+    assert_eq!(
+        acks.counts().not_stored,
+        20,
+        "not acknowledged, not lost silently"
+    );
+    let metrics = registry.snapshot().remove("s").unwrap_or_default();
+    assert_eq!(metrics.dropped.resource_stopped, 20, "{metrics:?}");
+    assert_eq!((metrics.queuing, metrics.inflight), (0, 0));
+}
+
+#[tokio::test]
 async fn health_checks_report_missing_target_streams() {
     let (_server, client) = setup(1).await;
     let sink = Sink::start(&config(), client).await.expect("starts");
