@@ -24,7 +24,7 @@ use super::batcher::{BatchRule, Lane};
 use super::budget::ByteBudget;
 use super::client::{Client, ClientError};
 use super::config::{OverflowPolicy, Settings};
-use super::disk::Control;
+use super::disk::{Control, SentLog};
 use super::metrics::{DropReason, Registry, StreamMetrics};
 use super::retry::Backoff;
 use super::{DeadLetter, Item};
@@ -79,8 +79,16 @@ enum Done {
 /// What a running task holds, so that it can be accounted for if it dies.
 struct TaskInfo {
     stream: Arc<str>,
-    /// The batch's lane and records, for an append task.
-    batch: Option<(u64, usize, Arc<StreamMetrics>)>,
+    /// For an append task.
+    batch: Option<BatchInfo>,
+}
+
+struct BatchInfo {
+    shard: u64,
+    records: usize,
+    metrics: Arc<StreamMetrics>,
+    /// Their numbers in the disk buffer.
+    seqs: Vec<u64>,
 }
 
 pub(crate) struct Dispatcher {
@@ -94,6 +102,8 @@ pub(crate) struct Dispatcher {
     disk: Option<mpsc::UnboundedSender<Control>>,
     /// Records on disk not done yet (zero means the disk buffer is empty).
     disk_records: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+    /// With the disk buffer: where sent records are noted.
+    sent: Option<SentLog>,
     memory: Arc<ByteBudget>,
     registry: Arc<Registry>,
     streams: HashMap<Arc<str>, StreamQueues>,
@@ -114,6 +124,7 @@ pub(crate) struct Parts {
     pub(crate) inbox: mpsc::Receiver<Item>,
     pub(crate) disk: Option<mpsc::UnboundedSender<Control>>,
     pub(crate) disk_records: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+    pub(crate) sent: Option<SentLog>,
     pub(crate) memory: Arc<ByteBudget>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) flush: oneshot::Receiver<Instant>,
@@ -136,6 +147,7 @@ impl Dispatcher {
             inbox_open: true,
             disk: parts.disk,
             disk_records: parts.disk_records,
+            sent: parts.sent,
             memory: parts.memory,
             registry: parts.registry,
             streams: HashMap::new(),
@@ -222,11 +234,11 @@ impl Dispatcher {
         self.tasks.abort_all();
         let disk = self.disk.is_some();
         for (_, info) in self.running.drain() {
-            if let Some((_, records, metrics)) = info.batch {
-                metrics.inflight(-(records as i64));
+            if let Some(batch) = info.batch {
+                batch.metrics.inflight(-(batch.records as i64));
                 if !disk {
-                    for _ in 0..records {
-                        metrics.dropped(DropReason::ResourceStopped);
+                    for _ in 0..batch.records {
+                        batch.metrics.dropped(DropReason::ResourceStopped);
                     }
                 }
             }
@@ -631,6 +643,21 @@ impl Dispatcher {
                 metrics.inflight(batch.len() as i64);
                 lane.inflight += 1;
                 let records = batch.len();
+                let seqs: Vec<u64> = batch.iter().filter_map(|item| item.seq).collect();
+                if let Some(sent) = &mut self.sent
+                    && !seqs.is_empty()
+                {
+                    // Before the Append can start: a crash from here on may
+                    // leave these records stored and still in the buffer.
+                    let running = &self.running;
+                    sent.sent(&seqs, || {
+                        running
+                            .values()
+                            .filter_map(|info| info.batch.as_ref())
+                            .flat_map(|batch| batch.seqs.iter().copied())
+                            .collect()
+                    });
+                }
                 let handle = self.tasks.spawn({
                     let context = self.context.clone();
                     let stream_name = stream_name.clone();
@@ -643,7 +670,12 @@ impl Dispatcher {
                     handle.id(),
                     TaskInfo {
                         stream: stream_name.clone(),
-                        batch: Some((shard, records, metrics)),
+                        batch: Some(BatchInfo {
+                            shard,
+                            records,
+                            metrics,
+                            seqs,
+                        }),
                     },
                 );
             }
@@ -665,9 +697,9 @@ impl Dispatcher {
             return;
         };
         match info.batch {
-            Some((shard, records, metrics)) => {
-                metrics.inflight(-(records as i64));
-                if let Some(lane) = stream.lanes.get_mut(&shard) {
+            Some(batch) => {
+                batch.metrics.inflight(-(batch.records as i64));
+                if let Some(lane) = stream.lanes.get_mut(&batch.shard) {
                     lane.inflight = lane.inflight.saturating_sub(1);
                 }
             }

@@ -233,6 +233,9 @@ pub struct DiskSnapshot {
     pub corrupt_bytes: u64,
     /// Records found at start and appended again.
     pub replayed: u64,
+    /// Of those, the ones whose Append was in flight at the crash: possible
+    /// duplicates (the only ones).
+    pub in_doubt: u64,
     /// Bytes cut from the end of segments that a crash left half-written.
     pub torn_bytes: u64,
 }

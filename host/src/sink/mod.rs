@@ -404,6 +404,7 @@ impl Sink {
                 Arc::new(move || stats.snapshot(&budget).records)
                     as Arc<dyn Fn() -> u64 + Send + Sync>
             }),
+            sent: disk.as_ref().map(Disk::sent_log),
             memory,
             registry,
             flush: flush_rx,

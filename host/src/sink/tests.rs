@@ -335,21 +335,23 @@ async fn the_disk_buffer_survives_a_crash_and_replays_with_bounded_duplicates() 
     let sink = Sink::start(&config, client.clone())
         .await
         .expect("restarts");
-    let replayed = sink.metrics().disk.expect("disk metrics").replayed;
-    assert!(replayed > 0, "records left at the crash are replayed");
+    let disk = sink.metrics().disk.expect("disk metrics");
+    assert!(disk.replayed > 0, "records left at the crash are replayed");
+    // Only what was in flight can be stored twice: one batch per shard.
+    let bound = 2 * config.inflight_per_shard * config.batch.max_records;
+    assert!(disk.in_doubt > 0, "appends were in flight at the crash");
+    assert!(disk.in_doubt as usize <= bound, "{disk:?}");
     until("the replay to finish", || {
         sink.metrics().disk.is_some_and(|disk| disk.records == 0)
     })
     .await;
     let records = read_stream(&client, "s", total).await;
     let duplicates = records.len() - total;
-    // Only what was in flight can be stored twice: one batch per shard.
-    let bound = 2 * config.inflight_per_shard * config.batch.max_records;
     assert!(
-        duplicates <= bound,
-        "{duplicates} duplicates, more than the in-flight window {bound}"
+        duplicates as u64 <= disk.in_doubt,
+        "{duplicates} duplicates, more than the {} records counted in doubt",
+        disk.in_doubt
     );
-    assert!(duplicates as u64 <= replayed);
     let report = sink.shutdown(Duration::from_secs(5)).await;
     assert!(report.drained, "{report:?}");
     let left: Vec<_> = std::fs::read_dir(dir.path())

@@ -14,6 +14,9 @@
 //! marks file NNNNNNNNNNNNNNNNNNNN.ack (same NNN…):
 //!   frame*  len u32 | crc32(body) u32 | body[len]
 //!   body    (start u64 | count u32)*     records appended, as seq ranges
+//!
+//! sent.log (one per directory): marks frames of the records whose Append
+//! was sent, rewritten with only those in flight when it grows.
 //! ```
 //!
 //! All integers are little-endian; crc32 is CRC-32/ISO-HDLC (crc32fast).
@@ -242,6 +245,44 @@ pub(crate) fn scan_marks(bytes: &[u8]) -> Vec<Range<u64>> {
         }
     }
     ranges
+}
+
+/// Sorted, disjoint seq ranges, for membership tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SeqSet(Vec<Range<u64>>);
+
+impl SeqSet {
+    pub(crate) fn new(mut ranges: Vec<Range<u64>>) -> SeqSet {
+        ranges.retain(|range| !range.is_empty());
+        ranges.sort_by_key(|range| range.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            match merged.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => merged.push(range),
+            }
+        }
+        SeqSet(merged)
+    }
+
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        let after = self.0.partition_point(|range| range.start <= seq);
+        after > 0 && self.0[after - 1].contains(&seq)
+    }
+}
+
+/// Runs of consecutive numbers in sorted `seqs`, as marks frames hold them.
+pub(crate) fn runs(seqs: &[u64]) -> Vec<(u64, u32)> {
+    let mut runs: Vec<(u64, u32)> = Vec::new();
+    for &seq in seqs {
+        match runs.last_mut() {
+            Some((start, count)) if *start + u64::from(*count) == seq && *count < u32::MAX => {
+                *count += 1
+            }
+            _ => runs.push((seq, 1)),
+        }
+    }
+    runs
 }
 
 /// Appends a marks frame recording `ranges` as appended.

@@ -15,7 +15,9 @@
 //! room; otherwise they stay on disk only and are read back when room frees
 //! up (the spill). The dispatcher reports each record that is done
 //! (appended, dead-lettered or failed for good); the thread writes that to
-//! the marks file and deletes a segment once all its records are done.
+//! the marks file and deletes a segment once all its records are done. The
+//! dispatcher notes in a sent log which records it is about to append, so
+//! that a restart can count the replayed records that may be duplicates.
 //!
 //! At start every segment is scanned: a torn tail is cut, corrupt frames are
 //! skipped and counted, an unreadable segment is renamed `*.corrupt` and
@@ -44,6 +46,10 @@ const GROUP_RECORDS: usize = 1024;
 const GROUP_BYTES: usize = 4 * 1024 * 1024;
 /// How much of a segment is read at once when records are read back.
 const READ_CHUNK: usize = 256 * 1024;
+/// The log of records whose Append was sent (see [`SentLog`]).
+const SENT_LOG: &str = "sent.log";
+/// Size at which the sent log is rewritten with only what is in flight.
+const SENT_LOG_LIMIT: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
@@ -79,6 +85,7 @@ pub(crate) struct DiskStats {
     corrupt_segments: AtomicU64,
     corrupt_bytes: AtomicU64,
     replayed: AtomicU64,
+    in_doubt: AtomicU64,
     torn_bytes: AtomicU64,
 }
 
@@ -92,6 +99,7 @@ impl DiskStats {
             corrupt_segments: self.corrupt_segments.load(Relaxed),
             corrupt_bytes: self.corrupt_bytes.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
+            in_doubt: self.in_doubt.load(Relaxed),
             torn_bytes: self.torn_bytes.load(Relaxed),
         }
     }
@@ -112,6 +120,7 @@ pub(crate) struct Disk {
     /// files are concerned).
     abort: Option<oneshot::Sender<()>>,
     exited: Option<oneshot::Receiver<()>>,
+    sent_path: PathBuf,
 }
 
 impl Disk {
@@ -130,6 +139,8 @@ impl Disk {
         let (abort_tx, abort) = oneshot::channel();
         let (exited_tx, exited) = oneshot::channel();
         let (ready_tx, ready) = oneshot::channel();
+        let dir = settings.dir.clone();
+        let sent_dir = settings.dir.clone();
         let log_budget = budget.clone();
         let log_stats = stats.clone();
         std::thread::Builder::new()
@@ -162,7 +173,7 @@ impl Disk {
                 let _ = exited_tx.send(());
             })
             .map_err(|source| DiskError::Io {
-                dir: PathBuf::new(),
+                dir,
                 action: "start its thread",
                 source,
             })?;
@@ -175,7 +186,18 @@ impl Disk {
             stats,
             abort: Some(abort_tx),
             exited: Some(exited),
+            sent_path: sent_dir.join(SENT_LOG),
         })
+    }
+
+    /// The log of records sent to the server, for the dispatcher.
+    pub(crate) fn sent_log(&self) -> SentLog {
+        SentLog {
+            path: self.sent_path.clone(),
+            file: None,
+            bytes: fs::metadata(&self.sent_path).map_or(0, |m| m.len()),
+            failed: false,
+        }
     }
 
     /// Waits until the disk thread has exited (after [`Control::Close`] and
@@ -368,6 +390,7 @@ impl Log {
         for (number, path) in names {
             log.recover_segment(number, &path)?;
         }
+        log.recover_sent()?;
         let records: u64 = log.segments.iter().map(|s| s.total - s.done).sum();
         log.stats.records.store(records, Relaxed);
         log.stats.replayed.store(records, Relaxed);
@@ -381,6 +404,34 @@ impl Log {
             );
         }
         Ok(log)
+    }
+
+    /// Counts the replayed records whose Append was sent before the crash
+    /// (they may be stored already: possible duplicates), and keeps only
+    /// those in the sent log, in case of another crash before they are done.
+    fn recover_sent(&mut self) -> Result<(), DiskError> {
+        let path = self.dir.join(SENT_LOG);
+        let sent = match fs::read(&path) {
+            Ok(bytes) => format::SeqSet::new(format::scan_marks(&bytes)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(self.io("read the sent log")(error)),
+        };
+        let in_doubt: Vec<u64> = self
+            .segments
+            .iter()
+            .flat_map(|segment| segment.pending.iter().map(|frame| frame.seq))
+            .filter(|&seq| sent.contains(seq))
+            .collect();
+        self.stats.in_doubt.store(in_doubt.len() as u64, Relaxed);
+        if !in_doubt.is_empty() {
+            tracing::warn!(
+                records = in_doubt.len(),
+                "records whose append was in flight at the crash are appended again and may be stored twice"
+            );
+        }
+        rewrite_sent_log(&path, &in_doubt)
+            .map(drop)
+            .map_err(self.io("rewrite the sent log"))
     }
 
     fn recover_segment(&mut self, number: u64, path: &Path) -> Result<(), DiskError> {
@@ -437,19 +488,14 @@ impl Log {
             );
             self.stats.corrupt_bytes.fetch_add(corrupt as u64, Relaxed);
         }
-        let mut done = match fs::read(&segment.marks_path) {
-            Ok(marks) => format::scan_marks(&marks),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        let done = match fs::read(&segment.marks_path) {
+            Ok(marks) => format::SeqSet::new(format::scan_marks(&marks)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => format::SeqSet::default(),
             Err(error) => return Err(self.io("read a marks file")(error)),
-        };
-        done.sort_by_key(|range| range.start);
-        let is_done = |seq: u64| {
-            let after = done.partition_point(|range| range.start <= seq);
-            done[..after].iter().rev().any(|range| range.contains(&seq))
         };
         for frame in &scan.frames {
             self.next_seq = self.next_seq.max(frame.seq.saturating_add(1));
-            if is_done(frame.seq) {
+            if done.contains(frame.seq) {
                 segment.done += 1;
             } else {
                 if let Ok(stream) = format::body_stream(&bytes[frame.body()]) {
@@ -793,17 +839,7 @@ impl Log {
                 .map_or(u64::MAX, |s| s.first_seq);
             let end = at + seqs[at..].partition_point(|&seq| seq < limit);
             let mine = &seqs[at..end];
-            let mut runs: Vec<(u64, u32)> = Vec::new();
-            for &seq in mine {
-                match runs.last_mut() {
-                    Some((start, count))
-                        if *start + u64::from(*count) == seq && *count < u32::MAX =>
-                    {
-                        *count += 1
-                    }
-                    _ => runs.push((seq, 1)),
-                }
-            }
+            let runs = format::runs(mine);
             let mut frame = Vec::with_capacity(8 + runs.len() * 12);
             format::encode_marks(&mut frame, &runs);
             let segment = &mut self.segments[index];
@@ -847,6 +883,69 @@ impl Log {
             self.stats.segments.fetch_sub(removed as u64, Relaxed);
         }
     }
+}
+
+/// The records whose Append has been sent, written (to the OS, not forced
+/// to disk) by the dispatcher before it sends them, so that a replay after
+/// a crash can tell which records may already be stored. Marks frames of
+/// seq ranges, like a segment's marks; rewritten with only the records in
+/// flight once it grows past [`SENT_LOG_LIMIT`].
+#[derive(Debug)]
+pub(crate) struct SentLog {
+    path: PathBuf,
+    file: Option<File>,
+    bytes: u64,
+    /// A write failed (reported once): duplicates may then go uncounted.
+    failed: bool,
+}
+
+impl SentLog {
+    /// Records `seqs` as sent; `in_flight` lists every record in flight,
+    /// for when the log is rewritten.
+    pub(crate) fn sent(&mut self, seqs: &[u64], in_flight: impl FnOnce() -> Vec<u64>) {
+        let mut sorted = seqs.to_vec();
+        sorted.sort_unstable();
+        let mut frame = Vec::new();
+        format::encode_marks(&mut frame, &format::runs(&sorted));
+        let result = if self.bytes + frame.len() as u64 > SENT_LOG_LIMIT {
+            let mut all = in_flight();
+            all.extend_from_slice(seqs);
+            all.sort_unstable();
+            all.dedup();
+            self.file = None;
+            rewrite_sent_log(&self.path, &all).map(|bytes| self.bytes = bytes)
+        } else {
+            let file = match &mut self.file {
+                Some(file) => Ok(file),
+                None => OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map(|file| self.file.insert(file)),
+            };
+            file.and_then(|file| file.write_all(&frame))
+                .map(|()| self.bytes += frame.len() as u64)
+        };
+        if let Err(error) = result
+            && !self.failed
+        {
+            self.failed = true;
+            tracing::warn!(log = %self.path.display(), %error, "cannot record sent records; duplicates after a crash may go uncounted");
+        }
+    }
+}
+
+/// Replaces the sent log with one listing `seqs` (sorted); returns its size.
+fn rewrite_sent_log(path: &Path, seqs: &[u64]) -> io::Result<u64> {
+    let mut frame = Vec::new();
+    let runs = format::runs(seqs);
+    if !runs.is_empty() {
+        format::encode_marks(&mut frame, &runs);
+    }
+    let temporary = path.with_extension("tmp");
+    fs::write(&temporary, &frame)?;
+    fs::rename(&temporary, path)?;
+    Ok(frame.len() as u64)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

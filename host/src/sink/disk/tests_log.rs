@@ -197,6 +197,64 @@ async fn futures_next(fed: &mut mpsc::Receiver<Item>, n: usize) -> Vec<Item> {
 }
 
 #[tokio::test]
+async fn records_sent_before_a_crash_are_counted_in_doubt() {
+    let h = Harness::new();
+    let (mut disk, mut fed, _memory) = h.open(4096, 1 << 20).await.expect("opens");
+    for i in 0..10 {
+        h.write(&disk, i).await;
+    }
+    let seqs: Vec<u64> = futures_next(&mut fed, 10)
+        .await
+        .iter()
+        .filter_map(|item| item.seq)
+        .collect();
+    let mut sent = disk.sent_log();
+    sent.sent(&seqs[..4], Vec::new);
+    sent.sent(&seqs[8..], Vec::new);
+    // Record 0 was appended; the others were not when the crash came.
+    disk.control
+        .send(Control::Done(vec![seqs[0]]))
+        .expect("send");
+    until("the mark", || {
+        disk.stats.snapshot(&disk.budget).records == 9
+    })
+    .await;
+    disk.abort();
+    disk.exited().await;
+    drop(fed);
+
+    let (mut disk, _fed, _memory) = h.open(4096, 1 << 20).await.expect("reopens");
+    let snapshot = disk.stats.snapshot(&disk.budget);
+    assert_eq!((snapshot.replayed, snapshot.in_doubt), (9, 5));
+    // A second crash before they are done still knows them.
+    disk.abort();
+    disk.exited().await;
+    let (disk, _fed, _memory) = h.open(4096, 1 << 20).await.expect("reopens again");
+    assert_eq!(disk.stats.snapshot(&disk.budget).in_doubt, 5);
+}
+
+#[tokio::test]
+async fn the_sent_log_is_rewritten_with_what_is_in_flight() {
+    let h = Harness::new();
+    let (disk, _fed, _memory) = h.open(4096, 1 << 20).await.expect("opens");
+    let mut sent = disk.sent_log();
+    // Scattered numbers make a frame of 12 bytes per number.
+    let mut next = 0;
+    while sent.bytes < SENT_LOG_LIMIT - 10_000 {
+        let seqs: Vec<u64> = (0..500).map(|i| next + 2 * i).collect();
+        next += 1000;
+        sent.sent(&seqs, Vec::new);
+    }
+    sent.sent(&(0..1000).map(|i| 2 * i).collect::<Vec<_>>(), || vec![7, 9]);
+    assert!(sent.bytes < 20_000, "rewritten: {} bytes", sent.bytes);
+    let kept = format::SeqSet::new(format::scan_marks(
+        &fs::read(h.dir.path().join(SENT_LOG)).expect("read"),
+    ));
+    assert!(kept.contains(7) && kept.contains(9) && kept.contains(1998));
+    assert!(!kept.contains(next - 2), "older batches are forgotten");
+}
+
+#[tokio::test]
 async fn records_beyond_the_memory_budget_spill_and_are_read_back_in_order() {
     let h = Harness::new();
     let one = format::frame_len("s", &raw_record("k0", "record 0".as_bytes().to_vec())) as u64;
