@@ -223,6 +223,14 @@ async fn records_are_appended_in_key_order_and_acknowledged() {
     let records = read_stream(&client, "s", 2000).await;
     assert_eq!(records.len(), 2000, "no duplicates without failures");
     assert_key_order(&records);
+    // Each record is on the shard the MD5 of its key names.
+    let map = client.shards("s").await.expect("shards");
+    assert_eq!(map.len(), 4);
+    for record in &records {
+        let key = key_of(&record.record);
+        let shard = record.id.shard_id;
+        assert_eq!(Some(shard), map.shard_for_key(key), "key {key}");
+    }
     let report = sink.shutdown(Duration::from_secs(5)).await;
     assert!(report.drained);
 }
