@@ -6,8 +6,9 @@
 //! ```text
 //! segment file NNNNNNNNNNNNNNNNNNNN.seg (NNN… = the first sequence number):
 //!   header  magic "WEIRSEG1" | version u32 = 1 | flags u32 = 0
-//!           | first_seq u64 | crc32(previous 24 bytes) u32 | zero u32
-//!   frame*  len u32 | crc32(body) u32 | body[len]
+//!           | first_seq u64 | salt u64 | crc32(previous 32 bytes) u32
+//!           | zero u32
+//!   frame*  len u32 | crc32(salt | body) u32 | body[len]
 //!   body    seq u64 | event_time_ms i64 | stream_len u16 | stream (UTF-8)
 //!           | HStreamRecord (protobuf)
 //!
@@ -21,6 +22,10 @@
 //!
 //! All integers are little-endian; crc32 is CRC-32/ISO-HDLC (crc32fast).
 //! Sequence numbers grow by one per record across segments and restarts.
+//! The salt is random per segment: a record's payload (which publishers
+//! choose) may hold bytes that look like a frame, and the scan below looks
+//! for frames at every offset after damage; without the salt such a fake
+//! frame cannot get a checksum that passes.
 //!
 //! Recovery reads frames in order. A frame whose length runs past the end,
 //! whose checksum fails, or whose sequence number does not grow is not
@@ -36,7 +41,9 @@ use weir_proto::pb::HStreamRecord;
 
 pub(crate) const MAGIC: &[u8; 8] = b"WEIRSEG1";
 pub(crate) const VERSION: u32 = 1;
-pub(crate) const HEADER_LEN: usize = 32;
+pub(crate) const HEADER_LEN: usize = 40;
+/// The header bytes its checksum covers.
+const HEADER_CHECKED: usize = 32;
 const FRAME_HEAD: usize = 8;
 /// seq + event time + stream length.
 const BODY_MIN: usize = 8 + 8 + 2;
@@ -48,6 +55,8 @@ pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) first_seq: u64,
+    /// Mixed into every frame's checksum.
+    pub(crate) salt: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,8 +78,9 @@ pub(crate) fn encode_header(header: Header) -> [u8; HEADER_LEN] {
     buf.put_u32_le(VERSION);
     buf.put_u32_le(0);
     buf.put_u64_le(header.first_seq);
-    let crc = crc32fast::hash(&out[..24]);
-    out[24..28].copy_from_slice(&crc.to_le_bytes());
+    buf.put_u64_le(header.salt);
+    let crc = crc32fast::hash(&out[..HEADER_CHECKED]);
+    out[HEADER_CHECKED..HEADER_CHECKED + 4].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -81,18 +91,19 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header, HeaderError> {
     if &bytes[..8] != MAGIC {
         return Err(HeaderError::Magic);
     }
-    let mut fields = &bytes[8..28];
+    let mut fields = &bytes[8..HEADER_CHECKED + 4];
     let version = fields.get_u32_le();
     let _flags = fields.get_u32_le();
     let first_seq = fields.get_u64_le();
+    let salt = fields.get_u64_le();
     let crc = fields.get_u32_le();
-    if crc != crc32fast::hash(&bytes[..24]) {
+    if crc != crc32fast::hash(&bytes[..HEADER_CHECKED]) {
         return Err(HeaderError::Checksum);
     }
     if version != VERSION {
         return Err(HeaderError::Version(version));
     }
-    Ok(Header { first_seq })
+    Ok(Header { first_seq, salt })
 }
 
 /// One record as the disk buffer keeps it.
@@ -110,10 +121,22 @@ pub(crate) fn frame_len(stream: &str, record: &HStreamRecord) -> usize {
     FRAME_HEAD + BODY_MIN + stream.len() + record.encoded_len()
 }
 
-/// Appends the frame of a record to `out`. The caller checked that the
-/// stream name fits in u16.
+/// A frame's checksum: crc32 of the segment's salt (none for marks files,
+/// which hold only weir's own numbers) and the body.
+pub(crate) fn frame_crc(salt: Option<u64>, body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    if let Some(salt) = salt {
+        hasher.update(&salt.to_le_bytes());
+    }
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// Appends the frame of a record to `out`, for a segment with `salt`. The
+/// caller checked that the stream name fits in u16.
 pub(crate) fn encode_record(
     out: &mut Vec<u8>,
+    salt: u64,
     seq: u64,
     event_time_ms: i64,
     stream: &str,
@@ -131,7 +154,7 @@ pub(crate) fn encode_record(
     out.put_slice(stream.as_bytes());
     // Encoding into a Vec cannot run out of room.
     let _ = record.encode(out);
-    let crc = crc32fast::hash(&out[body..]);
+    let crc = frame_crc(Some(salt), &out[body..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -218,7 +241,7 @@ impl Scan {
 /// Scans a segment file's bytes: the header, then every good frame.
 pub(crate) fn scan_segment(bytes: &[u8]) -> Result<(Header, Scan), HeaderError> {
     let header = decode_header(bytes)?;
-    let frames = scan_frames(bytes, HEADER_LEN, |body, last| {
+    let frames = scan_frames(bytes, HEADER_LEN, Some(header.salt), |body, last| {
         if body.len() < BODY_MIN {
             return None;
         }
@@ -232,7 +255,7 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<(Header, Scan), HeaderError> 
 /// Scans a marks file: the seq ranges it records as appended. Torn or
 /// corrupt frames are skipped (at worst a record is appended again).
 pub(crate) fn scan_marks(bytes: &[u8]) -> Vec<Range<u64>> {
-    let scan = scan_frames(bytes, 0, |body, _| {
+    let scan = scan_frames(bytes, 0, None, |body, _| {
         (!body.is_empty() && body.len() % 12 == 0).then_some(0)
     });
     let mut ranges = Vec::new();
@@ -295,7 +318,7 @@ pub(crate) fn encode_marks(out: &mut Vec<u8>, ranges: &[(u64, u32)]) {
         out.put_u64_le(first);
         out.put_u32_le(count);
     }
-    let crc = crc32fast::hash(&out[start + FRAME_HEAD..]);
+    let crc = frame_crc(None, &out[start + FRAME_HEAD..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -305,6 +328,7 @@ pub(crate) fn encode_marks(out: &mut Vec<u8>, ranges: &[(u64, u32)]) {
 fn scan_frames(
     bytes: &[u8],
     start: usize,
+    salt: Option<u64>,
     accept: impl Fn(&[u8], Option<u64>) -> Option<u64>,
 ) -> Scan {
     let mut scan = Scan {
@@ -316,7 +340,7 @@ fn scan_frames(
     // Where the bytes since the last good frame started to be bad.
     let mut bad_since: Option<usize> = None;
     while pos + FRAME_HEAD <= bytes.len() {
-        match frame_at(bytes, pos, last, &accept) {
+        match frame_at(bytes, pos, salt, last, &accept) {
             Some((seq, len)) => {
                 if let Some(bad) = bad_since.take() {
                     scan.corrupt.push(bad..pos);
@@ -342,6 +366,7 @@ fn scan_frames(
 fn frame_at(
     bytes: &[u8],
     pos: usize,
+    salt: Option<u64>,
     last: Option<u64>,
     accept: impl Fn(&[u8], Option<u64>) -> Option<u64>,
 ) -> Option<(u64, u32)> {
@@ -353,7 +378,7 @@ fn frame_at(
     }
     let body = bytes.get(pos + FRAME_HEAD..pos + FRAME_HEAD + len as usize)?;
     let seq = accept(body, last)?;
-    (crc32fast::hash(body) == crc).then_some((seq, len))
+    (frame_crc(salt, body) == crc).then_some((seq, len))
 }
 
 #[cfg(test)]

@@ -220,6 +220,8 @@ impl Disk {
 #[derive(Debug)]
 struct Segment {
     first_seq: u64,
+    /// Mixed into its frames' checksums.
+    salt: u64,
     path: PathBuf,
     marks_path: PathBuf,
     /// Bytes of the file, as taken from the disk budget.
@@ -237,9 +239,10 @@ struct Segment {
 }
 
 impl Segment {
-    fn new(dir: &Path, first_seq: u64) -> Segment {
+    fn new(dir: &Path, first_seq: u64, salt: u64) -> Segment {
         Segment {
             first_seq,
+            salt,
             path: dir.join(format!("{first_seq:020}.seg")),
             marks_path: dir.join(format!("{first_seq:020}.ack")),
             bytes: 0,
@@ -261,6 +264,7 @@ impl Segment {
 #[derive(Debug)]
 struct ChunkReader {
     file: File,
+    salt: u64,
     start: u64,
     buf: Vec<u8>,
 }
@@ -287,7 +291,7 @@ impl ChunkReader {
             })?;
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let body = &frame[8..];
-        if crc32fast::hash(body) != crc {
+        if format::frame_crc(Some(self.salt), body) != crc {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the frame's checksum no longer matches",
@@ -436,7 +440,7 @@ impl Log {
 
     fn recover_segment(&mut self, number: u64, path: &Path) -> Result<(), DiskError> {
         let bytes = fs::read(path).map_err(self.io("read a segment"))?;
-        let mut segment = Segment::new(&self.dir, number);
+        let mut segment = Segment::new(&self.dir, number, 0);
         self.next_seq = self.next_seq.max(number.saturating_add(1));
         let (header, scan) = match format::scan_segment(&bytes) {
             Ok(found) => found,
@@ -507,6 +511,7 @@ impl Log {
             }
         }
         segment.first_seq = header.first_seq;
+        segment.salt = header.salt;
         segment.total = scan.frames.len() as u64;
         segment.sealed = true;
         if segment.pending.is_empty() {
@@ -665,8 +670,10 @@ impl Log {
             }
             let offset = self.segments.back().map_or(0, |s| s.bytes) + buf.len() as u64;
             let start = buf.len();
+            let salt = self.segments.back().map_or(0, |s| s.salt);
             format::encode_record(
                 &mut buf,
+                salt,
                 seq,
                 item.event_time_ms,
                 &item.stream,
@@ -709,12 +716,13 @@ impl Log {
             self.sync_writer()?;
         }
         self.seal_active();
-        let mut segment = Segment::new(&self.dir, first_seq);
+        let salt = fastrand::u64(..);
+        let mut segment = Segment::new(&self.dir, first_seq, salt);
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&segment.path)?;
-        file.write_all(&format::encode_header(Header { first_seq }))?;
+        file.write_all(&format::encode_header(Header { first_seq, salt }))?;
         if self.settings.fsync != FsyncPolicy::Never {
             file.sync_data()?;
             sync_dir(&self.dir);
@@ -778,6 +786,7 @@ impl Log {
                         .reader
                         .insert(ChunkReader {
                             file,
+                            salt: segment.salt,
                             start: 0,
                             buf: Vec::new(),
                         })

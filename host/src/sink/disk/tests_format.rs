@@ -5,6 +5,8 @@ use super::*;
 use proptest::prelude::*;
 use weir_proto::record::raw_record;
 
+const SALT: u64 = 0x005e_ed0f_5a17;
+
 fn record(i: u64) -> HStreamRecord {
     raw_record(
         format!("key-{i}"),
@@ -15,11 +17,22 @@ fn record(i: u64) -> HStreamRecord {
 /// A segment starting at `first_seq` with `count` records, and where each
 /// frame starts.
 fn segment(first_seq: u64, count: u64) -> (Vec<u8>, Vec<usize>) {
-    let mut bytes = encode_header(Header { first_seq }).to_vec();
+    let mut bytes = encode_header(Header {
+        first_seq,
+        salt: SALT,
+    })
+    .to_vec();
     let mut starts = Vec::new();
     for seq in first_seq..first_seq + count {
         starts.push(bytes.len());
-        encode_record(&mut bytes, seq, seq as i64 * 10, "stream", &record(seq));
+        encode_record(
+            &mut bytes,
+            SALT,
+            seq,
+            seq as i64 * 10,
+            "stream",
+            &record(seq),
+        );
     }
     (bytes, starts)
 }
@@ -72,8 +85,8 @@ fn headers_are_checked() {
     assert_eq!(scan_segment(&bad).err(), Some(HeaderError::Checksum));
     let mut future = bytes.clone();
     future[8] = 9;
-    let crc = crc32fast::hash(&future[..24]);
-    future[24..28].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&future[..32]);
+    future[32..36].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(scan_segment(&future).err(), Some(HeaderError::Version(9)));
 }
 
@@ -117,13 +130,17 @@ fn a_corrupt_frame_in_the_middle_is_skipped_and_the_rest_recovered() {
 
 #[test]
 fn stale_or_repeated_sequence_numbers_are_not_trusted() {
-    let mut bytes = encode_header(Header { first_seq: 10 }).to_vec();
-    encode_record(&mut bytes, 10, 0, "s", &record(10));
+    let mut bytes = encode_header(Header {
+        first_seq: 10,
+        salt: SALT,
+    })
+    .to_vec();
+    encode_record(&mut bytes, SALT, 10, 0, "s", &record(10));
     let repeated = bytes.len();
-    encode_record(&mut bytes, 10, 0, "s", &record(10));
-    encode_record(&mut bytes, 11, 0, "s", &record(11));
+    encode_record(&mut bytes, SALT, 10, 0, "s", &record(10));
+    encode_record(&mut bytes, SALT, 11, 0, "s", &record(11));
     let before_first = bytes.len();
-    encode_record(&mut bytes, 3, 0, "s", &record(3));
+    encode_record(&mut bytes, SALT, 3, 0, "s", &record(3));
     let (_, scan) = scan_segment(&bytes).expect("valid header");
     assert_eq!(seqs(&scan), [10, 11]);
     assert_eq!(scan.corrupt.len(), 1);
@@ -131,6 +148,39 @@ fn stale_or_repeated_sequence_numbers_are_not_trusted() {
     assert_eq!(
         scan.valid_end, before_first,
         "the stale frame is not trusted"
+    );
+}
+
+#[test]
+fn a_frame_hidden_in_a_payload_is_not_trusted_after_damage() {
+    // A publisher can choose a payload that is itself a well-formed frame;
+    // it cannot know the segment's salt.
+    let mut forged = Vec::new();
+    encode_record(&mut forged, 0, 1_000, 0, "other", &record(1_000));
+    let mut bytes = encode_header(Header {
+        first_seq: 1,
+        salt: SALT,
+    })
+    .to_vec();
+    let start = bytes.len();
+    encode_record(
+        &mut bytes,
+        SALT,
+        1,
+        0,
+        "s",
+        &raw_record("k", forged.clone()),
+    );
+    encode_record(&mut bytes, SALT, 2, 0, "s", &record(2));
+    // Damage the frame holding the forged one, and cut the file inside it.
+    bytes[start + 1] ^= 0xff;
+    let (_, scan) = scan_segment(&bytes).expect("header intact");
+    assert_eq!(seqs(&scan), [2], "only the real frame after the damage");
+    let cut = bytes.len() - frame_len("s", &record(2)) - 3;
+    let (_, scan) = scan_segment(&bytes[..cut]).expect("header intact");
+    assert!(
+        scan.frames.is_empty(),
+        "the forged frame in a torn tail is not trusted"
     );
 }
 
@@ -154,7 +204,11 @@ fn marks_round_trip_and_survive_a_torn_tail() {
 
 #[test]
 fn oversized_lengths_are_rejected_without_allocating() {
-    let mut bytes = encode_header(Header { first_seq: 1 }).to_vec();
+    let mut bytes = encode_header(Header {
+        first_seq: 1,
+        salt: SALT,
+    })
+    .to_vec();
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     bytes.extend_from_slice(&[0; 64]);
     let (_, scan) = scan_segment(&bytes).expect("header intact");

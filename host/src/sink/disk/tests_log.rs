@@ -288,12 +288,16 @@ async fn damaged_segments_are_cut_skipped_or_set_aside_without_stopping() {
     let h = Harness::new();
     let dir = h.dir.path();
     let write_segment = |first_seq: u64, count: u64| -> (Vec<u8>, Vec<usize>) {
-        let mut bytes = format::encode_header(Header { first_seq }).to_vec();
+        let mut bytes = format::encode_header(Header {
+            first_seq,
+            salt: 42,
+        })
+        .to_vec();
         let mut starts = Vec::new();
         for seq in first_seq..first_seq + count {
             starts.push(bytes.len());
             let record = raw_record(format!("k{seq}"), format!("record {seq}").into_bytes());
-            format::encode_record(&mut bytes, seq, 0, "s", &record);
+            format::encode_record(&mut bytes, 42, seq, 0, "s", &record);
         }
         (bytes, starts)
     };
