@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 use weir_proto::pb::devserver::fault_control_server::FaultControlServer;
 use weir_proto::pb::h_stream_api_server::HStreamApiServer;
@@ -116,7 +115,7 @@ impl Server {
         let result = builder
             .add_service(api)
             .add_service(FaultControlServer::from_arc(faults))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(incoming(listener), async move {
                 shutdown.await;
                 tracing::info!("weir devserver shutting down");
                 stop_signal.send_replace(true);
@@ -268,4 +267,11 @@ mod tests {
         let node = advertised_node("127.0.0.1:7000".parse().expect("addr"), Some("hs.local"));
         assert_eq!((node.host.as_str(), node.port), ("hs.local", 7000));
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: a reply that does not
+/// fill a segment would otherwise wait for the client's delayed ACK (about
+/// 20 ms per append of a few tens of kilobytes), as HStreamDB's does not.
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
