@@ -89,7 +89,7 @@ pub enum Format {
 }
 
 impl Format {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Format::Json => "json",
             Format::Raw => "raw",
@@ -98,7 +98,7 @@ impl Format {
 }
 
 /// Per-plugin limits, with the defaults used when a key is absent.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub deadline_ms: u64,
@@ -129,6 +129,32 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Checks the values a manifest or a rule file gave; the error names
+    /// the field.
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, value) in [
+            ("limits.deadline_ms", self.deadline_ms),
+            ("limits.memory_mb", self.memory_mb),
+            ("limits.fuel", self.fuel),
+            (
+                "limits.breaker_threshold",
+                u64::from(self.breaker_threshold),
+            ),
+            ("limits.instances", u64::from(self.instances)),
+        ] {
+            if value == 0 {
+                return Err((field, "must be greater than 0".into()));
+            }
+        }
+        if self.memory_mb > 4096 {
+            return Err((
+                "limits.memory_mb",
+                "wasm32 memory is at most 4096 MiB".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
@@ -204,24 +230,7 @@ impl Manifest {
             weir_guest_sdk::Template::text(template)
                 .map_err(|e| err("action.partition_key", e.to_string()))?;
         }
-        let l = &raw.limits;
-        for (field, value) in [
-            ("limits.deadline_ms", l.deadline_ms),
-            ("limits.memory_mb", l.memory_mb),
-            ("limits.fuel", l.fuel),
-            ("limits.breaker_threshold", u64::from(l.breaker_threshold)),
-            ("limits.instances", u64::from(l.instances)),
-        ] {
-            if value == 0 {
-                return Err(err(field, "must be greater than 0".into()));
-            }
-        }
-        if l.memory_mb > 4096 {
-            return Err(err(
-                "limits.memory_mb",
-                "wasm32 memory is at most 4096 MiB".into(),
-            ));
-        }
+        raw.limits.check().map_err(|(field, m)| err(field, m))?;
 
         let stream: Arc<str> = raw.action.stream.as_str().into();
         let mut streams = vec![stream.clone()];
@@ -277,7 +286,7 @@ impl Manifest {
 
 /// HStreamDB stream names: non-empty, at most 255 bytes, letters, digits,
 /// `_`, `-` and `.`.
-fn check_stream_name(name: &str) -> Result<(), String> {
+pub(super) fn check_stream_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err(format!("stream name `{name}` must be 1 to 255 bytes long"));
     }

@@ -59,6 +59,7 @@
 //! (wasmtime), `plugin` (one version and its failure isolation),
 //! `registry` (the engine: snapshot, reload, watcher, status), `metrics`.
 
+pub mod compile;
 mod encode;
 mod manifest;
 mod metrics;
@@ -145,6 +146,12 @@ pub struct BatchOutput {
     pub errors: Vec<EventError>,
 }
 
+impl From<compile::RuleError> for RulesError {
+    fn from(e: compile::RuleError) -> Self {
+        RulesError::Rule(Box::new(e))
+    }
+}
+
 /// Errors of the rule stage's API (per-event problems are [`EventError`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -156,6 +163,8 @@ pub enum RulesError {
     },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Rule(Box<compile::RuleError>),
     #[error("plugin `{plugin}`: {source}")]
     Load {
         plugin: String,

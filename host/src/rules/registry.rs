@@ -16,6 +16,7 @@
 //! write temporary files and rename; `cp` truncates and writes in chunks):
 //! a plugin is reloaded once its files have been quiet for `debounce`.
 
+use super::compile::CompiledRule;
 use super::encode::PayloadCache;
 use super::manifest::Manifest;
 use super::metrics::{MetricsSnapshot, PluginMetrics};
@@ -37,7 +38,8 @@ use tokio::sync::watch;
 /// How to build a [`RuleEngine`].
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Where `NAME.wasm` + `NAME.toml` pairs live; `None` for an engine fed
+    /// Where `NAME.wasm` + `NAME.toml` pairs and `NAME.rule.toml` rule files
+    /// live; `None` for an engine fed
     /// only through [`RuleEngine::install`].
     pub plugins_dir: Option<PathBuf>,
     /// wasmtime's compilation cache; `None` disables it. Default: none.
@@ -325,6 +327,21 @@ impl RuleEngine {
         self.load(name, wasm, manifest, Path::new(&format!("{name}.toml")))
     }
 
+    /// Loads (or replaces) rule `name` from the text of a `NAME.rule.toml`
+    /// file, as if the file had been written (blocking). For tests,
+    /// embedding and `weir rule test`.
+    pub fn install_rule(&self, name: &str, rule: &str) -> Result<Change, RulesError> {
+        let _loading = lock(&self.inner.loading);
+        let path = format!("{name}.rule.toml");
+        self.load_from(
+            name,
+            Source::Rule {
+                text: rule,
+                path: Path::new(&path),
+            },
+        )
+    }
+
     /// Removes plugin `name`; returns whether it was loaded.
     pub fn unload(&self, name: &str) -> bool {
         let _loading = lock(&self.inner.loading);
@@ -380,6 +397,13 @@ impl RuleEngine {
             }),
         };
         let (wasm, toml) = (read(&wasm_path)?, read(&toml_path)?);
+        let rule_path = dir.join(format!("{name}.rule.toml"));
+        if let Some(rule) = read(&rule_path)? {
+            let clash = [(&wasm, &wasm_path), (&toml, &toml_path)]
+                .into_iter()
+                .find_map(|(file, path)| file.is_some().then_some(path));
+            return self.reload_rule(name, rule, &rule_path, clash);
+        }
         let (wasm, toml) = match (wasm, toml) {
             (Some(w), Some(t)) => (w, t),
             (None, None) => {
@@ -422,6 +446,39 @@ impl RuleEngine {
         self.load(name, &wasm, &text, &toml_path)
     }
 
+    /// A `NAME.rule.toml` file: compiled and loaded like a plugin, unless a
+    /// plugin's files use the same name.
+    fn reload_rule(
+        &self,
+        name: &str,
+        rule: Vec<u8>,
+        rule_path: &Path,
+        clash: Option<&PathBuf>,
+    ) -> Result<Change, RulesError> {
+        let problem = match (clash, String::from_utf8(rule)) {
+            (Some(other), _) => format!(
+                "both {} and {} exist; a rule file and a plugin cannot share the name `{name}`: rename one (the running version, if any, keeps running)",
+                rule_path.display(),
+                other.display()
+            ),
+            (None, Err(_)) => format!("{} is not UTF-8", rule_path.display()),
+            (None, Ok(text)) => {
+                return self.load_from(
+                    name,
+                    Source::Rule {
+                        text: &text,
+                        path: rule_path,
+                    },
+                );
+            }
+        };
+        self.record_failure(name, &problem, None);
+        Err(RulesError::Incomplete {
+            plugin: name.to_owned(),
+            problem,
+        })
+    }
+
     fn load(
         &self,
         name: &str,
@@ -429,11 +486,30 @@ impl RuleEngine {
         manifest: &str,
         manifest_path: &Path,
     ) -> Result<Change, RulesError> {
+        self.load_from(
+            name,
+            Source::Plugin {
+                wasm,
+                manifest,
+                path: manifest_path,
+            },
+        )
+    }
+
+    fn load_from(&self, name: &str, source: Source<'_>) -> Result<Change, RulesError> {
         use sha2::Digest as _;
         let fingerprint = {
             let mut h = sha2::Sha256::new();
-            h.update(sha2::Sha256::digest(wasm));
-            h.update(sha2::Sha256::digest(manifest.as_bytes()));
+            match &source {
+                Source::Plugin { wasm, manifest, .. } => {
+                    h.update(sha2::Sha256::digest(wasm));
+                    h.update(sha2::Sha256::digest(manifest.as_bytes()));
+                }
+                Source::Rule { text, .. } => {
+                    h.update(b"rule file\0");
+                    h.update(sha2::Sha256::digest(text.as_bytes()));
+                }
+            }
             format!("{:x}", h.finalize())
         };
         let current = self.snapshot();
@@ -452,13 +528,38 @@ impl RuleEngine {
             }
             record.metrics.clone()
         };
-        let manifest = match Manifest::parse(manifest, manifest_path) {
-            Ok(m) => m,
-            Err(e) => {
-                self.record_failure(name, &e.to_string(), Some(fingerprint));
-                return Err(e.into());
+        let parsed = match source {
+            Source::Plugin {
+                wasm,
+                manifest,
+                path,
+            } => Manifest::parse(manifest, path)
+                .map(|m| (std::borrow::Cow::Borrowed(wasm), m))
+                .map_err(RulesError::from),
+            Source::Rule { text, path } => {
+                let started = Instant::now();
+                CompiledRule::compile(text, path)
+                    .map(|rule| {
+                        tracing::info!(
+                            plugin = name,
+                            compile_us = started.elapsed().as_micros(),
+                            module_bytes = rule.wasm().len(),
+                            "rule file compiled"
+                        );
+                        let manifest = rule.manifest.clone();
+                        (std::borrow::Cow::Owned(rule.wasm().to_vec()), manifest)
+                    })
+                    .map_err(RulesError::from)
             }
         };
+        let (wasm, manifest) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                self.record_failure(name, &e.to_string(), Some(fingerprint));
+                return Err(e);
+            }
+        };
+        let wasm: &[u8] = &wasm;
         let version = self.inner.versions.fetch_add(1, Ordering::Relaxed) + 1;
         let loaded = LoadedPlugin::load(
             &self.inner.runtime,
@@ -615,6 +716,18 @@ impl RuleEngine {
     }
 }
 
+/// What a plugin is loaded from.
+enum Source<'a> {
+    /// `NAME.wasm` and its manifest `NAME.toml`.
+    Plugin {
+        wasm: &'a [u8],
+        manifest: &'a str,
+        path: &'a Path,
+    },
+    /// A `NAME.rule.toml` file, compiled to a module first.
+    Rule { text: &'a str, path: &'a Path },
+}
+
 enum Msg {
     Fs(notify::Result<notify::Event>),
     Stop,
@@ -642,15 +755,17 @@ impl Drop for Watcher {
     }
 }
 
-/// The plugin a file belongs to: `NAME.wasm` or `NAME.toml` (not
-/// `*.rule.toml`, which are declarative rules, nor hidden files).
+/// The plugin a file belongs to: `NAME.wasm`, `NAME.toml` or the rule file
+/// `NAME.rule.toml` (not hidden files). `x.rule.toml` is always the rule
+/// file of `x`, so a plugin name cannot end in `.rule`.
 fn plugin_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    if file.starts_with('.') || file.ends_with(".rule.toml") {
+    if file.starts_with('.') {
         return None;
     }
     let stem = file
-        .strip_suffix(".wasm")
+        .strip_suffix(".rule.toml")
+        .or_else(|| file.strip_suffix(".wasm"))
         .or_else(|| file.strip_suffix(".toml"))?;
     let valid = !stem.is_empty()
         && stem
