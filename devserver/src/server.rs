@@ -254,6 +254,13 @@ impl Drop for DevServer {
     }
 }
 
+/// Accepted connections with Nagle's algorithm off: a reply that does not
+/// fill a segment would otherwise wait for the client's delayed ACK (about
+/// 20 ms per append of a few tens of kilobytes), as HStreamDB's does not.
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,11 +274,4 @@ mod tests {
         let node = advertised_node("127.0.0.1:7000".parse().expect("addr"), Some("hs.local"));
         assert_eq!((node.host.as_str(), node.port), ("hs.local", 7000));
     }
-}
-
-/// Accepted connections with Nagle's algorithm off: a reply that does not
-/// fill a segment would otherwise wait for the client's delayed ACK (about
-/// 20 ms per append of a few tens of kilobytes), as HStreamDB's does not.
-fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -15,6 +15,10 @@
 //! The watcher thread debounces filesystem events per plugin name (editors
 //! write temporary files and rename; `cp` truncates and writes in chunks):
 //! a plugin is reloaded once its files have been quiet for `debounce`.
+//!
+//! An operator can disable a plugin ([`RuleEngine::disable`]): it is unloaded
+//! and no reload, rescan or file change loads it again until it is enabled.
+//! The set of disabled plugins lives in memory: a restart enables them all.
 
 use super::compile::CompiledRule;
 use super::encode::PayloadCache;
@@ -78,6 +82,8 @@ pub enum PluginState {
     Failed,
     /// A version is loaded but its circuit breaker is open.
     Tripped,
+    /// An operator disabled it: not loaded until enabled again.
+    Disabled,
 }
 
 /// What an operator sees about a plugin.
@@ -153,6 +159,8 @@ struct Inner {
     dead_letter: Option<Arc<str>>,
     current: RwLock<Arc<Snapshot>>,
     records: Mutex<BTreeMap<String, Record>>,
+    /// Plugins an operator disabled; changed only under `loading`.
+    disabled: Mutex<BTreeSet<String>>,
     subscriptions: watch::Sender<Subscriptions>,
     /// Every stream the loaded plugins may write to, dead-letter streams
     /// included: what the sink must find in HStreamDB.
@@ -197,6 +205,7 @@ impl RuleEngine {
                 options,
                 current: RwLock::default(),
                 records: Mutex::default(),
+                disabled: Mutex::default(),
                 subscriptions: watch::Sender::new(Subscriptions::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
                 versions: AtomicU64::new(0),
@@ -274,8 +283,10 @@ impl RuleEngine {
     /// Every known plugin's status, by name.
     pub fn statuses(&self) -> Vec<PluginStatus> {
         let records = lock(&self.inner.records);
-        records
-            .keys()
+        let disabled = lock(&self.inner.disabled).clone();
+        let names: BTreeSet<&String> = records.keys().chain(&disabled).collect();
+        names
+            .into_iter()
             .filter_map(|n| self.status_locked(&records, n))
             .collect()
     }
@@ -291,11 +302,20 @@ impl RuleEngine {
         records: &BTreeMap<String, Record>,
         name: &str,
     ) -> Option<PluginStatus> {
-        let record = records.get(name)?;
+        let disabled = self.is_disabled(name);
+        let default = Record::default();
+        let record = match records.get(name) {
+            Some(record) => record,
+            // A disabled plugin whose files were removed is still listed, so
+            // it can be enabled again.
+            None if disabled => &default,
+            None => return None,
+        };
         let snapshot = self.snapshot();
         let running = snapshot.plugins.iter().find(|p| &*p.name == name);
         let health = running.map(|p| p.health());
         let state = match (&running, &health) {
+            _ if disabled => PluginState::Disabled,
             (Some(_), Some(h)) if h.tripped_until.is_some() => PluginState::Tripped,
             (Some(_), _) => PluginState::Loaded,
             (None, _) => PluginState::Failed,
@@ -354,6 +374,39 @@ impl RuleEngine {
         self.reload_locked(name)
     }
 
+    /// Unloads plugin `name` and keeps it unloaded, whatever happens to its
+    /// files, until [`RuleEngine::enable`]. Returns false, and does
+    /// nothing, when no plugin of that name is known.
+    pub fn disable(&self, name: &str) -> bool {
+        let _loading = lock(&self.inner.loading);
+        let known = lock(&self.inner.records).contains_key(name) || self.is_disabled(name);
+        if known && lock(&self.inner.disabled).insert(name.to_owned()) {
+            self.remove(name);
+            tracing::info!(plugin = name, "plugin disabled");
+        }
+        known
+    }
+
+    /// Lets a disabled plugin load again, and loads it from the plugins
+    /// directory (blocking). Returns `Ok(None)`, and does nothing, when no
+    /// plugin of that name is known.
+    pub fn enable(&self, name: &str) -> Result<Option<Change>, RulesError> {
+        let _loading = lock(&self.inner.loading);
+        let was_disabled = lock(&self.inner.disabled).remove(name);
+        if !was_disabled && !lock(&self.inner.records).contains_key(name) {
+            return Ok(None);
+        }
+        if was_disabled {
+            tracing::info!(plugin = name, "plugin enabled");
+        }
+        self.reload_locked(name).map(Some)
+    }
+
+    /// Whether an operator disabled plugin `name`.
+    pub fn is_disabled(&self, name: &str) -> bool {
+        lock(&self.inner.disabled).contains(name)
+    }
+
     /// Reloads every plugin in the directory, and unloads the ones whose
     /// files are gone (blocking). Per-plugin failures are logged and kept
     /// in the status; only a directory that cannot be read is an error.
@@ -386,6 +439,9 @@ impl RuleEngine {
 
     fn reload_locked(&self, name: &str) -> Result<Change, RulesError> {
         let dir = self.dir()?;
+        if self.is_disabled(name) {
+            return Ok(Change::Unchanged);
+        }
         let wasm_path = dir.join(format!("{name}.wasm"));
         let toml_path = dir.join(format!("{name}.toml"));
         let read = |p: &Path| match std::fs::read(p) {
@@ -498,6 +554,9 @@ impl RuleEngine {
 
     fn load_from(&self, name: &str, source: Source<'_>) -> Result<Change, RulesError> {
         use sha2::Digest as _;
+        if self.is_disabled(name) {
+            return Ok(Change::Unchanged);
+        }
         let fingerprint = {
             let mut h = sha2::Sha256::new();
             match &source {
@@ -693,7 +752,8 @@ impl RuleEngine {
                     last = Some(Instant::now());
                 }
                 Ok(Msg::Fs(Err(e))) => {
-                    tracing::warn!("plugins directory watch error, rescanning: {e}");
+                    let dir = self.inner.options.plugins_dir.as_deref();
+                    tracing::warn!(dir = ?dir, "plugins directory watch error, rescanning: {e}");
                     rescan = true;
                     last = Some(Instant::now());
                 }

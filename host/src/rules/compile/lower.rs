@@ -251,6 +251,21 @@ impl Scope<'_> {
                 }
                 Expr::Call(Func::Substr, args)
             }
+            // `substr(x)`: sqlparser takes it for SUBSTRING without FROM.
+            ast::Expr::Substring {
+                substring_from: None,
+                ..
+            } => {
+                let (min, max) = Func::Substr.arity();
+                return Err(self.err(
+                    at,
+                    format!(
+                        "{}() takes {min} to {max} argument(s), not 1: {}",
+                        Func::Substr.name(),
+                        Func::Substr.doc()
+                    ),
+                ));
+            }
             ast::Expr::Trim {
                 expr,
                 trim_where: None,

@@ -123,7 +123,9 @@ impl RuleError {
     /// position, for people.
     pub fn snippet(&self) -> Option<String> {
         let (text, line, column) = (self.text.as_ref()?, self.line?, self.column?);
-        let src = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let src = text
+            .lines()
+            .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
         let pad: String = src
             .chars()
             .take(usize::try_from(column).ok()?.saturating_sub(1))
@@ -266,7 +268,10 @@ fn parse_file(text: &str, file: &Path) -> Result<RawRule, RuleError> {
     let de = toml::Deserializer::parse(text).map_err(|e| {
         let at = e.span().map(|s| {
             let (l, c) = line_column(text, s.start);
-            (u32::try_from(l).unwrap_or(u32::MAX), u32::try_from(c).unwrap_or(u32::MAX))
+            (
+                u32::try_from(l).unwrap_or(u32::MAX),
+                u32::try_from(c).unwrap_or(u32::MAX),
+            )
         });
         RuleError {
             file: file.display().to_string(),

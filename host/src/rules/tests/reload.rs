@@ -3,7 +3,7 @@
 //! exactly one version, in order per topic.
 
 use super::*;
-use crate::rules::PluginState;
+use crate::rules::{Change, PluginState};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -215,9 +215,6 @@ fn deleting_the_files_unloads_and_adding_them_loads() {
     assert!(subs.borrow_and_update().client_connected);
     assert_eq!(engine.process(&[connected("c", 1)]).outputs.len(), 1);
 
-    // A declarative rule file is not a plugin.
-    std::fs::write(dir.path().join("x.rule.toml"), "not ours").expect("write");
-
     std::fs::remove_file(dir.path().join("presence.wasm")).expect("remove");
     std::fs::remove_file(dir.path().join("presence.toml")).expect("remove");
     eventually(Duration::from_secs(30), "the plugin to unload", || {
@@ -226,4 +223,62 @@ fn deleting_the_files_unloads_and_adding_them_loads() {
     assert!(engine.process(&[connected("c", 2)]).outputs.is_empty());
     assert!(!subs.borrow_and_update().client_connected);
     assert!(engine.statuses().is_empty());
+}
+
+#[test]
+fn a_disabled_plugin_stays_unloaded_until_enabled() {
+    let dir = tempfile::tempdir().expect("plugins dir");
+    CONNECT
+        .install(dir.path(), "presence", Target::Unknown)
+        .expect("copy plugin");
+    let engine = RuleEngine::new(EngineOptions {
+        plugins_dir: Some(dir.path().to_owned()),
+        debounce: Duration::from_millis(30),
+        ..EngineOptions::default()
+    })
+    .expect("engine starts");
+    let mut subs = engine.subscriptions();
+    let _watcher = engine.watch().expect("watching");
+    assert!(subs.borrow_and_update().client_connected);
+    assert!(
+        !engine.disable("nope"),
+        "an unknown plugin cannot be disabled"
+    );
+    assert_eq!(engine.enable("nope").expect("nothing to load"), None);
+
+    assert!(engine.disable("presence"));
+    let status = engine.status("presence").expect("still listed");
+    assert_eq!(status.state, PluginState::Disabled);
+    assert_eq!(status.version, None);
+    assert!(!subs.borrow_and_update().client_connected);
+    assert!(engine.process(&[connected("c", 1)]).outputs.is_empty());
+
+    // Neither an explicit reload, a rescan nor new files bring it back.
+    assert_eq!(
+        engine.reload("presence").expect("reload"),
+        Change::Unchanged
+    );
+    engine.rescan().expect("rescan");
+    std::fs::remove_file(dir.path().join("presence.wasm")).expect("remove module");
+    engine.rescan().expect("rescan");
+    CONNECT
+        .install(dir.path(), "presence", Target::Unknown)
+        .expect("copy plugin again");
+    // Different files: a plugin that is not disabled would load them.
+    let manifest = CONNECT.manifest_text().expect("manifest") + "\n# changed\n";
+    std::fs::write(dir.path().join("presence.toml"), manifest).expect("rewrite manifest");
+    engine.rescan().expect("rescan");
+    assert_eq!(
+        engine.status("presence").map(|s| s.state),
+        Some(PluginState::Disabled)
+    );
+
+    assert!(matches!(
+        engine.enable("presence").expect("loads"),
+        Some(Change::Loaded { .. })
+    ));
+    let status = engine.status("presence").expect("listed");
+    assert_eq!(status.state, PluginState::Loaded);
+    assert!(subs.borrow_and_update().client_connected);
+    assert_eq!(engine.process(&[connected("c", 2)]).outputs.len(), 1);
 }

@@ -1,1 +1,155 @@
+//! Rejected rule files: every error names the field and, for SQL and
+//! templates, the line and column, with a suggestion where one is obvious.
 
+use super::rule_file;
+use crate::rules::compile::CompiledRule;
+use std::path::Path;
+
+fn error(text: &str) -> (String, Option<(u32, u32)>, String) {
+    let e =
+        CompiledRule::compile(text, Path::new("r.rule.toml")).expect_err("the rule is rejected");
+    assert!(e.to_string().starts_with("r.rule.toml: "), "{e}");
+    (e.field.clone(), e.line.zip(e.column), e.message.clone())
+}
+
+fn sql_error(sql: &str) -> (Option<(u32, u32)>, String) {
+    let (field, at, message) = error(&rule_file(sql, Some("{}"), None, false));
+    assert_eq!(field, "sql", "{message}");
+    (at, message)
+}
+
+fn template_error(template: &str) -> (Option<(u32, u32)>, String) {
+    let (field, at, message) = error(&rule_file(
+        "SELECT * FROM \"t/#\"",
+        Some(template),
+        None,
+        false,
+    ));
+    assert_eq!(field, "action.record_template", "{message}");
+    (at, message)
+}
+
+#[test]
+fn sql_errors_point_at_the_position() {
+    let (at, m) = sql_error("SELECT lowr(topic) FROM \"t/#\"");
+    assert_eq!(at, Some((1, 8)));
+    assert!(
+        m.contains("unknown function `lowr`") && m.contains("did you mean `lower`"),
+        "{m}"
+    );
+
+    let (at, m) = sql_error("SELECT clientd\nFROM \"t/#\"");
+    assert_eq!(at, Some((1, 8)));
+    assert!(m.contains("did you mean `clientid`"), "{m}");
+
+    let (at, m) = sql_error("SELECT *\nFROM \"t/#\"\nWHERE qos >");
+    assert_eq!(at.map(|a| a.0), Some(3), "{m}");
+
+    let (at, m) = sql_error("SELECT * FROM \"t/#\" WHERE retain = true");
+    assert_eq!(at, Some((1, 27)));
+    assert!(m.contains("flags.retain"), "{m}");
+
+    let (_, m) = sql_error("SELECT * FROM \"t/#\" LIMIT 1");
+    assert!(m.contains("LIMIT is not supported"), "{m}");
+    let (_, m) = sql_error("SELECT * FROM \"t/#\" GROUP BY topic");
+    assert!(m.contains("GROUP BY"), "{m}");
+    let (_, m) = sql_error("SELECT * FROM t");
+    assert!(m.contains("double quotes"), "{m}");
+    let (at, m) = sql_error("SELECT * FROM \"t/#\", \"a/#/b\"");
+    assert_eq!(at, Some((1, 22)), "{m}");
+    let (_, m) = sql_error("SELECT * FROM \"$events/nope\"");
+    assert!(m.contains("unknown event source"), "{m}");
+    let (_, m) = sql_error("SELECT reason FROM \"t/#\"");
+    assert!(m.contains("not a column of the events"), "{m}");
+    let (_, m) = sql_error("SELECT substr(topic) FROM \"t/#\"");
+    assert!(m.contains("takes 2 to 3 argument"), "{m}");
+    let (_, m) = sql_error("SELECT 99999999999999999999 FROM \"t/#\"");
+    assert!(m.contains("does not fit 64 bits"), "{m}");
+    let (_, m) = sql_error("SELECT * FROM \"t/#\" WHERE topic ~ 'x'");
+    assert!(m.contains("=~"), "{m}");
+    let (_, m) = sql_error("SELECT *");
+    assert!(m.contains("FROM"), "{m}");
+    let (_, m) = sql_error("DELETE FROM x");
+    assert!(m.contains("SELECT"), "{m}");
+}
+
+#[test]
+fn template_errors_point_at_the_position() {
+    let (at, m) = template_error("{\"a\": ${topic},\n \"b\": ${nope}}");
+    assert_eq!(at, Some((2, 7)));
+    assert!(m.contains("`nope`") || m.contains("${nope}"), "{m}");
+    let (at, _) = template_error("{\"a\": 1,}");
+    assert_eq!(at, Some((1, 9)));
+    let (at, m) = template_error("{\"a\": ${topic}");
+    assert_eq!(at, Some((1, 15)), "{m}");
+    let (_, m) = template_error("{${topic}: 1}");
+    assert!(m.contains("object key"), "{m}");
+    let (_, m) = template_error("[1, 2]");
+    assert!(m.contains("JSON object"), "{m}");
+    let (_, m) = template_error("{\"a\": 'x'}");
+    assert!(m.contains("double quotes"), "{m}");
+    // The string that never ends is pointed at where it opens.
+    let (at, m) = template_error("{\"a\": \"${topic\"}");
+    assert_eq!(at, Some((1, 7)), "{m}");
+    let (_, m) = template_error("{\"a\": \"line\nbreak\"}");
+    assert!(m.contains("control character"), "{m}");
+
+    let (field, _, m) = error(&rule_file(
+        "SELECT qos FROM \"t/#\"",
+        Some("{\"t\": ${topic}}"),
+        None,
+        false,
+    ));
+    assert_eq!(field, "action.record_template");
+    assert!(m.contains("not in the SELECT output"), "{m}");
+    let (field, _, _) = error(&rule_file(
+        "SELECT * FROM \"t/#\"",
+        Some("{}"),
+        Some("${top}"),
+        false,
+    ));
+    assert_eq!(field, "action.partition_key");
+}
+
+#[test]
+fn raw_templates_are_text_and_file_errors_name_the_field() {
+    let ok = rule_file(
+        "SELECT * FROM \"t/#\"",
+        Some("not json ${topic} {"),
+        None,
+        true,
+    );
+    CompiledRule::compile(&ok, Path::new("r.rule.toml")).expect("a raw template is plain text");
+
+    let (field, _, m) =
+        error("sql = 'SELECT * FROM \"t\"'\n[action]\nstream = \"s\"\nrecord_templat = \"{}\"\n");
+    assert_eq!(field, "action.record_templat");
+    assert!(m.contains("unknown field"), "{m}");
+    let (field, _, _) = error("sql = 'SELECT * FROM \"t\"'\n[action]\nstream = \"a b\"\n");
+    assert_eq!(field, "action.stream");
+    let (field, _, _) = error("sql = 'SELECT * FROM \"t\"'\nqos = 3\n[action]\nstream = \"s\"\n");
+    assert_eq!(field, "qos");
+    let (field, _, _) =
+        error("sql = 'SELECT * FROM \"t\"'\n[action]\nstream = \"s\"\n[limits]\ndeadline_ms = 0\n");
+    assert_eq!(field, "limits.deadline_ms");
+    let (field, at, _) = error("sql = \n");
+    assert_eq!((field.as_str(), at.map(|a| a.0)), (".", Some(1)));
+}
+
+#[test]
+fn modules_declare_only_the_fields_they_read() {
+    let rule = super::compile(&rule_file(
+        "SELECT payload.a.b AS x, pub_props.k AS k, clientid FROM \"t/#\" WHERE flags.retain",
+        Some("{\"x\": ${x}, \"k\": ${k}}"),
+        Some("${clientid}"),
+        false,
+    ));
+    let (fields, paths) = rule.fields();
+    assert_eq!(fields, ["clientid", "flags.retain", "pub_props"]);
+    assert_eq!(paths, ["payload.a.b"]);
+    assert!(
+        rule.wasm().len() < 400_000,
+        "module size {}",
+        rule.wasm().len()
+    );
+}
