@@ -13,6 +13,7 @@ mod check;
 mod config;
 mod dev;
 mod devserver;
+mod rule;
 mod run;
 mod server_args;
 mod stream;
@@ -74,6 +75,9 @@ enum Command {
     /// Test the connection to HStreamDB, and that a stream exists.
     #[command(after_help = EXIT_CODES)]
     Check(check::Args),
+    /// Compile a rule file to Wasm, or run it on events.
+    #[command(subcommand)]
+    Rule(rule::Command),
     /// Create, list, delete and read streams.
     #[command(subcommand)]
     Stream(stream::Command),
@@ -145,6 +149,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Devserver(args) => devserver::run(args, out).await,
         Command::Check(args) => check::run(args, out).await,
         Command::Stream(command) => stream::run(command, out).await,
+        Command::Rule(command) => rule::run(command, out).await,
     }
 }
 
