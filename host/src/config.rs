@@ -178,17 +178,21 @@ impl Default for PluginsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Address of the admin API, metrics and dashboard; unset disables it.
-    /// Default `127.0.0.1:8080` (loopback only).
+    /// Serve the admin API. Default `true`; `false` (or an unset `listen`)
+    /// turns it off.
+    pub enabled: bool,
+    /// Address of the admin API, metrics and dashboard; port 0 picks a free
+    /// port (printed at start). Default `127.0.0.1:8080` (loopback only).
     pub listen: Option<SocketAddr>,
-    /// When set, every request but `/healthz` and `/readyz` must carry
-    /// `Authorization: Bearer <token>`. Default unset.
+    /// When set, every request but `/healthz`, `/readyz` and the dashboard
+    /// page must carry `Authorization: Bearer <token>`. Default unset.
     pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
+            enabled: true,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             token: None,
         }
@@ -352,6 +356,11 @@ impl Config {
             connect_timeout: Duration::from_millis(db.connect_timeout_ms),
         };
         Ok((url, options))
+    }
+
+    /// Where the admin API listens, when it is on.
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        self.admin.listen.filter(|_| self.admin.enabled)
     }
 
     /// The node name events carry: `node`, or `weir@<hostname>`.

@@ -11,6 +11,7 @@
 //! and the invariants each stage keeps.
 
 pub mod ack;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod event;

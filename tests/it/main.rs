@@ -3,6 +3,7 @@
 //! the official HStreamDB Python client) started on ephemeral ports by the
 //! shared harness in `harness/`.
 
+mod admin;
 mod harness;
 mod harness_selftest;
 mod hstream;

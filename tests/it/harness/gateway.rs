@@ -1,47 +1,87 @@
-//! weir itself as a process (`weir run --config FILE`), with helpers to read
-//! what it stored.
+//! weir itself as a process (`weir run --config FILE`, or `weir dev`), with
+//! helpers to read what it stored.
 
 use super::process::Process;
 use super::{DEFAULT_DEADLINE, weir};
 use ::weir::sink::client::{Client, ClientOptions, ReadRecord, StartFrom};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-/// A running `weir run`.
+/// A running `weir run` or `weir dev`.
 #[derive(Debug)]
 pub(crate) struct Gateway {
     process: Process,
-    config: PathBuf,
+    args: Vec<String>,
     /// The MQTT listener's address, in listener mode.
     pub(crate) mqtt: Option<SocketAddr>,
+    /// The admin API's address, unless it is disabled.
+    pub(crate) admin: Option<SocketAddr>,
+    /// `weir dev`'s embedded HStreamDB-compatible server.
+    pub(crate) hstream: Option<SocketAddr>,
 }
 
 impl Gateway {
     /// Writes `config` (TOML) to `dir/weir.toml` and runs weir with it until
-    /// it prints `weir ready`.
+    /// it prints `weir ready`. The admin API listens on a free port (through
+    /// `WEIR_ADMIN__LISTEN`), so gateways never compete for port 8080.
     pub(crate) async fn start(dir: &Path, config: &str) -> Gateway {
         let path = dir.join("weir.toml");
         std::fs::write(&path, config).expect("write weir.toml");
-        Self::launch(path).await
+        let config_arg = path.to_str().expect("utf-8 path").to_owned();
+        Self::launch(vec![
+            "-v".into(),
+            "run".into(),
+            "--config".into(),
+            config_arg,
+        ])
+        .await
     }
 
-    async fn launch(config: PathBuf) -> Gateway {
-        let config_arg = config.to_str().expect("utf-8 path").to_owned();
-        let mut process = weir::spawn("weir run", &["-v", "run", "--config", &config_arg]);
-        let mut mqtt = None;
+    /// Runs `weir dev` with the plugins in `plugins` and its data in
+    /// `data`, every socket on a free port.
+    pub(crate) async fn dev(plugins: &Path, data: &Path) -> Gateway {
+        let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+        Self::launch(vec![
+            "-v".into(),
+            "dev".into(),
+            "--plugins".into(),
+            path(plugins),
+            "--data-dir".into(),
+            path(data),
+            "--mqtt-listen".into(),
+            "127.0.0.1:0".into(),
+            "--hstream-listen".into(),
+            "127.0.0.1:0".into(),
+            "--admin-listen".into(),
+            "127.0.0.1:0".into(),
+        ])
+        .await
+    }
+
+    async fn launch(args: Vec<String>) -> Gateway {
+        let mut process = Process::spawn_command(
+            &format!("weir {}", args[1]),
+            tokio::process::Command::new(weir::binary())
+                .args(&args)
+                .env("WEIR_ADMIN__LISTEN", "127.0.0.1:0"),
+        );
+        let (mut mqtt, mut admin, mut hstream) = (None, None, None);
         process
             .wait_for_line(DEFAULT_DEADLINE, |line| {
-                if let Some(addr) = line.strip_prefix("weir mqtt listener on ") {
-                    mqtt = addr.trim().parse().ok();
-                }
+                let addr = |prefix: &str| line.strip_prefix(prefix)?.trim().parse().ok();
+                mqtt = mqtt.or_else(|| addr("weir mqtt listener on "));
+                admin = admin.or_else(|| addr("weir admin on http://"));
+                hstream = hstream.or_else(|| addr("weir hstream server on "));
                 (line == "weir ready").then_some(())
             })
             .await;
         Gateway {
             process,
-            config,
+            args,
             mqtt,
+            admin,
+            hstream,
         }
     }
 
@@ -49,8 +89,18 @@ impl Gateway {
         self.mqtt.expect("weir runs an MQTT listener").port()
     }
 
+    /// The admin API's base URL, `http://127.0.0.1:PORT`.
+    pub(crate) fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.expect("weir serves the admin API"))
+    }
+
     pub(crate) fn output(&self) -> String {
         self.process.output()
+    }
+
+    /// The process id, for reading its memory from `/proc`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.id().expect("weir is running")
     }
 
     /// SIGKILL: a crash.
@@ -60,7 +110,7 @@ impl Gateway {
 
     /// Starts weir again with the same configuration.
     pub(crate) async fn restart(&mut self) {
-        *self = Self::launch(self.config.clone()).await;
+        *self = Self::launch(self.args.clone()).await;
     }
 
     /// SIGTERM and a clean exit.

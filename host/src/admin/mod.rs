@@ -1,0 +1,158 @@
+//! The HTTP admin API, Prometheus metrics and the dashboard of a running
+//! gateway.
+//!
+//! Everything here reads the [`Handles`] of the gateway (snapshots taken at
+//! request time: there is no second set of counters) or acts through them
+//! (reload, disable and enable a plugin, test the connector). The server is
+//! bound to loopback by default and, with a token, wants
+//! `Authorization: Bearer <token>` on every route but the orchestrators'
+//! probes (`/healthz`, `/readyz`) and the dashboard's static page, which a
+//! browser loads without headers and which asks for the token itself.
+//!
+//! Routes: see [`api`] for the JSON API and the probes, [`metrics`] for
+//! `/metrics`, `dashboard.html` for `/`. docs/admin.md documents them all.
+
+mod api;
+pub mod check;
+mod metrics;
+
+use crate::pipeline::Handles;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::sync::{Arc, PoisonError, RwLock};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+/// Why the admin server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the admin API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What every request handler shares.
+struct AppState {
+    /// Taken away when the server shuts down, so the gateway can shut down
+    /// its stages without waiting for slow admin connections to close.
+    handles: RwLock<Option<Handles>>,
+    /// SHA-256 of the bearer token, so comparing takes the same time
+    /// whatever the length and content of a guess.
+    token: Option<[u8; 32]>,
+}
+
+impl AppState {
+    /// The gateway's handles, or 503 once shutdown began.
+    fn handles(&self) -> Result<Handles, api::ApiError> {
+        self.handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "weir is shutting down")
+            })
+    }
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes, then
+/// stops taking requests and lets the ones in progress finish.
+/// With `token`, every request but `/healthz`, `/readyz` and the dashboard
+/// page must carry `Authorization: Bearer <token>`.
+pub async fn serve(
+    listener: TcpListener,
+    handles: Handles,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AdminError> {
+    let state = Arc::new(AppState {
+        handles: RwLock::new(Some(handles)),
+        token: token.map(|t| digest(t.as_bytes())),
+    });
+    let app = router(state.clone());
+    let release = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            release
+                .handles
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        })
+        .await
+        .map_err(AdminError::Serve)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    api::routes()
+        .merge(metrics::routes())
+        .route("/", axum::routing::get(dashboard))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .with_state(state)
+}
+
+/// The dashboard: one static page that polls the JSON API.
+async fn dashboard() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
+}
+
+/// Routes that need no token: probes an orchestrator calls without
+/// credentials, and the dashboard page (static; its API calls carry the
+/// token).
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/"];
+
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else {
+        return next.run(request).await;
+    };
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| digest(t.trim().as_bytes()));
+    match presented {
+        Some(presented) if bool::from(presented.ct_eq(expected)) => next.run(request).await,
+        _ => {
+            let mut response = api::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this admin API wants `Authorization: Bearer <token>` with the token of admin.token",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"weir\""),
+            );
+            response
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests;
