@@ -9,3 +9,4 @@ mod harness_selftest;
 mod hstream;
 mod ingress;
 mod pipeline;
+mod sink;

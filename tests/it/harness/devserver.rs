@@ -116,6 +116,19 @@ impl DevServer {
             .expect("set the fault plan");
     }
 
+    /// The fault plan in force: time left of the failing period, and the
+    /// appends answered with an injected failure since the server started.
+    pub(crate) async fn faults(&self) -> FaultPlan {
+        let mut control = FaultControlClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect to the fault control service");
+        control
+            .get_faults(weir_proto::pb::devserver::GetFaultsRequest {})
+            .await
+            .expect("read the fault plan")
+            .into_inner()
+    }
+
     pub(crate) async fn stop(mut self) {
         self.process.terminate(Duration::from_secs(20)).await;
     }

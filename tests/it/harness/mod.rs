@@ -13,6 +13,7 @@
 pub(crate) mod browser;
 pub(crate) mod devserver;
 pub(crate) mod gateway;
+pub(crate) mod load;
 pub(crate) mod mosquitto;
 pub(crate) mod mqtt_client;
 pub(crate) mod process;

@@ -1,0 +1,265 @@
+//! Steady MQTT load for the failure scenarios, and what a process costs.
+//!
+//! [`LoadPublisher`] publishes QoS 1 messages whose payload is a sequence
+//! number, paced or as fast as its in-flight window allows, until it is told
+//! to finish. It keeps which sequence numbers were acknowledged and how long
+//! each PUBACK took, so a scenario can check that every acknowledged message
+//! was stored (and count duplicates) and see when acknowledgements slow down.
+//! [`memory_of`] reads a process's resident memory from `/proc`.
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// How a [`LoadPublisher`] publishes.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadOptions {
+    pub(crate) port: u16,
+    pub(crate) client_id: String,
+    /// Message `n` goes to `topics[n % topics.len()]`.
+    pub(crate) topics: Vec<String>,
+    /// Messages per second; `None` publishes as fast as `inflight` allows.
+    pub(crate) rate: Option<u32>,
+    /// QoS 1 messages sent and not yet acknowledged, at most.
+    pub(crate) inflight: u16,
+    /// The first sequence number; the next ones count up from it.
+    pub(crate) first_seq: u64,
+    /// The payload is the sequence number in decimal, padded with `.` to
+    /// this many bytes (never cut).
+    pub(crate) payload_bytes: usize,
+}
+
+impl LoadOptions {
+    /// Paced or unpaced QoS 1 load on `topics`, 100 in flight, short payloads.
+    pub(crate) fn new(port: u16, client_id: &str, topics: &[&str], rate: Option<u32>) -> Self {
+        LoadOptions {
+            port,
+            client_id: client_id.to_owned(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            rate,
+            inflight: 100,
+            first_seq: 0,
+            payload_bytes: 0,
+        }
+    }
+}
+
+/// The sequence number at the start of a payload [`LoadPublisher`] sent.
+pub(crate) fn seq_of(payload: &str) -> Option<u64> {
+    let digits = payload.len()
+        - payload
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .len();
+    payload[..digits].parse().ok()
+}
+
+/// What a finished [`LoadPublisher`] saw.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadReport {
+    /// Sequence numbers of the acknowledged messages (every published one).
+    pub(crate) acked: Vec<u64>,
+    /// Time from writing each message to its PUBACK, in acknowledgement order.
+    pub(crate) ack_latencies: Vec<Duration>,
+    /// From the first write to the last PUBACK.
+    pub(crate) elapsed: Duration,
+}
+
+impl LoadReport {
+    /// Acknowledged messages per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.acked.len() as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+
+    /// The `q` quantile (0..=1) of the PUBACK latencies.
+    pub(crate) fn ack_latency(&self, q: f64) -> Duration {
+        let mut sorted = self.ack_latencies.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    }
+}
+
+/// State the publishing task and the event loop share.
+#[derive(Debug, Default)]
+struct Shared {
+    stop: AtomicBool,
+    published: AtomicU64,
+    acked: AtomicU64,
+    /// Sequence numbers handed to the client, not yet written: rumqttc writes
+    /// requests in the order they were queued.
+    queued: Mutex<VecDeque<u64>>,
+}
+
+/// A running QoS 1 publisher (MQTT 3.1.1, clean session).
+#[derive(Debug)]
+pub(crate) struct LoadPublisher {
+    shared: Arc<Shared>,
+    client: AsyncClient,
+    publishing: JoinHandle<()>,
+    events: JoinHandle<LoadReport>,
+}
+
+impl LoadPublisher {
+    /// Connects and starts publishing.
+    pub(crate) fn start(options: LoadOptions) -> LoadPublisher {
+        let mut mqtt = MqttOptions::new(&options.client_id, "127.0.0.1", options.port);
+        mqtt.set_inflight(options.inflight.max(1));
+        mqtt.set_keep_alive(Duration::from_secs(30));
+        let (client, eventloop) = AsyncClient::new(mqtt, usize::from(options.inflight.max(1)));
+        let shared = Arc::new(Shared::default());
+        let events = tokio::spawn(run_events(eventloop, shared.clone()));
+        let publishing = tokio::spawn(publish(client.clone(), options, shared.clone()));
+        LoadPublisher {
+            shared,
+            client,
+            publishing,
+            events,
+        }
+    }
+
+    /// Messages acknowledged so far.
+    pub(crate) fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Messages handed to the client so far.
+    pub(crate) fn published(&self) -> u64 {
+        self.shared.published.load(Ordering::Relaxed)
+    }
+
+    /// Stops publishing, waits (up to `deadline`) for the PUBACK of every
+    /// message written, disconnects, and reports.
+    pub(crate) async fn finish(self, deadline: Duration) -> LoadReport {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.publishing.await.expect("the publishing task");
+        let published = self.shared.published.load(Ordering::Relaxed);
+        let (shared, events) = (&self.shared, &self.events);
+        super::eventually("a PUBACK for every message", deadline, || async move {
+            let acked = shared.acked.load(Ordering::Relaxed);
+            // A finished event loop failed: awaiting it below shows why.
+            if acked == published || events.is_finished() {
+                Ok(())
+            } else {
+                Err(format!("{acked} of {published} acknowledged"))
+            }
+        })
+        .await;
+        // Fails only if the event loop is gone, which the await reports.
+        let _ = self.client.disconnect().await;
+        self.events.await.expect("the publisher's event loop")
+    }
+}
+
+async fn publish(client: AsyncClient, options: LoadOptions, shared: Arc<Shared>) {
+    let start = Instant::now();
+    let mut seq = options.first_seq;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Some(rate) = options.rate {
+            // Keep to the schedule: message k is due at k / rate seconds.
+            let sent = seq - options.first_seq;
+            let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+            if sent >= due {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+        }
+        let topic = &options.topics[(seq % options.topics.len() as u64) as usize];
+        let mut payload = seq.to_string().into_bytes();
+        if payload.len() < options.payload_bytes {
+            payload.resize(options.payload_bytes, b'.');
+        }
+        shared.queued.lock().expect("queue lock").push_back(seq);
+        if client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+            .await
+            .is_err()
+        {
+            // The event loop ended (it reports why).
+            return;
+        }
+        shared.published.fetch_add(1, Ordering::Relaxed);
+        seq += 1;
+    }
+}
+
+async fn run_events(mut eventloop: rumqttc::EventLoop, shared: Arc<Shared>) -> LoadReport {
+    let mut in_flight: HashMap<u16, (u64, Instant)> = HashMap::new();
+    let mut acked = Vec::new();
+    let mut ack_latencies = Vec::new();
+    let (mut first_write, mut last_ack) = (None, None);
+    loop {
+        let event = eventloop
+            .poll()
+            .await
+            .unwrap_or_else(|e| panic!("the load publisher's connection failed: {e}"));
+        match event {
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let seq = shared
+                    .queued
+                    .lock()
+                    .expect("queue lock")
+                    .pop_front()
+                    .expect("a written message was queued first");
+                let now = Instant::now();
+                first_write.get_or_insert(now);
+                in_flight.insert(pkid, (seq, now));
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                let (seq, written) = in_flight
+                    .remove(&ack.pkid)
+                    .unwrap_or_else(|| panic!("PUBACK for unknown packet id {}", ack.pkid));
+                let now = Instant::now();
+                ack_latencies.push(now - written);
+                last_ack = Some(now);
+                acked.push(seq);
+                shared.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::Outgoing(Outgoing::Disconnect) => break,
+            _ => {}
+        }
+    }
+    let elapsed = match (first_write, last_ack) {
+        (Some(first), Some(last)) => last - first,
+        _ => Duration::ZERO,
+    };
+    LoadReport {
+        acked,
+        ack_latencies,
+        elapsed,
+    }
+}
+
+/// A process's resident memory: now (`VmRSS`) and its peak (`VmHWM`), in
+/// bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memory {
+    pub(crate) rss: u64,
+    pub(crate) peak: u64,
+}
+
+/// Reads `/proc/<pid>/status`.
+pub(crate) fn memory_of(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    Memory {
+        rss: field("VmRSS:"),
+        peak: field("VmHWM:"),
+    }
+}
