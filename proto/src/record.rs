@@ -260,8 +260,9 @@ pub fn encode_hrecord(
     Ok(json_object_to_struct(object)?.encode_to_vec().into())
 }
 
-/// Decodes an HRecord payload into JSON. Numbers come back as floats, as in
-/// every HStreamDB client, because `Struct` only has doubles.
+/// Decodes an HRecord payload into JSON. `Struct` only has doubles; a whole
+/// number that a double holds exactly comes back as a JSON integer (`0`, not
+/// `0.0`), as protobuf's JSON mapping and HStreamDB's own CLI print it.
 pub fn decode_hrecord(payload: &[u8]) -> Result<serde_json::Value, RecordError> {
     let decoded = Struct::decode(payload)?;
     Ok(struct_to_json(decoded))
@@ -328,14 +329,23 @@ fn value_to_json(value: Value) -> serde_json::Value {
     match value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Some(Kind::NumberValue(n)) => number_to_json(n),
         Some(Kind::StringValue(s)) => serde_json::Value::String(s),
         Some(Kind::ListValue(list)) => {
             serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
         }
         Some(Kind::StructValue(s)) => struct_to_json(s),
     }
+}
+
+/// Doubles beyond 2^53 are not exact integers any more: they stay floats.
+fn number_to_json(n: f64) -> serde_json::Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        // A whole double within ±2^53 converts to i64 without loss.
+        return serde_json::Value::from(n as i64);
+    }
+    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 impl fmt::Display for RecordId {
@@ -394,6 +404,13 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_read_back_as_integers() {
+        let value = serde_json::json!({"qos": 0, "t": 1.5, "big": 1e300, "n": -42, "max": 9007199254740992_i64});
+        let payload = json_to_hrecord(&value).expect("an object");
+        assert_eq!(decode_hrecord(&payload).expect("decodes"), value);
+    }
+
+    #[test]
     fn hrecord_payload_is_a_struct_not_text() {
         let records = sample();
         assert_eq!(flag_of(&records[2]), Flag::Json);
@@ -401,7 +418,7 @@ mod tests {
         assert!(serde_json::from_slice::<serde_json::Value>(&records[2].payload).is_err());
         assert_eq!(
             decode_hrecord(&records[2].payload).expect("struct"),
-            json!({"a": 1.0, "b": [true, null, "x"], "c": {"d": 2.5}})
+            json!({"a": 1, "b": [true, null, "x"], "c": {"d": 2.5}})
         );
         assert!(matches!(
             json_to_hrecord(&json!([1])),

@@ -109,7 +109,7 @@ async fn the_seed_message_plugin_runs_end_to_end_through_a_broker() {
             topic,
             "keyed by topic"
         );
-        assert_eq!(json["qos"], 1.0);
+        assert_eq!(json["qos"], 1);
         let id = json["id"].as_str().expect("an id");
         assert!(
             id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()),
