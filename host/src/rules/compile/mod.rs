@@ -15,8 +15,8 @@
 //! and extracts its payload paths itself. `native` evaluates the same
 //! program without Wasm, for tests and benchmarks.
 //!
-//! Semantics and the file format are documented in `README.md` next to
-//! this file.
+//! Semantics and the file format are documented for users in
+//! docs/rules.md.
 
 mod codegen;
 mod event_json;
@@ -26,8 +26,12 @@ mod native;
 mod sql;
 mod template;
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+
+/// Room for the parser's recursion limit with a wide margin (see
+/// [`CompiledRule::compile`]).
+const COMPILER_STACK_BYTES: usize = 32 << 20;
 #[cfg(test)]
 mod tests;
 
@@ -187,7 +191,27 @@ pub struct CompiledRule {
 
 impl CompiledRule {
     /// Compiles a rule file's text; `file` names it in errors.
+    ///
+    /// Runs on a thread of its own: the SQL parser recurses once per
+    /// nesting level (about 75 KiB of stack each in a debug build), and the
+    /// callers include 2 MiB threads (the plugins watcher, tokio's blocking
+    /// pool) where a deeply nested rule would overflow the stack and abort
+    /// the whole gateway instead of being rejected.
     pub fn compile(text: &str, file: &Path) -> Result<CompiledRule, RuleError> {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("weir-rule-compiler".into())
+                .stack_size(COMPILER_STACK_BYTES)
+                .spawn_scoped(scope, || Self::compile_here(text, file))
+                .map_err(|e| {
+                    RuleError::plain(file, ".", format!("cannot start the compiler thread: {e}"))
+                })?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    fn compile_here(text: &str, file: &Path) -> Result<CompiledRule, RuleError> {
         let raw = parse_file(text, file)?;
         let mut manifest = manifest_of(&raw, file)?;
         let (program, sources) = program_of(&raw, file)?;

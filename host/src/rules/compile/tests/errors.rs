@@ -153,3 +153,31 @@ fn modules_declare_only_the_fields_they_read() {
         rule.wasm().len()
     );
 }
+
+#[test]
+fn deep_nesting_is_rejected_on_a_small_stack_without_aborting() {
+    // The plugins watcher and tokio's blocking pool run on 2 MiB stacks.
+    let nested = |depth: usize| {
+        format!(
+            "SELECT * FROM \"t/#\" WHERE {}qos = 1{}",
+            "not (".repeat(depth),
+            ")".repeat(depth)
+        )
+    };
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            compile_sql_ok(&nested(10));
+            for depth in [30, 45, 200, 5000] {
+                let (at, m) = sql_error(&nested(depth));
+                assert!(at.is_some(), "{depth} levels: {m}");
+            }
+        })
+        .expect("a thread")
+        .join()
+        .expect("no stack overflow");
+}
+
+fn compile_sql_ok(sql: &str) {
+    super::compile(&rule_file(sql, Some("{}"), None, false));
+}
