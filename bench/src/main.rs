@@ -1,0 +1,654 @@
+//! weir-bench: weir's own load tool (issue 5). It starts mosquitto, the
+//! HStreamDB-compatible development server and weir on ephemeral loopback
+//! ports in a temporary directory, publishes N messages of 200 bytes at
+//! QoS 0 and QoS 1 from several connections, reads the stream back, and
+//! prints one `name value unit` line per figure, so that runs on different
+//! commits can be compared line by line. docs/benchmarks.md describes the
+//! scenarios and records results.
+//!
+//! It builds nothing: it runs the `weir` binary given by `--weir` (by
+//! default the one next to itself, i.e. `target/release/weir` after
+//! `cargo build --release -p weir -p weir-bench`).
+
+mod mqtt;
+mod process;
+mod services;
+mod verify;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use mqtt::{Counter, PublishPlan, Published};
+use process::{Usage, usage_of};
+use rumqttc::QoS;
+use services::{DevServer, Gateway, Ingress, Mosquitto, NULL_RULE, SEED_RULE, STREAM};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use weir::sink::client::{Client, ClientOptions};
+
+/// weir's benchmark: throughput, publish→stored latency and cost of the
+/// gateway in bridge mode (against mosquitto's own ceiling) and in listener
+/// mode (against a rule that stores nothing).
+#[derive(Debug, Parser)]
+#[command(name = "weir-bench", version)]
+struct Args {
+    /// Which scenarios to run.
+    #[arg(long, value_enum, default_value_t = Mode::All)]
+    mode: Mode,
+    /// Messages per QoS 1 run (and per QoS 0 run unless --qos0-messages).
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Messages per QoS 0 run.
+    #[arg(long)]
+    qos0_messages: Option<u64>,
+    /// Publisher connections, each on its own topic `t/bench/<c>`.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Which QoS to run.
+    #[arg(long, value_enum, default_value_t = QosArg::Both)]
+    qos: QosArg,
+    /// QoS 1 messages in flight per publisher connection (weir's listener
+    /// reads no further than its own window, `mqtt.listener.window`).
+    #[arg(long, default_value_t = 100)]
+    inflight: u16,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 200)]
+    payload_bytes: usize,
+    /// Shards of the `mqtt_message` stream.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// The weir binary [default: `weir` next to weir-bench].
+    #[arg(long, value_name = "PATH")]
+    weir: Option<PathBuf>,
+    /// The mosquitto binary [default: from PATH, else /usr/sbin/mosquitto].
+    #[arg(long, value_name = "PATH")]
+    mosquitto: Option<PathBuf>,
+    /// Longest wait for one phase (publishing, or the stream catching up).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Bridge,
+    Listener,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QosArg {
+    #[value(name = "0")]
+    Zero,
+    #[value(name = "1")]
+    One,
+    Both,
+}
+
+/// How long the count of delivered messages may stand still, once the
+/// publisher is done, before a run stops waiting for the rest. Only QoS 0
+/// (or a lossy run) ever waits this long; the rates are computed from when
+/// messages arrived, so the wait does not lower them.
+const IDLE: Duration = Duration::from_secs(3);
+
+/// Between two looks at a counter or at weir's metrics.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The client id weir's bridge uses, to spot its subscription in
+/// mosquitto's log.
+const BRIDGE_CLIENT_ID: &str = "weir-bench";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("weir-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        // Dropping the scenarios on Ctrl-C drops their children, which kills
+        // them, and their temporary directories, which removes them.
+        tokio::select! {
+            result = run(args) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What every scenario needs.
+#[derive(Debug)]
+struct Bench {
+    weir: PathBuf,
+    mosquitto: Option<PathBuf>,
+    connections: usize,
+    inflight: u16,
+    payload_bytes: usize,
+    shards: u32,
+    timeout: Duration,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.payload_bytes < mqtt::MIN_PAYLOAD_BYTES {
+        bail!(
+            "--payload-bytes must be at least {} (the payload carries a sequence number and a time)",
+            mqtt::MIN_PAYLOAD_BYTES
+        );
+    }
+    let weir = match args.weir {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("cannot find weir-bench's own path")?
+            .with_file_name("weir"),
+    };
+    if !weir.is_file() {
+        bail!(
+            "no weir binary at {} (build it with `cargo build --release -p weir`, or pass --weir PATH)",
+            weir.display()
+        );
+    }
+    let bridge = matches!(args.mode, Mode::Bridge | Mode::All);
+    let mosquitto = args.mosquitto.or_else(services::find_mosquitto);
+    if bridge && mosquitto.is_none() {
+        bail!(
+            "bridge mode needs mosquitto: install it (apt-get install mosquitto) or pass --mosquitto PATH"
+        );
+    }
+    let bench = Bench {
+        weir,
+        mosquitto,
+        connections: args.connections,
+        inflight: args.inflight,
+        payload_bytes: args.payload_bytes,
+        shards: args.shards,
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let qos1_messages = args.messages;
+    let qos0_messages = args.qos0_messages.unwrap_or(args.messages);
+    let runs: Vec<(QoS, u64)> = match args.qos {
+        QosArg::One => vec![(QoS::AtLeastOnce, qos1_messages)],
+        QosArg::Zero => vec![(QoS::AtMostOnce, qos0_messages)],
+        QosArg::Both => vec![
+            (QoS::AtLeastOnce, qos1_messages),
+            (QoS::AtMostOnce, qos0_messages),
+        ],
+    };
+
+    figure("bench.qos1_messages", qos1_messages, "msgs");
+    figure("bench.qos0_messages", qos0_messages, "msgs");
+    figure("bench.connections", bench.connections, "conns");
+    figure("bench.inflight", bench.inflight, "msgs");
+    figure("bench.payload", bench.payload_bytes, "bytes");
+    figure("bench.shards", bench.shards, "shards");
+    figure(
+        "bench.cpus",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpus",
+    );
+    figure("bench.load_1m", format!("{:.2}", load_average()), "load");
+    figure("bench.commit", git_commit(), "git");
+    // WEIR_... variables reach weir and override its configuration; a run
+    // with any of them is not comparable to one without.
+    for (key, value) in std::env::vars() {
+        if key.starts_with("WEIR_") {
+            figure(&format!("bench.env.{key}"), value, "env");
+        }
+    }
+
+    for &(qos, messages) in &runs {
+        if bridge {
+            bench_bridge(&bench, qos, messages).await?;
+        }
+        if matches!(args.mode, Mode::Listener | Mode::All) {
+            bench_listener(&bench, qos, messages).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Bridge mode: publisher → mosquitto → weir (seed rule) → devserver, and
+/// in the same run the ceiling: the same publisher into the same broker
+/// with a subscriber that only counts.
+async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<()> {
+    let tag = format!("bridge.qos{}", qos as u8);
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let binary = bench
+        .mosquitto
+        .as_deref()
+        .context("bridge mode needs mosquitto")?;
+    let mut broker = Mosquitto::start(binary, dir.path()).await?;
+
+    // The ceiling first, before weir has a session that would receive the
+    // messages too.
+    let counter = Counter::start(broker.port, qos, "bench-counter").await?;
+    let before = (broker.child.usage()?, own_usage()?);
+    let published = mqtt::publish(
+        &bench.plan(broker.port, qos, messages, "bench-ceiling"),
+        bench.timeout,
+    )
+    .await?;
+    let (received, _) = wait_for_count(messages, bench.timeout, || {
+        counter.check()?;
+        Ok(counter.count())
+    })
+    .await?;
+    let after = (broker.child.usage()?, own_usage()?);
+    let last = counter.last();
+    counter.stop().await?;
+    let ceiling = last.map_or(0.0, |last| rate(received, last - published.start));
+    let prefix = format!("{tag}.ceiling");
+    figure(&format!("{prefix}.rate"), format!("{ceiling:.0}"), "msg/s");
+    figure(&format!("{prefix}.received"), received, "msgs");
+    publisher_figures(&prefix, &published);
+    cpu_figure(&prefix, "mosquitto_cpu", before.0, after.0);
+    cpu_figure(&prefix, "bench_cpu", before.1, after.1);
+
+    let devserver = DevServer::start(&bench.weir, &dir.path().join("hstream")).await?;
+    create_stream(&devserver.url(), bench.shards).await?;
+    let gateway_dir = dir.path().join("weir");
+    let ingress = Ingress::Bridge {
+        url: broker.url(),
+        client_id: BRIDGE_CLIENT_ID.into(),
+    };
+    let gateway = Gateway::start(
+        &bench.weir,
+        &gateway_dir,
+        &ingress,
+        &devserver.url(),
+        SEED_RULE,
+    )
+    .await?;
+    broker
+        .wait_for_subscription(BRIDGE_CLIENT_ID, mqtt::FILTER)
+        .await?;
+    let others = [
+        ("mosquitto_cpu", &broker.child),
+        ("devserver_cpu", &devserver.child),
+    ];
+    let stats = measure_stored(
+        bench,
+        &gateway,
+        &others,
+        qos,
+        messages,
+        gateway.port_or(broker.port),
+        "bench-bridge",
+    )
+    .await?;
+    gateway.stop().await;
+    let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
+    let prefix = format!("{tag}.weir");
+    let weir_rate = stats.report(&prefix, &stored);
+    let ratio = if ceiling > 0.0 {
+        weir_rate / ceiling
+    } else {
+        0.0
+    };
+    figure(
+        &format!("{tag}.ratio_to_ceiling"),
+        format!("{ratio:.3}"),
+        "ratio",
+    );
+    devserver.stop().await;
+    broker.stop().await;
+    Ok(())
+}
+
+/// Listener mode: devices → weir (seed rule, PUBACK after the append) →
+/// devserver, then the same load into weir with the null-sink rule.
+async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<()> {
+    let tag = format!("listener.qos{}", qos as u8);
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let devserver = DevServer::start(&bench.weir, &dir.path().join("hstream")).await?;
+    create_stream(&devserver.url(), bench.shards).await?;
+
+    let gateway = Gateway::start(
+        &bench.weir,
+        &dir.path().join("weir"),
+        &Ingress::Listener,
+        &devserver.url(),
+        SEED_RULE,
+    )
+    .await?;
+    let others = [("devserver_cpu", &devserver.child)];
+    let port = gateway.port_or(0);
+    let stats = measure_stored(
+        bench,
+        &gateway,
+        &others,
+        qos,
+        messages,
+        port,
+        "bench-listener",
+    )
+    .await?;
+    gateway.stop().await;
+    let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
+    let weir_rate = stats.report(&format!("{tag}.weir"), &stored);
+
+    // The null sink: same listener, a rule that stores nothing.
+    let gateway = Gateway::start(
+        &bench.weir,
+        &dir.path().join("weir-null"),
+        &Ingress::Listener,
+        &devserver.url(),
+        NULL_RULE,
+    )
+    .await?;
+    let before = (gateway.child.usage()?, own_usage()?);
+    let plan = bench.plan(gateway.port_or(0), qos, messages, "bench-null");
+    let published = mqtt::publish(&plan, bench.timeout).await?;
+    // QoS 1: every PUBACK came after the rule was done with its message. QoS
+    // 0: weir's count of messages the rule filtered out.
+    let (done, last) = match qos {
+        QoS::AtMostOnce => {
+            let (count, changed) = wait_for_metric(
+                &gateway,
+                "weir_rule_no_result_total",
+                messages,
+                bench.timeout,
+            )
+            .await?;
+            (count, changed)
+        }
+        _ => (published.acked, published.last),
+    };
+    let after = (gateway.child.usage()?, own_usage()?);
+    gateway.stop().await;
+    let null_rate = rate(done, last - published.start);
+    let prefix = format!("{tag}.null_sink");
+    figure(
+        &format!("{prefix}.rate"),
+        format!("{null_rate:.0}"),
+        "msg/s",
+    );
+    figure(&format!("{prefix}.completed"), done, "msgs");
+    publisher_figures(&prefix, &published);
+    cpu_figure(&prefix, "cpu", before.0, after.0);
+    figure(&format!("{prefix}.peak_rss"), mib(after.0.peak_rss), "MiB");
+    cpu_figure(&prefix, "bench_cpu", before.1, after.1);
+    let ratio = if null_rate > 0.0 {
+        weir_rate / null_rate
+    } else {
+        0.0
+    };
+    figure(
+        &format!("{tag}.ratio_to_null_sink"),
+        format!("{ratio:.3}"),
+        "ratio",
+    );
+    devserver.stop().await;
+    Ok(())
+}
+
+impl Bench {
+    fn plan(&self, port: u16, qos: QoS, messages: u64, client_prefix: &str) -> PublishPlan {
+        PublishPlan {
+            port,
+            messages,
+            connections: self.connections,
+            qos,
+            inflight: self.inflight,
+            payload_bytes: self.payload_bytes,
+            client_prefix: client_prefix.to_owned(),
+        }
+    }
+}
+
+impl Gateway {
+    /// The MQTT listener's port in listener mode, else `fallback` (the
+    /// broker's, in bridge mode).
+    fn port_or(&self, fallback: u16) -> u16 {
+        self.mqtt.map_or(fallback, |a| a.port())
+    }
+}
+
+/// What a run through weir into the stream cost, before reading it back.
+#[derive(Debug)]
+struct RunStats {
+    published: Published,
+    stored_metric: u64,
+    dropped_qos0: u64,
+    weir: (Usage, Usage),
+    others: Vec<(&'static str, Usage, Usage)>,
+    bench: (Usage, Usage),
+}
+
+/// Publishes into weir and waits until weir has stored every message (its
+/// `weir_sink_success_total`), or the count stands still after publishing.
+async fn measure_stored(
+    bench: &Bench,
+    gateway: &Gateway,
+    others: &[(&'static str, &process::Child)],
+    qos: QoS,
+    messages: u64,
+    port: u16,
+    client_prefix: &str,
+) -> anyhow::Result<RunStats> {
+    let weir_before = gateway.child.usage()?;
+    let others_before = others
+        .iter()
+        .map(|(_, c)| c.usage())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bench_before = own_usage()?;
+    let published = mqtt::publish(
+        &bench.plan(port, qos, messages, client_prefix),
+        bench.timeout,
+    )
+    .await?;
+    let (stored_metric, _) =
+        wait_for_metric(gateway, "weir_sink_success_total", messages, bench.timeout).await?;
+    let weir_after = gateway.child.usage()?;
+    let bench_after = own_usage()?;
+    let mut others_stats = Vec::new();
+    for ((name, child), before) in others.iter().zip(others_before) {
+        others_stats.push((*name, before, child.usage()?));
+    }
+    let dropped_qos0 = gateway.metric("weir_ingress_dropped_qos0_total").await? as u64;
+    Ok(RunStats {
+        published,
+        stored_metric,
+        dropped_qos0,
+        weir: (weir_before, weir_after),
+        others: others_stats,
+        bench: (bench_before, bench_after),
+    })
+}
+
+impl RunStats {
+    /// Prints the run's figures; returns its rate.
+    fn report(&self, prefix: &str, stored: &verify::Stored) -> f64 {
+        // From the first publish to the last store, both wall-clock times
+        // on this machine: what a device sees, whatever acknowledged it.
+        let rate = stored.last_stored_ms.map_or(0.0, |ms| {
+            let end_us = u64::try_from(ms).unwrap_or(0) * 1000 + 500;
+            let span = Duration::from_micros(end_us.saturating_sub(self.published.start_us));
+            rate(stored.unique, span)
+        });
+        figure(&format!("{prefix}.rate"), format!("{rate:.0}"), "msg/s");
+        for (name, q) in [
+            ("latency_p50", 0.5),
+            ("latency_p99", 0.99),
+            ("latency_max", 1.0),
+        ] {
+            figure(
+                &format!("{prefix}.{name}"),
+                format!("{:.1}", stored.latency_ms(q)),
+                "ms",
+            );
+        }
+        publisher_figures(prefix, &self.published);
+        figure(&format!("{prefix}.stored"), stored.records, "msgs");
+        figure(&format!("{prefix}.missing"), stored.missing, "msgs");
+        figure(&format!("{prefix}.duplicates"), stored.duplicates, "msgs");
+        figure(&format!("{prefix}.foreign"), stored.foreign, "msgs");
+        figure(
+            &format!("{prefix}.sink_success"),
+            self.stored_metric,
+            "msgs",
+        );
+        figure(&format!("{prefix}.dropped_qos0"), self.dropped_qos0, "msgs");
+        cpu_figure(prefix, "cpu", self.weir.0, self.weir.1);
+        figure(
+            &format!("{prefix}.peak_rss"),
+            mib(self.weir.1.peak_rss),
+            "MiB",
+        );
+        for (name, before, after) in &self.others {
+            cpu_figure(prefix, name, *before, *after);
+        }
+        cpu_figure(prefix, "bench_cpu", self.bench.0, self.bench.1);
+        rate
+    }
+}
+
+fn publisher_figures(prefix: &str, published: &Published) {
+    let span = published.last - published.start;
+    figure(
+        &format!("{prefix}.publish_rate"),
+        format!("{:.0}", rate(published.written, span)),
+        "msg/s",
+    );
+    figure(&format!("{prefix}.published"), published.written, "msgs");
+    figure(&format!("{prefix}.pubacks"), published.acked, "msgs");
+}
+
+fn cpu_figure(prefix: &str, name: &str, before: Usage, after: Usage) {
+    figure(
+        &format!("{prefix}.{name}"),
+        format!("{:.2}", after.cpu_seconds - before.cpu_seconds),
+        "s",
+    );
+}
+
+/// Waits until `count` reaches `target`, or stands still for [`IDLE`].
+/// Returns the last count and when it was first seen.
+async fn wait_for_count(
+    target: u64,
+    deadline: Duration,
+    mut count: impl FnMut() -> anyhow::Result<u64>,
+) -> anyhow::Result<(u64, Instant)> {
+    let started = Instant::now();
+    let (mut last, mut changed) = (count()?, Instant::now());
+    loop {
+        if last >= target || changed.elapsed() >= IDLE {
+            return Ok((last, changed));
+        }
+        if started.elapsed() > deadline {
+            bail!("{last} of {target} messages arrived within {deadline:?}");
+        }
+        tokio::time::sleep(POLL).await;
+        let now = count()?;
+        if now != last {
+            (last, changed) = (now, Instant::now());
+        }
+    }
+}
+
+/// [`wait_for_count`] on one of weir's metrics.
+async fn wait_for_metric(
+    gateway: &Gateway,
+    name: &str,
+    target: u64,
+    deadline: Duration,
+) -> anyhow::Result<(u64, Instant)> {
+    let started = Instant::now();
+    let mut last = gateway.metric(name).await? as u64;
+    let mut changed = Instant::now();
+    loop {
+        if last >= target || changed.elapsed() >= IDLE {
+            return Ok((last, changed));
+        }
+        if started.elapsed() > deadline {
+            bail!("weir's {name} reached {last} of {target} within {deadline:?}");
+        }
+        tokio::time::sleep(POLL).await;
+        let now = gateway.metric(name).await? as u64;
+        if now != last {
+            (last, changed) = (now, Instant::now());
+        }
+    }
+}
+
+async fn create_stream(url: &str, shards: u32) -> anyhow::Result<()> {
+    let client = Client::new(
+        url.parse()
+            .with_context(|| format!("bad server url {url}"))?,
+        ClientOptions::default(),
+    )
+    .context("cannot create an HStreamDB client")?;
+    client
+        .create_stream(STREAM, shards, 1, Duration::ZERO)
+        .await
+        .with_context(|| format!("cannot create stream {STREAM}"))?;
+    Ok(())
+}
+
+fn own_usage() -> anyhow::Result<Usage> {
+    usage_of(std::process::id())
+}
+
+fn rate(count: u64, span: Duration) -> f64 {
+    count as f64 / span.as_secs_f64().max(1e-6)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The 1-minute load average: another build on the machine skews a run.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The commit of the source tree weir-bench was built from, `-dirty` with
+/// local changes, so a saved report says what it measured; `unknown` when
+/// that tree is gone or not a git checkout. (The weir binary is assumed
+/// built from the same tree.)
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.trim().is_empty());
+            format!("{}{}", commit.trim(), if dirty { "-dirty" } else { "" })
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
+/// One line of the report: `name value unit`. Printed (and flushed) as soon
+/// as it is known, so a run that fails half-way keeps what it measured.
+fn figure(name: &str, value: impl std::fmt::Display, unit: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (`| head`) is no reason to stop the processes early
+    // uncleanly; the run goes on and its children are stopped as usual.
+    let _ = writeln!(out, "{name} {value} {unit}");
+    let _ = out.flush();
+}
