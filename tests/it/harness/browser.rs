@@ -121,9 +121,11 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // chromedriver leads its own process group: this ends Chromium too.
-        if let Some(pid) = self.driver.id() {
+        // The `--` matters: procps-ng 4.0's kill misreads `-KILL -PID` and
+        // signals every process it may (found the hard way).
+        if let Some(pid) = self.driver.id().filter(|pid| *pid > 1) {
             let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
+                .args(["-KILL", "--", &format!("-{pid}")])
                 .status();
         }
     }
