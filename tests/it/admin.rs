@@ -5,7 +5,7 @@
 
 use crate::harness::browser::Browser;
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::Gateway;
+use crate::harness::gateway::{Gateway, listener_config};
 use crate::harness::mqtt_client::mosquitto_pub;
 use crate::harness::{DEFAULT_DEADLINE, eventually, python, repo_root, scratch_dir};
 use serde_json::Value;
@@ -27,32 +27,8 @@ fn plugins_dir(root: &Path) -> String {
     dir.to_str().expect("utf-8 path").to_owned()
 }
 
-/// Listener mode, writing to `server`, quick health checks, plus `extra`.
 fn config(server: &DevServer, plugins: &str, extra: &str) -> String {
-    format!(
-        r#"
-[mqtt]
-mode = "listener"
-
-[mqtt.listener]
-bind = "127.0.0.1:0"
-allow_anonymous = true
-
-[hstreamdb]
-url = "{server}"
-
-[hstreamdb.create_streams]
-enabled = true
-
-[plugins]
-dir = "{plugins}"
-
-[sink]
-health_check_interval_ms = 200
-{extra}
-"#,
-        server = server.url(),
-    )
+    listener_config(&server.url(), plugins, extra)
 }
 
 /// The admin API of one gateway.

@@ -3,7 +3,7 @@
 //! scenarios and for a plugin that misbehaves.
 
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client, json_of, read_records};
+use crate::harness::gateway::{Gateway, client, json_of, listener_config, read_records};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, mosquitto_pub, publish};
 use crate::harness::{scratch_dir, unique_name};
@@ -44,31 +44,6 @@ dir = "{plugins}"
 [admin]
 "#,
         broker = broker.url(),
-        server = server.url(),
-    )
-}
-
-fn listener_config(server: &DevServer, plugins: &str) -> String {
-    format!(
-        r#"
-[mqtt]
-mode = "listener"
-
-[mqtt.listener]
-bind = "127.0.0.1:0"
-allow_anonymous = true
-
-[hstreamdb]
-url = "{server}"
-
-[hstreamdb.create_streams]
-enabled = true
-
-[plugins]
-dir = "{plugins}"
-
-[admin]
-"#,
         server = server.url(),
     )
 }
@@ -136,7 +111,7 @@ async fn devices_connecting_to_weir_produce_messages_and_client_events() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
     let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message"), (&CONNECT, "connect")]);
-    let weir = Gateway::start(dir.path(), &listener_config(&server, &plugins)).await;
+    let weir = Gateway::start(dir.path(), &listener_config(&server.url(), &plugins, "")).await;
     let port = weir.mqtt_port().to_string();
 
     let device = unique_name("device");
@@ -196,8 +171,11 @@ async fn a_misbehaving_plugin_is_isolated_while_the_others_deliver() {
         dir.path(),
         &[(&MESSAGE, "message"), (&MISBEHAVE, "misbehave")],
     );
-    let config = listener_config(&server, &plugins)
-        + "\n[sink]\ndead_letter_stream = \"weir_dead_letters\"\n";
+    let config = listener_config(
+        &server.url(),
+        &plugins,
+        "dead_letter_stream = \"weir_dead_letters\"",
+    );
     let weir = Gateway::start(dir.path(), &config).await;
     let port = weir.mqtt_port().to_string();
 

@@ -121,6 +121,36 @@ impl Gateway {
 }
 
 /// A client of the HStreamDB-compatible server at `url`.
+/// weir in listener mode on an ephemeral port, appending to the HStreamDB
+/// server at `server_url` (creating the streams its rules name), with the
+/// plugins in `plugins` and quick health checks. `extra` goes at the end of
+/// the `[sink]` table: sink keys first, then any other tables.
+pub(crate) fn listener_config(server_url: &str, plugins: &str, extra: &str) -> String {
+    format!(
+        r#"
+[mqtt]
+mode = "listener"
+
+[mqtt.listener]
+bind = "127.0.0.1:0"
+allow_anonymous = true
+
+[hstreamdb]
+url = "{server_url}"
+
+[hstreamdb.create_streams]
+enabled = true
+
+[plugins]
+dir = "{plugins}"
+
+[sink]
+health_check_interval_ms = 200
+{extra}
+"#
+    )
+}
+
 pub(crate) fn client(url: &str) -> Client {
     Client::new(url.parse().expect("a server url"), ClientOptions::default()).expect("a client")
 }
