@@ -7,39 +7,18 @@
 //! `cargo bench -p weir --bench declarative`; after criterion's report it
 //! prints ns/event, events/s and the wasm/native ratio per batch size.
 
-use bytes::Bytes;
+mod common;
+use common::events;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use weir::event::{Event, MessageId, MessagePublish, PublishFlags};
+use weir::event::Event;
 use weir::rules::compile::{CompiledRule, Outcome};
 use weir::rules::{EngineOptions, RecordFlag, RuleEngine};
 
 const SIZES: [usize; 3] = [1, 16, 256];
 const RULE: &str = "mqtt_message";
-
-/// The same events as the `rules` bench, so the two read side by side.
-fn events(n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| {
-            Event::MessagePublish(MessagePublish {
-                id: MessageId(0x0006_0498_A3B3_0000_0000_0000_0000_0000 + i as u128),
-                clientid: Some("sensor-17".into()),
-                username: None,
-                topic: format!("t/{}", i % 16),
-                qos: 1,
-                flags: PublishFlags::default(),
-                payload: Bytes::from(format!(r#"{{"temp": 21.{i}, "hum": 40, "seq": {i}}}"#)),
-                pub_props: Default::default(),
-                peerhost: Some("10.0.0.7".into()),
-                publish_received_at: 1_700_000_000_000,
-                timestamp: 1_700_000_000_000,
-                node: "weir@bench".into(),
-            })
-        })
-        .collect()
-}
 
 fn rule_text() -> String {
     let path = concat!(

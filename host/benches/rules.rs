@@ -4,37 +4,18 @@
 //! batch sizes 1, 16 and 256. Run with `cargo bench -p weir --bench rules`;
 //! after criterion's report it prints ns/event and the wasm/native ratio.
 
+mod common;
 use bytes::Bytes;
+use common::events;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir::event::{Event, MessageId, MessagePublish, PublishFlags};
+use weir::event::Event;
 use weir::rules::{EngineOptions, Output, RecordFlag, RuleEngine};
 use weir_plugin_artifacts::{MESSAGE, Target};
 
 const SIZES: [usize; 3] = [1, 16, 256];
-
-fn events(n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| {
-            Event::MessagePublish(MessagePublish {
-                id: MessageId(0x0006_0498_A3B3_0000_0000_0000_0000_0000 + i as u128),
-                clientid: Some("sensor-17".into()),
-                username: None,
-                topic: format!("t/{}", i % 16),
-                qos: 1,
-                flags: PublishFlags::default(),
-                payload: Bytes::from(format!(r#"{{"temp": 21.{i}, "hum": 40, "seq": {i}}}"#)),
-                pub_props: Default::default(),
-                peerhost: Some("10.0.0.7".into()),
-                publish_received_at: 1_700_000_000_000,
-                timestamp: 1_700_000_000_000,
-                node: "weir@bench".into(),
-            })
-        })
-        .collect()
-}
 
 fn engine() -> RuleEngine {
     let engine = RuleEngine::new(EngineOptions::default()).expect("engine starts");
