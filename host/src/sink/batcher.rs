@@ -1,7 +1,9 @@
 //! One shard's queue and the rule that closes its batches: a record count, a
 //! byte size, or a linger time since the oldest queued record arrived,
 //! whichever comes first, and only while the shard's in-flight window has
-//! room.
+//! room. With `send_when_idle`, a shard with nothing in flight sends at
+//! once: lingering there only adds latency, and under load records queue
+//! behind the batch in flight anyway, so batches still fill.
 
 use super::Item;
 use std::collections::VecDeque;
@@ -13,6 +15,7 @@ pub(crate) struct BatchRule {
     pub(crate) max_records: usize,
     pub(crate) max_bytes: usize,
     pub(crate) linger: Duration,
+    pub(crate) send_when_idle: bool,
     pub(crate) window: usize,
 }
 
@@ -87,15 +90,18 @@ impl Lane {
             && (flushing
                 || self.queue.len() >= rule.max_records
                 || self.bytes >= rule.max_bytes
+                || (rule.send_when_idle && self.inflight == 0)
                 || now >= oldest.received + rule.linger)
     }
 
-    /// When the lane becomes ready by linger alone, if it can send at all.
+    /// When the lane becomes ready by linger alone, if it can send at all
+    /// (an idle lane that sends when idle is ready already).
     pub(crate) fn linger_deadline(&self, rule: &BatchRule) -> Option<Instant> {
-        (self.inflight < rule.window)
-            .then(|| self.queue.front())
-            .flatten()
-            .map(|oldest| oldest.received + rule.linger)
+        let oldest = self.queue.front().filter(|_| self.inflight < rule.window)?;
+        if rule.send_when_idle && self.inflight == 0 {
+            return Some(oldest.received);
+        }
+        Some(oldest.received + rule.linger)
     }
 
     /// Takes the next batch: records in order up to the count and the byte

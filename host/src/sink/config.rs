@@ -102,6 +102,11 @@ pub struct BatchConfig {
     /// append (docs/benchmarks.md: 5 ms cut listener QoS 1 throughput from
     /// 79k to 27k msg/s).
     pub linger_ms: u64,
+    /// Send at once, without lingering, when the shard has no batch in
+    /// flight: batches then grow with the load by themselves (records queue
+    /// while an append is in flight) and a lone record is not delayed. With
+    /// `false`, every batch waits for a limit or `linger_ms`. Default `true`.
+    pub send_when_idle: bool,
 }
 
 impl Default for BatchConfig {
@@ -110,6 +115,7 @@ impl Default for BatchConfig {
             max_records: 500,
             max_bytes: 512 * 1024,
             linger_ms: 1,
+            send_when_idle: true,
         }
     }
 }
@@ -231,6 +237,7 @@ pub(crate) struct Settings {
     pub(crate) max_records: usize,
     pub(crate) max_bytes: usize,
     pub(crate) linger: Duration,
+    pub(crate) send_when_idle: bool,
     pub(crate) compression: Compression,
     pub(crate) inflight_per_shard: usize,
     pub(crate) request_ttl: Duration,
@@ -342,6 +349,7 @@ impl SinkConfig {
             max_records: batch.max_records,
             max_bytes: batch.max_bytes,
             linger: Duration::from_millis(batch.linger_ms),
+            send_when_idle: batch.send_when_idle,
             compression: self.compression.into(),
             inflight_per_shard: self.inflight_per_shard,
             request_ttl: Duration::from_millis(self.request_ttl_ms),

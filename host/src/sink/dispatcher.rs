@@ -138,6 +138,7 @@ impl Dispatcher {
                 max_records: settings.max_records,
                 max_bytes: settings.max_bytes,
                 linger: settings.linger,
+                send_when_idle: settings.send_when_idle,
                 window: settings.inflight_per_shard,
             },
             settings,

@@ -56,6 +56,7 @@ fn config() -> SinkConfig {
             max_records: 100,
             max_bytes: 256 * 1024,
             linger_ms: 2,
+            send_when_idle: true,
         },
         retry_min_delay_ms: 20,
         retry_max_delay_ms: 200,
@@ -633,6 +634,7 @@ async fn one_bad_record_does_not_take_its_batch_with_it() {
         .expect("create");
     let mut config = config();
     config.batch.linger_ms = 200;
+    config.batch.send_when_idle = false;
     let sink = Sink::start(&config, client.clone()).await.expect("starts");
     let acks = Acks::new();
     let sender = sink.sender();
@@ -661,6 +663,7 @@ async fn shutdown_flushes_what_is_buffered() {
     let (_server, client) = setup(2).await;
     let mut config = config();
     config.batch.linger_ms = 60_000;
+    config.batch.send_when_idle = false;
     let sink = Sink::start(&config, client.clone()).await.expect("starts");
     let acks = Acks::new();
     send_many(&sink.sender(), &acks, "s", 4, 0..30).await;

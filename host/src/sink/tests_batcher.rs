@@ -9,6 +9,7 @@ const RULE: BatchRule = BatchRule {
     max_records: 3,
     max_bytes: 100,
     linger: Duration::from_millis(50),
+    send_when_idle: false,
     window: 1,
 };
 
@@ -127,4 +128,33 @@ async fn returned_records_go_back_in_arrival_order() {
     lane.put_back(first);
     let all: Vec<Item> = lane.drain().collect();
     assert_eq!(keys(&all), ["a", "b", "c", "d", "e", "f", "g", "h"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_lane_sends_at_once_and_a_busy_one_lingers() {
+    let rule = BatchRule {
+        send_when_idle: true,
+        ..RULE
+    };
+    let mut lane = Lane::default();
+    lane.push(item("k", 1));
+    assert!(
+        lane.ready(&rule, Instant::now(), false),
+        "nothing in flight"
+    );
+    assert_eq!(lane.linger_deadline(&rule), Some(Instant::now()));
+    assert_eq!(lane.take_batch(&rule).len(), 1);
+    lane.inflight = 1;
+    lane.push(item("k", 1));
+    let wide = BatchRule { window: 2, ..rule };
+    assert!(
+        !lane.ready(&wide, Instant::now(), false),
+        "a batch in flight: the next one lingers"
+    );
+    assert_eq!(
+        lane.linger_deadline(&wide),
+        Some(Instant::now() + rule.linger)
+    );
+    lane.inflight = 0;
+    assert!(lane.ready(&rule, Instant::now(), false), "idle again");
 }
