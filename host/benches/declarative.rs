@@ -8,7 +8,7 @@
 //! prints ns/event, events/s and the wasm/native ratio per batch size.
 
 mod common;
-use common::events;
+use common::{SIZES, events, ns_per_event};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
@@ -17,7 +17,6 @@ use weir::event::Event;
 use weir::rules::compile::{CompiledRule, Outcome};
 use weir::rules::{EngineOptions, RecordFlag, RuleEngine};
 
-const SIZES: [usize; 3] = [1, 16, 256];
 const RULE: &str = "mqtt_message";
 
 fn rule_text() -> String {
@@ -72,22 +71,6 @@ fn bench(c: &mut Criterion, engine: &RuleEngine, rule: &CompiledRule) {
         });
     }
     group.finish();
-}
-
-/// Median ns/event over several timed runs of about 200 ms each.
-fn ns_per_event(n: usize, mut run: impl FnMut()) -> f64 {
-    let per_run = (200_000 / n).max(200);
-    let mut samples: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..per_run {
-                run();
-            }
-            start.elapsed().as_nanos() as f64 / (per_run * n) as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn summary(engine: &RuleEngine, rule: &CompiledRule, text: &str) {

@@ -6,16 +6,14 @@
 
 mod common;
 use bytes::Bytes;
-use common::events;
+use common::{SIZES, events, ns_per_event};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir::event::Event;
 use weir::rules::{EngineOptions, Output, RecordFlag, RuleEngine};
 use weir_plugin_artifacts::{MESSAGE, Target};
-
-const SIZES: [usize; 3] = [1, 16, 256];
 
 fn engine() -> RuleEngine {
     let engine = RuleEngine::new(EngineOptions::default()).expect("engine starts");
@@ -82,22 +80,6 @@ fn bench(c: &mut Criterion, engine: &RuleEngine) {
         });
     }
     group.finish();
-}
-
-/// Median ns/event over several timed runs of about 200 ms each.
-fn ns_per_event(n: usize, mut run: impl FnMut()) -> f64 {
-    let per_run = (200_000 / n).max(200);
-    let mut samples: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..per_run {
-                run();
-            }
-            start.elapsed().as_nanos() as f64 / (per_run * n) as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn summary(engine: &RuleEngine) {

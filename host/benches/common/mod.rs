@@ -2,7 +2,11 @@
 //! read side by side.
 
 use bytes::Bytes;
+use std::time::Instant;
 use weir::event::{Event, MessageId, MessagePublish, PublishFlags};
+
+/// The batch sizes every rule bench measures.
+pub(crate) const SIZES: [usize; 3] = [1, 16, 256];
 
 /// `n` messages on 16 topics with small JSON payloads, as a sensor sends.
 pub(crate) fn events(n: usize) -> Vec<Event> {
@@ -24,4 +28,20 @@ pub(crate) fn events(n: usize) -> Vec<Event> {
             })
         })
         .collect()
+}
+
+/// Median ns/event over several timed runs of about 200 ms each.
+pub(crate) fn ns_per_event(n: usize, mut run: impl FnMut()) -> f64 {
+    let per_run = (200_000 / n).max(200);
+    let mut samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_run {
+                run();
+            }
+            start.elapsed().as_nanos() as f64 / (per_run * n) as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
