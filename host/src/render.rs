@@ -4,12 +4,13 @@
 //! for the host is the record's envelope: the partition key and flag go into
 //! the header, and a JSON-flagged output, which a rule emits as the JSON text
 //! of an object, becomes an HRecord (a binary `google.protobuf.Struct`), the
-//! form HStreamDB and its clients read. A JSON output that is not an object
-//! is the rule's bug, reported per record, never a crash.
+//! form HStreamDB and its clients read, transcoded from the text in one pass
+//! (`hrecord_from_json_text`). A JSON output that is not an object is the
+//! rule's bug, reported per record, never a crash.
 
 use crate::rules::{Output, RecordFlag};
 use weir_proto::pb::HStreamRecord;
-use weir_proto::record::{RecordError, hrecord_from_json, raw_record};
+use weir_proto::record::{RecordError, hrecord_from_json_text, raw_record};
 
 /// Why an output could not become a record.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +29,16 @@ pub fn to_record(output: &Output) -> Result<HStreamRecord, RenderError> {
     let key = output.key();
     match output.flag {
         RecordFlag::Raw => Ok(raw_record(key, output.record.clone())),
-        RecordFlag::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(&output.record).map_err(|source| RenderError::NotJson {
-                    plugin: output.plugin.to_string(),
-                    source,
-                })?;
-            hrecord_from_json(key, &value).map_err(|source| RenderError::NotAnHRecord {
+        RecordFlag::Json => hrecord_from_json_text(key, &output.record).map_err(|e| match e {
+            RecordError::InvalidJson(source) => RenderError::NotJson {
                 plugin: output.plugin.to_string(),
                 source,
-            })
-        }
+            },
+            source => RenderError::NotAnHRecord {
+                plugin: output.plugin.to_string(),
+                source,
+            },
+        }),
     }
 }
 

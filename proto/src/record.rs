@@ -21,6 +21,8 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::str::FromStr;
 
+mod transcode;
+
 /// The largest decompressed batch [`decode_batch`] accepts by default: far
 /// above HStreamDB's 1 MiB append limit, far below what would exhaust memory.
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
@@ -53,6 +55,8 @@ pub enum RecordError {
     NotAnObject(&'static str),
     #[error("a JSON number {0} cannot be stored in an HRecord")]
     BadNumber(String),
+    #[error("not valid JSON: {0}")]
+    InvalidJson(serde_json::Error),
 }
 
 /// How a batch is compressed; the wire's [`CompressionType`] with names for
@@ -180,13 +184,17 @@ pub fn hrecord(
     Ok(record(Flag::Json, key.into(), encode_hrecord(object)?))
 }
 
-/// A record whose payload is an HRecord built from a JSON value, which must
-/// be an object.
-pub fn hrecord_from_json(
+/// A record whose payload is an HRecord transcoded from `text`, the JSON
+/// text of an object, without building a JSON tree on the way.
+pub fn hrecord_from_json_text(
     key: impl Into<String>,
-    value: &serde_json::Value,
+    text: &[u8],
 ) -> Result<HStreamRecord, RecordError> {
-    Ok(record(Flag::Json, key.into(), json_to_hrecord(value)?))
+    let payload = transcode::json_text_to_struct_bytes(text).map_err(|e| match e {
+        transcode::TranscodeError::Json(source) => RecordError::InvalidJson(source),
+        transcode::TranscodeError::NotAnObject(kind) => RecordError::NotAnObject(kind),
+    })?;
+    Ok(record(Flag::Json, key.into(), payload.into()))
 }
 
 fn record(flag: Flag, key: String, payload: Bytes) -> HStreamRecord {

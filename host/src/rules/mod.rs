@@ -42,9 +42,8 @@
 //! - **Outputs** name their stream (already checked against the plugin's
 //!   manifest), partition key (UTF-8; empty means none), flag and record
 //!   bytes. A [`RecordFlag::Json`] record is the JSON text of an object
-//!   (turn it into an HRecord with `weir_proto::record::json_to_hrecord`);
-//!   the host does not re-parse it, so a module that breaks this rule is
-//!   caught by the sink, per record. [`RecordFlag::Raw`] bytes are opaque.
+//!   (`render` transcodes it into an HRecord); the engine does not check it,
+//!   so a module that breaks this rule is caught by render, per record. [`RecordFlag::Raw`] bytes are opaque.
 //!   Records are slices of one buffer per plugin call (`bytes::Bytes`).
 //! - **Subscriptions**: [`RuleEngine::subscriptions`] is a
 //!   `tokio::sync::watch` of the union of the loaded plugins' sources with
