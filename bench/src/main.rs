@@ -423,6 +423,8 @@ struct RunStats {
     published: Published,
     stored_metric: u64,
     dropped_qos0: u64,
+    /// Events per batch given to the rules, over this run.
+    rules_batch_mean: f64,
     weir: (Usage, Usage),
     others: Vec<(&'static str, Usage, Usage)>,
     bench: (Usage, Usage),
@@ -445,6 +447,7 @@ async fn measure_stored(
         .map(|(_, c)| c.usage())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bench_before = own_usage()?;
+    let rules_before = rules_batches(gateway).await?;
     let published = mqtt::publish(
         &bench.plan(port, qos, messages, client_prefix),
         bench.timeout,
@@ -459,14 +462,26 @@ async fn measure_stored(
         others_stats.push((*name, before, child.usage()?));
     }
     let dropped_qos0 = gateway.metric("weir_ingress_dropped_qos0_total").await? as u64;
+    let rules_after = rules_batches(gateway).await?;
+    let rules_batch_mean =
+        (rules_after.0 - rules_before.0) / (rules_after.1 - rules_before.1).max(1.0);
     Ok(RunStats {
         published,
         stored_metric,
         dropped_qos0,
+        rules_batch_mean,
         weir: (weir_before, weir_after),
         others: others_stats,
         bench: (bench_before, bench_after),
     })
+}
+
+/// weir's counts of events and batches given to the rules so far.
+async fn rules_batches(gateway: &Gateway) -> anyhow::Result<(f64, f64)> {
+    Ok((
+        gateway.metric("weir_pipeline_events_total").await?,
+        gateway.metric("weir_pipeline_batches_total").await?,
+    ))
 }
 
 impl RunStats {
@@ -502,6 +517,11 @@ impl RunStats {
             "msgs",
         );
         figure(&format!("{prefix}.dropped_qos0"), self.dropped_qos0, "msgs");
+        figure(
+            &format!("{prefix}.rules_batch_mean"),
+            format!("{:.1}", self.rules_batch_mean),
+            "events",
+        );
         cpu_figure(prefix, "cpu", self.weir.0, self.weir.1);
         figure(
             &format!("{prefix}.peak_rss"),

@@ -171,6 +171,10 @@ impl Runtime {
         // Plugins get a modest stack: deep recursion is a trap, not a
         // host stack overflow.
         config.max_wasm_stack(1 << 20);
+        // For `perf record`: name the JIT code of plugins in /tmp/perf-PID.map.
+        if std::env::var_os("WEIR_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let cache = match &options.cache_dir {
             Some(dir) => {
                 let mut cache_config = wasmtime::CacheConfig::new();

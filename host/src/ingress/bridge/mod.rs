@@ -64,7 +64,7 @@ use client::{Client, Connection, Polled, Received, Request};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// How many polled events may wait between the driver and the bridge task.
@@ -157,6 +157,7 @@ impl Bridge {
             connected: false,
             ever_connected: false,
             closing: false,
+            qos0_drops: DropLog::default(),
             status,
             config,
         };
@@ -257,6 +258,35 @@ struct Task {
     /// A message of this connection was not stored: acknowledge nothing more
     /// and let the reconnect bring it back.
     closing: bool,
+    qos0_drops: DropLog,
+}
+
+/// Logs dropped QoS 0 messages at most once per [`DropLog::EVERY`], with
+/// the number dropped since: an overloaded bridge drops thousands a second,
+/// and a line for each would cost more than the messages (the counter
+/// `dropped_qos0` has them all).
+#[derive(Debug, Default)]
+struct DropLog {
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts one drop; returns how many to report now, if it is time.
+    fn drop_one(&mut self) -> Option<u64> {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|last| now.duration_since(last) < Self::EVERY)
+        {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 impl Task {
@@ -415,10 +445,12 @@ impl Task {
         let token = if received.qos == Qos::AtMostOnce {
             if self.group.outstanding() >= self.config.window {
                 self.status.count(|c| &c.dropped_qos0);
-                tracing::warn!(
-                    broker = %self.broker, window = self.config.window,
-                    "dropped a QoS 0 message: the pipeline is a full window behind"
-                );
+                if let Some(dropped) = self.qos0_drops.drop_one() {
+                    tracing::warn!(
+                        broker = %self.broker, window = self.config.window, dropped,
+                        "dropped QoS 0 messages: the pipeline is a full window behind (logged at most every 10 s)"
+                    );
+                }
                 return;
             }
             self.group.unacknowledged()
@@ -545,5 +577,27 @@ impl Task {
         }
         self.status.set_state(ConnectionState::Disconnected);
         tracing::info!(broker = %self.broker, "bridge stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos0_drops_are_logged_first_then_summed_per_period() {
+        let mut log = DropLog::default();
+        assert_eq!(
+            log.drop_one(),
+            Some(1),
+            "the first drop is reported at once"
+        );
+        for _ in 0..999 {
+            assert_eq!(log.drop_one(), None);
+        }
+        // A period later, everything dropped since is reported in one line.
+        log.last_logged = log.last_logged.map(|t| t - DropLog::EVERY);
+        assert_eq!(log.drop_one(), Some(1000));
+        assert_eq!(log.drop_one(), None);
     }
 }
