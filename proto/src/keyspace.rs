@@ -103,6 +103,13 @@ impl ShardMap {
 
     /// The shard that owns `key`, or `None` when the ranges leave a gap there.
     pub fn shard_for_key(&self, key: &str) -> Option<u64> {
+        // A stream of one shard (the default) owns every key: no hash needed.
+        if let [(range, id)] = self.shards.as_slice()
+            && range.start == 0
+            && range.end == u128::MAX
+        {
+            return Some(*id);
+        }
         self.shard_for_hash(hash_key(key))
     }
 
@@ -219,5 +226,26 @@ mod tests {
             let id = map.shard_for_hash(hash).expect("covered");
             proptest::prop_assert!(ranges[id as usize].contains(hash));
         }
+
+        #[test]
+        fn keys_route_by_their_hash(n in 1u32..8, key in ".{0,24}") {
+            let ranges = divide_key_space(n).expect("n > 0");
+            let map = ShardMap::new(ranges.into_iter().zip(100u64..).collect()).expect("valid");
+            proptest::prop_assert_eq!(map.shard_for_key(&key), map.shard_for_hash(hash_key(&key)));
+        }
+    }
+
+    #[test]
+    fn a_single_shard_of_part_of_the_space_does_not_own_every_key() {
+        let half = HashRange {
+            start: 0,
+            end: u128::MAX / 2,
+        };
+        let map = ShardMap::new(vec![(half, 7)]).expect("valid");
+        let outside = (0..1000)
+            .map(|i| i.to_string())
+            .find(|key| hash_key(key) > half.end)
+            .expect("some key hashes into the upper half");
+        assert_eq!(map.shard_for_key(&outside), None);
     }
 }

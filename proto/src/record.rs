@@ -95,22 +95,22 @@ impl Compression {
         }
     }
 
-    fn compress(self, data: &[u8]) -> Result<Vec<u8>, RecordError> {
+    fn compress(self, data: Vec<u8>) -> Result<Vec<u8>, RecordError> {
         let wrap = |source| RecordError::Compress {
             compression: self.name(),
             source,
         };
         match self {
-            Compression::None => Ok(data.to_vec()),
+            Compression::None => Ok(data),
             Compression::Gzip => {
                 let mut encoder = flate2::write::GzEncoder::new(
                     Vec::with_capacity(data.len() / 2),
                     flate2::Compression::fast(),
                 );
-                encoder.write_all(data).map_err(wrap)?;
+                encoder.write_all(&data).map_err(wrap)?;
                 encoder.finish().map_err(wrap)
             }
-            Compression::Zstd => zstd::bulk::compress(data, 3).map_err(wrap),
+            Compression::Zstd => zstd::bulk::compress(&data, 3).map_err(wrap),
         }
     }
 
@@ -208,18 +208,25 @@ fn record(flag: Flag, key: String, payload: Bytes) -> HStreamRecord {
     }
 }
 
-/// Encodes and compresses records into one appendable batch.
-pub fn encode_batch(
-    records: Vec<HStreamRecord>,
+/// Encodes and compresses records into one appendable batch. Takes records
+/// or references to them, so a sender that keeps its records (to retry or
+/// to report them) need not clone them.
+pub fn encode_batch<R: std::borrow::Borrow<HStreamRecord>>(
+    records: impl IntoIterator<Item = R>,
     compression: Compression,
 ) -> Result<BatchedRecord, RecordError> {
-    if records.is_empty() {
+    // The encoding of `BatchHStreamRecords { records }`: field 1, repeated.
+    let mut encoded = Vec::new();
+    let mut count = 0usize;
+    for record in records {
+        prost::encoding::message::encode(1, record.borrow(), &mut encoded);
+        count += 1;
+    }
+    if count == 0 {
         return Err(RecordError::EmptyBatch);
     }
-    let batch_size =
-        u32::try_from(records.len()).map_err(|_| RecordError::TooManyRecords(records.len()))?;
-    let encoded = BatchHStreamRecords { records }.encode_to_vec();
-    let payload = compression.compress(&encoded)?;
+    let batch_size = u32::try_from(count).map_err(|_| RecordError::TooManyRecords(count))?;
+    let payload = compression.compress(encoded)?;
     Ok(BatchedRecord {
         compression_type: compression.wire() as i32,
         publish_time: None,
@@ -466,7 +473,7 @@ mod tests {
             Err(RecordError::Malformed(_))
         ));
         assert!(matches!(
-            encode_batch(Vec::new(), Compression::None),
+            encode_batch(Vec::<HStreamRecord>::new(), Compression::None),
             Err(RecordError::EmptyBatch)
         ));
     }

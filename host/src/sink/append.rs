@@ -159,7 +159,7 @@ async fn send(
     items: &[Item],
     deadline: Option<Instant>,
 ) -> Sent {
-    let records = items.iter().map(|item| item.record.clone()).collect();
+    let records = items.iter().map(|item| &item.record);
     let batch: BatchedRecord = match weir_proto::record::encode_batch(records, context.compression)
     {
         Ok(batch) => batch,
