@@ -518,6 +518,14 @@ impl RunStats {
         );
         figure(&format!("{prefix}.dropped_qos0"), self.dropped_qos0, "msgs");
         figure(
+            &format!("{prefix}.append_batch_mean"),
+            format!(
+                "{:.1}",
+                stored.records as f64 / stored.batches.max(1) as f64
+            ),
+            "records",
+        );
+        figure(
             &format!("{prefix}.rules_batch_mean"),
             format!("{:.1}", self.rules_batch_mean),
             "events",

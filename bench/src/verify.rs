@@ -24,6 +24,9 @@ pub(crate) struct Stored {
     pub(crate) latencies_us: Vec<u64>,
     /// The newest store time, milliseconds since the epoch.
     pub(crate) last_stored_ms: Option<i64>,
+    /// Appended batches the run's records came in (distinct shard and
+    /// batch ids), to tell how well the sink batched.
+    pub(crate) batches: u64,
 }
 
 impl Stored {
@@ -54,6 +57,7 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
     let mut copies = vec![0u32; len];
     let mut latencies_us = Vec::with_capacity(len);
     let mut stored = Stored::default();
+    let mut last_batch = None;
     while let Some(record) = reader
         .next()
         .await
@@ -68,6 +72,12 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
             continue;
         };
         stored.records += 1;
+        // A batch's records are read back together, in order.
+        let batch = (record.id.shard_id, record.id.batch_id);
+        if last_batch != Some(batch) {
+            last_batch = Some(batch);
+            stored.batches += 1;
+        }
         *slot += 1;
         if *slot > 1 {
             stored.duplicates += 1;
