@@ -108,7 +108,9 @@ async fn a_rule_edited_while_weir_dev_runs_takes_effect() {
     std::fs::create_dir_all(&plugins).expect("plugins dir");
     let rule = repo_root().join("plugins/mqtt_message.rule.toml");
     std::fs::copy(&rule, plugins.join("mqtt_message.rule.toml")).expect("copy the rule");
-    let dev = Gateway::dev(&plugins, &dir.path().join("data")).await;
+    // As the README runs it: in a directory with `plugins/`, on the default
+    // (relative) plugins and data directories.
+    let dev = Gateway::dev_in(dir.path()).await;
 
     let text = std::fs::read_to_string(&rule).expect("read the rule");
     let edited = text.replace(r#""qos": ${qos}"#, r#""qos": ${qos}, "edited": true"#);
@@ -169,4 +171,8 @@ async fn a_rule_edited_while_weir_dev_runs_takes_effect() {
     )
     .await;
     dev.stop().await;
+    assert!(
+        dir.path().join(".weir-dev/wasm-cache").is_dir(),
+        "weir dev keeps its data in ./.weir-dev"
+    );
 }

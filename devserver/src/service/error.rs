@@ -171,7 +171,14 @@ impl ApiError {
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let (code, message) = err.into_parts();
-        tracing::warn!(code = ?code, %message, "request rejected");
+        // A client asking for a stream that does not exist (as `weir dev`
+        // does before creating its streams) is the client's business; only
+        // the server's own failures deserve a warning.
+        if matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::warn!(code = ?code, %message, "request failed");
+        } else {
+            tracing::debug!(code = ?code, %message, "request rejected");
+        }
         Status::new(code, message)
     }
 }

@@ -121,7 +121,7 @@ pub fn main() -> ExitCode {
     // clap prints usage errors and exits with status 2 itself.
     let cli = Cli::parse();
     if let Err(error) = init_logging(&cli.logging) {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", error_chain(&error));
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -134,11 +134,26 @@ pub fn main() -> ExitCode {
     let exit = match runtime.block_on(run(cli.command, &mut std::io::stdout())) {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             Exit::of(&error)
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// The error and its causes on one line, each said once: many error types
+/// (weir's and libraries') already include their source in their message,
+/// so anyhow's `{:#}` would repeat it.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {

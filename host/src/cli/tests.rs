@@ -372,3 +372,19 @@ async fn stream_commands_round_trip() {
     let (exit, _) = run(s(&["delete", "demo", "--ignore-missing"])).await;
     assert_eq!(exit, Exit::Success);
 }
+
+#[test]
+fn errors_print_each_cause_once() {
+    use crate::pipeline::StartError;
+    use crate::rules::{LoadError, RulesError};
+    let error = anyhow::Error::new(StartError::Rules(RulesError::Runtime(LoadError::Compile(
+        "the cache directory is gone".into(),
+    ))))
+    .context("cannot start the gateway");
+    assert_eq!(
+        error_chain(&error),
+        "cannot start the gateway: rules: wasm runtime: compilation failed: the cache directory is gone"
+    );
+    let io = anyhow::Error::new(std::io::Error::other("disk full")).context("writing a segment");
+    assert_eq!(error_chain(&io), "writing a segment: disk full");
+}

@@ -177,8 +177,13 @@ impl Runtime {
         }
         let cache = match &options.cache_dir {
             Some(dir) => {
+                // wasmtime wants an absolute path; configs and `weir dev`
+                // may give one relative to the working directory.
+                let dir = std::path::absolute(dir).map_err(|e| {
+                    LoadError::Compile(format!("compilation cache in {}: {e}", dir.display()))
+                })?;
                 let mut cache_config = wasmtime::CacheConfig::new();
-                cache_config.with_directory(dir);
+                cache_config.with_directory(&dir);
                 let cache = wasmtime::Cache::new(cache_config).map_err(|e| {
                     LoadError::Compile(format!("compilation cache in {}: {e:#}", dir.display()))
                 })?;

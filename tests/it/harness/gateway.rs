@@ -5,7 +5,7 @@ use super::process::Process;
 use super::{DEFAULT_DEADLINE, weir};
 use ::weir::sink::client::{Client, ClientOptions, ReadRecord, StartFrom};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A running `weir run` or `weir dev`.
@@ -13,6 +13,8 @@ use std::time::Duration;
 pub(crate) struct Gateway {
     process: Process,
     args: Vec<String>,
+    /// The working directory, when the test chose one.
+    cwd: Option<PathBuf>,
     /// The MQTT listener's address, in listener mode.
     pub(crate) mqtt: Option<SocketAddr>,
     /// The admin API's address, unless it is disabled.
@@ -38,6 +40,26 @@ impl Gateway {
         .await
     }
 
+    /// Runs `weir dev` in `cwd` as the README says, with its default plugins
+    /// (`./plugins`) and data (`./.weir-dev`) directories, every socket on a
+    /// free port.
+    pub(crate) async fn dev_in(cwd: &Path) -> Gateway {
+        Self::launch_in(
+            vec![
+                "-v".into(),
+                "dev".into(),
+                "--mqtt-listen".into(),
+                "127.0.0.1:0".into(),
+                "--hstream-listen".into(),
+                "127.0.0.1:0".into(),
+                "--admin-listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+            Some(cwd.to_owned()),
+        )
+        .await
+    }
+
     /// Runs `weir dev` with the plugins in `plugins` and its data in
     /// `data`, every socket on a free port.
     pub(crate) async fn dev(plugins: &Path, data: &Path) -> Gateway {
@@ -60,12 +82,16 @@ impl Gateway {
     }
 
     async fn launch(args: Vec<String>) -> Gateway {
-        let mut process = Process::spawn_command(
-            &format!("weir {}", args[1]),
-            tokio::process::Command::new(weir::binary())
-                .args(&args)
-                .env("WEIR_ADMIN__LISTEN", "127.0.0.1:0"),
-        );
+        Self::launch_in(args, None).await
+    }
+
+    async fn launch_in(args: Vec<String>, cwd: Option<PathBuf>) -> Gateway {
+        let mut command = tokio::process::Command::new(weir::binary());
+        command.args(&args).env("WEIR_ADMIN__LISTEN", "127.0.0.1:0");
+        if let Some(cwd) = &cwd {
+            command.current_dir(cwd);
+        }
+        let mut process = Process::spawn_command(&format!("weir {}", args[1]), &mut command);
         let (mut mqtt, mut admin, mut hstream) = (None, None, None);
         process
             .wait_for_line(DEFAULT_DEADLINE, |line| {
@@ -79,6 +105,7 @@ impl Gateway {
         Gateway {
             process,
             args,
+            cwd,
             mqtt,
             admin,
             hstream,
@@ -110,7 +137,7 @@ impl Gateway {
 
     /// Starts weir again with the same configuration.
     pub(crate) async fn restart(&mut self) {
-        *self = Self::launch(self.args.clone()).await;
+        *self = Self::launch_in(self.args.clone(), self.cwd.clone()).await;
     }
 
     /// SIGTERM and a clean exit.
