@@ -159,6 +159,10 @@ pub struct PluginsConfig {
     /// Compiled modules are cached here so a restart does not recompile.
     /// Default unset (no cache).
     pub cache_dir: Option<PathBuf>,
+    /// Plugins an operator disables through the admin API are listed in
+    /// this file, so they stay disabled after a restart. Default unset
+    /// (remembered in memory only).
+    pub disabled_file: Option<PathBuf>,
     /// Most events handed to the rules in one batch. Larger batches amortise
     /// the cost of entering Wasm; a batch never waits to fill up. Default 256.
     pub batch_max_events: usize,
@@ -169,6 +173,7 @@ impl Default for PluginsConfig {
         PluginsConfig {
             dir: PathBuf::from("plugins"),
             cache_dir: None,
+            disabled_file: None,
             batch_max_events: 256,
         }
     }

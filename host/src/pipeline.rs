@@ -152,6 +152,7 @@ impl Gateway {
         let engine_options = EngineOptions {
             plugins_dir: Some(config.plugins.dir.clone()),
             cache_dir: config.plugins.cache_dir.clone(),
+            disabled_file: config.plugins.disabled_file.clone(),
             dead_letter_stream: config.sink.dead_letter_stream.clone(),
             ..EngineOptions::default()
         };

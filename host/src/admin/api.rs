@@ -65,9 +65,10 @@ impl IntoResponse for ApiError {
 impl From<RulesError> for ApiError {
     fn from(error: RulesError) -> ApiError {
         let status = match &error {
-            RulesError::Io { .. } | RulesError::Runtime(_) | RulesError::Watch(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            RulesError::Io { .. }
+            | RulesError::Runtime(_)
+            | RulesError::Watch(_)
+            | RulesError::DisabledFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             RulesError::NoPluginsDir => StatusCode::CONFLICT,
             // The plugin's or rule's files are wrong: the request was fine.
             _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -360,9 +361,13 @@ async fn disable(State(state): State<Arc<AppState>>, Path(name): Path<String>) -
     let name = plugin_name(&name)?.to_owned();
     let engine = state.handles()?.engine;
     let key = name.clone();
-    let status = blocking(move || engine.disable(&key).then(|| engine.status(&key)).flatten())
-        .await?
-        .ok_or_else(|| unknown_plugin(&name))?;
+    let status = blocking(move || {
+        engine
+            .disable(&key)
+            .map(|known| known.then(|| engine.status(&key)).flatten())
+    })
+    .await??
+    .ok_or_else(|| unknown_plugin(&name))?;
     Ok(Json(json!({ "plugin": plugin_view(&status) })))
 }
 

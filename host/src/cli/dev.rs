@@ -66,6 +66,7 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     config.hstreamdb.create_streams.enabled = true;
     config.plugins.dir = args.plugins.clone();
     config.plugins.cache_dir = Some(args.data_dir.join("wasm-cache"));
+    config.plugins.disabled_file = Some(args.data_dir.join("disabled-plugins.json"));
     config.admin.listen = Some(args.admin_listen);
     let sockets = Sockets::bind(&config).await?;
     let mqtt_port = sockets

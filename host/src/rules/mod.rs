@@ -176,6 +176,8 @@ pub enum RulesError {
     Runtime(#[source] LoadError),
     #[error("no plugins directory configured")]
     NoPluginsDir,
+    #[error("{path}: not a list of disabled plugins ({problem}); fix or remove the file")]
+    DisabledFile { path: String, problem: String },
     #[error("watching the plugins directory: {0}")]
     Watch(#[from] notify::Error),
 }

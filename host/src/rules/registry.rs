@@ -18,7 +18,10 @@
 //!
 //! An operator can disable a plugin ([`RuleEngine::disable`]): it is unloaded
 //! and no reload, rescan or file change loads it again until it is enabled.
-//! The set of disabled plugins lives in memory: a restart enables them all.
+//! With a `disabled_file` the set is written there (atomically, before the
+//! change takes effect) and read back at start, so a plugin disabled because
+//! it misbehaved stays disabled across restarts; without one it lives in
+//! memory and a restart enables every plugin.
 
 use super::compile::CompiledRule;
 use super::encode::PayloadCache;
@@ -58,6 +61,9 @@ pub struct EngineOptions {
     /// Meter fuel (`limits.fuel` per batch) instead of wall-clock
     /// deadlines, for deterministic tests. Default: false.
     pub deterministic_fuel: bool,
+    /// Where the names of disabled plugins are kept across restarts.
+    /// Default: none (in memory only).
+    pub disabled_file: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -69,6 +75,7 @@ impl Default for EngineOptions {
             debounce: Duration::from_millis(200),
             epoch_tick: Duration::from_millis(2),
             deterministic_fuel: false,
+            disabled_file: None,
         }
     }
 }
@@ -198,6 +205,10 @@ impl RuleEngine {
             fuel: options.deterministic_fuel,
         })
         .map_err(RulesError::Runtime)?;
+        let disabled = match &options.disabled_file {
+            Some(path) => read_disabled(path)?,
+            None => BTreeSet::new(),
+        };
         let engine = RuleEngine {
             inner: Arc::new(Inner {
                 runtime: Arc::new(runtime),
@@ -205,7 +216,7 @@ impl RuleEngine {
                 options,
                 current: RwLock::default(),
                 records: Mutex::default(),
-                disabled: Mutex::default(),
+                disabled: Mutex::new(disabled),
                 subscriptions: watch::Sender::new(Subscriptions::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
                 versions: AtomicU64::new(0),
@@ -377,14 +388,15 @@ impl RuleEngine {
     /// Unloads plugin `name` and keeps it unloaded, whatever happens to its
     /// files, until [`RuleEngine::enable`]. Returns false, and does
     /// nothing, when no plugin of that name is known.
-    pub fn disable(&self, name: &str) -> bool {
+    pub fn disable(&self, name: &str) -> Result<bool, RulesError> {
         let _loading = lock(&self.inner.loading);
         let known = lock(&self.inner.records).contains_key(name) || self.is_disabled(name);
-        if known && lock(&self.inner.disabled).insert(name.to_owned()) {
+        if known && !self.is_disabled(name) {
+            self.change_disabled(|set| set.insert(name.to_owned()))?;
             self.remove(name);
             tracing::info!(plugin = name, "plugin disabled");
         }
-        known
+        Ok(known)
     }
 
     /// Lets a disabled plugin load again, and loads it from the plugins
@@ -392,9 +404,12 @@ impl RuleEngine {
     /// plugin of that name is known.
     pub fn enable(&self, name: &str) -> Result<Option<Change>, RulesError> {
         let _loading = lock(&self.inner.loading);
-        let was_disabled = lock(&self.inner.disabled).remove(name);
+        let was_disabled = self.is_disabled(name);
         if !was_disabled && !lock(&self.inner.records).contains_key(name) {
             return Ok(None);
+        }
+        if was_disabled {
+            self.change_disabled(|set| set.remove(name))?;
         }
         if was_disabled {
             tracing::info!(plugin = name, "plugin enabled");
@@ -405,6 +420,22 @@ impl RuleEngine {
     /// Whether an operator disabled plugin `name`.
     pub fn is_disabled(&self, name: &str) -> bool {
         lock(&self.inner.disabled).contains(name)
+    }
+
+    /// Changes the disabled set, writing it to the `disabled_file` first: if
+    /// it cannot be kept, nothing changes and the operator is told.
+    fn change_disabled(
+        &self,
+        change: impl FnOnce(&mut BTreeSet<String>) -> bool,
+    ) -> Result<(), RulesError> {
+        let mut disabled = lock(&self.inner.disabled);
+        let mut changed = disabled.clone();
+        change(&mut changed);
+        if let Some(path) = &self.inner.options.disabled_file {
+            write_disabled(path, &changed)?;
+        }
+        *disabled = changed;
+        Ok(())
     }
 
     /// Reloads every plugin in the directory, and unloads the ones whose
@@ -832,4 +863,55 @@ fn plugin_name(path: &Path) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     valid.then(|| stem.to_owned())
+}
+
+/// The file of disabled plugins: `{"disabled": ["name", ...]}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisabledFile {
+    disabled: BTreeSet<String>,
+}
+
+/// The disabled set kept in `path`; empty when the file does not exist yet.
+/// A file that cannot be read is an error: starting with everything enabled
+/// could bring back a plugin an operator stopped for a reason.
+fn read_disabled(path: &Path) -> Result<BTreeSet<String>, RulesError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(source) => {
+            return Err(RulesError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    serde_json::from_str::<DisabledFile>(&text)
+        .map(|file| file.disabled)
+        .map_err(|e| RulesError::DisabledFile {
+            path: path.display().to_string(),
+            problem: e.to_string(),
+        })
+}
+
+/// Writes the disabled set to `path` atomically (a temporary file renamed
+/// over it, synced), creating its directory.
+fn write_disabled(path: &Path, disabled: &BTreeSet<String>) -> Result<(), RulesError> {
+    use std::io::Write as _;
+    let io = |source| RulesError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = serde_json::to_string_pretty(&DisabledFile {
+        disabled: disabled.clone(),
+    })
+    .map_err(|e| io(std::io::Error::other(e)))?;
+    let temp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
 }

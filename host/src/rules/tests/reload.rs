@@ -241,12 +241,12 @@ fn a_disabled_plugin_stays_unloaded_until_enabled() {
     let _watcher = engine.watch().expect("watching");
     assert!(subs.borrow_and_update().client_connected);
     assert!(
-        !engine.disable("nope"),
+        !engine.disable("nope").expect("nothing to write"),
         "an unknown plugin cannot be disabled"
     );
     assert_eq!(engine.enable("nope").expect("nothing to load"), None);
 
-    assert!(engine.disable("presence"));
+    assert!(engine.disable("presence").expect("disables"));
     let status = engine.status("presence").expect("still listed");
     assert_eq!(status.state, PluginState::Disabled);
     assert_eq!(status.version, None);
@@ -281,4 +281,76 @@ fn a_disabled_plugin_stays_unloaded_until_enabled() {
     assert_eq!(status.state, PluginState::Loaded);
     assert!(subs.borrow_and_update().client_connected);
     assert_eq!(engine.process(&[connected("c", 2)]).outputs.len(), 1);
+}
+
+#[test]
+fn disabled_plugins_stay_disabled_across_restarts_with_a_disabled_file() {
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    let state = tempfile::tempdir().expect("state dir");
+    let file = state.path().join("weir/disabled-plugins.json");
+    CONNECT
+        .install(plugins.path(), "presence", Target::Unknown)
+        .expect("copy plugin");
+    let options = || EngineOptions {
+        plugins_dir: Some(plugins.path().to_owned()),
+        disabled_file: Some(file.clone()),
+        ..EngineOptions::default()
+    };
+    let state_of = |engine: &RuleEngine| engine.status("presence").map(|s| s.state);
+
+    let engine = RuleEngine::new(options()).expect("engine starts without the file");
+    assert_eq!(state_of(&engine), Some(PluginState::Loaded));
+    assert!(engine.disable("presence").expect("disables"));
+    drop(engine);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("file written")).expect("JSON");
+    assert_eq!(written, serde_json::json!({"disabled": ["presence"]}));
+
+    let engine = RuleEngine::new(options()).expect("engine restarts");
+    assert_eq!(state_of(&engine), Some(PluginState::Disabled));
+    assert!(engine.process(&[connected("c", 1)]).outputs.is_empty());
+    engine.enable("presence").expect("enables");
+    drop(engine);
+
+    let engine = RuleEngine::new(options()).expect("engine restarts again");
+    assert_eq!(state_of(&engine), Some(PluginState::Loaded));
+    assert_eq!(engine.process(&[connected("c", 2)]).outputs.len(), 1);
+}
+
+#[test]
+fn a_disabled_file_that_cannot_be_kept_or_read_is_an_error_and_changes_nothing() {
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    CONNECT
+        .install(plugins.path(), "presence", Target::Unknown)
+        .expect("copy plugin");
+    let blocker = plugins.path().join("not-a-dir");
+    let engine = RuleEngine::new(EngineOptions {
+        plugins_dir: Some(plugins.path().to_owned()),
+        disabled_file: Some(blocker.join("disabled.json")),
+        ..EngineOptions::default()
+    })
+    .expect("a missing file is an empty set");
+    // The file's directory becomes a regular file: nothing can be written.
+    std::fs::write(&blocker, "").expect("write");
+    let error = engine.disable("presence").expect_err("cannot write");
+    assert!(error.to_string().contains("not-a-dir"), "{error}");
+    assert_eq!(
+        engine.status("presence").map(|s| s.state),
+        Some(PluginState::Loaded),
+        "a disable that cannot be kept does not happen"
+    );
+
+    let corrupt = plugins.path().join("disabled.json");
+    std::fs::write(&corrupt, r#"{"disabled": "presence"}"#).expect("write");
+    let error = RuleEngine::new(EngineOptions {
+        plugins_dir: Some(plugins.path().to_owned()),
+        disabled_file: Some(corrupt),
+        ..EngineOptions::default()
+    })
+    .expect_err("a corrupt file stops the start");
+    let text = error.to_string();
+    assert!(
+        text.contains("disabled.json") && text.contains("disabled plugins"),
+        "{text}"
+    );
 }
