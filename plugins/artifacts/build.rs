@@ -10,9 +10,9 @@
 use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip1"];
+const WHAT: &str = "weir's example plugins";
 
 fn main() {
     let manifest_dir =
@@ -41,10 +41,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(name).display());
     }
 
-    check_targets();
+    weir_build_support::require_targets(&TARGETS, WHAT);
     let target_dir = out_dir.join("wasm");
     for target in TARGETS {
-        build(&workspace, &target_dir, target);
+        weir_build_support::build_release(&workspace.join("Cargo.toml"), &target_dir, target, WHAT);
     }
 
     let mut code = String::new();
@@ -98,59 +98,4 @@ fn plugin_names(workspace: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn check_targets() {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("run rustc --print sysroot");
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    for target in TARGETS {
-        if !sysroot.join("lib").join("rustlib").join(target).is_dir() {
-            panic!(
-                "the Rust target {target} is not installed, so weir's example plugins cannot be built.\n\
-                 run: rustup target add wasm32-unknown-unknown wasm32-wasip1"
-            );
-        }
-    }
-}
-
-fn build(workspace: &Path, target_dir: &Path, target: &str) {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--release")
-        .arg("--target")
-        .arg(target)
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir);
-    // The outer build's settings (flags, profile, target dir, jobserver
-    // aside) must not leak into a build for another target.
-    for (key, _) in env::vars_os() {
-        let key = key.to_string_lossy();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS")
-            || key == "RUSTFLAGS"
-            || key == "RUSTC_WORKSPACE_WRAPPER"
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    let output = cmd
-        .output()
-        .expect("run cargo to build the example plugins");
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("may not be installed")
-            || stderr.contains("can't find crate for `core`")
-        {
-            "\nrun: rustup target add wasm32-unknown-unknown wasm32-wasip1"
-        } else {
-            ""
-        };
-        panic!("building the example plugins for {target} failed:\n{stderr}{hint}");
-    }
 }
