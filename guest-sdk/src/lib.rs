@@ -4,6 +4,7 @@ pub mod abi;
 mod error;
 mod event;
 mod host;
+pub mod json;
 mod output;
 mod runtime;
 mod template;

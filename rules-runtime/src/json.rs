@@ -11,6 +11,10 @@
 use crate::value::Value;
 use std::borrow::Cow;
 
+/// Escaping is the guest SDK's, so a compiled rule and a hand-written plugin
+/// template write the same bytes.
+pub use weir_guest_sdk::json::escape_into;
+
 /// Deepest nesting accepted, as in `serde_json`.
 const MAX_DEPTH: usize = 127;
 
@@ -249,54 +253,6 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
         n = n * 16 + chars.next()?.to_digit(16)?;
     }
     Some(n)
-}
-
-/// For each byte: 0 if it stands for itself in a JSON string, else the
-/// letter of its short escape, or `u` for `\u00XX` (as `serde_json` and
-/// the guest SDK's templates escape).
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x0c] = b'f';
-    table[b'\n' as usize] = b'n';
-    table[b'\r' as usize] = b'r';
-    table[b'\t' as usize] = b't';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// Appends `s` JSON-escaped, without quotes.
-pub fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = ESCAPE[usize::from(b)];
-        if esc == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        if esc == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xF)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', esc]);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 /// A cursor over JSON bytes; every method returns `None` on bad input.
