@@ -8,6 +8,24 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `weir -v dev` with every socket on a free port, then `options`.
+fn dev_args(options: Vec<String>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-v",
+        "dev",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--hstream-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .into();
+    args.extend(options);
+    args
+}
+
 /// A running `weir run` or `weir dev`.
 #[derive(Debug)]
 pub(crate) struct Gateway {
@@ -44,40 +62,19 @@ impl Gateway {
     /// (`./plugins`) and data (`./.weir-dev`) directories, every socket on a
     /// free port.
     pub(crate) async fn dev_in(cwd: &Path) -> Gateway {
-        Self::launch_in(
-            vec![
-                "-v".into(),
-                "dev".into(),
-                "--mqtt-listen".into(),
-                "127.0.0.1:0".into(),
-                "--hstream-listen".into(),
-                "127.0.0.1:0".into(),
-                "--admin-listen".into(),
-                "127.0.0.1:0".into(),
-            ],
-            Some(cwd.to_owned()),
-        )
-        .await
+        Self::launch_in(dev_args(Vec::new()), Some(cwd.to_owned())).await
     }
 
     /// Runs `weir dev` with the plugins in `plugins` and its data in
     /// `data`, every socket on a free port.
     pub(crate) async fn dev(plugins: &Path, data: &Path) -> Gateway {
         let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
-        Self::launch(vec![
-            "-v".into(),
-            "dev".into(),
+        Self::launch(dev_args(vec![
             "--plugins".into(),
             path(plugins),
             "--data-dir".into(),
             path(data),
-            "--mqtt-listen".into(),
-            "127.0.0.1:0".into(),
-            "--hstream-listen".into(),
-            "127.0.0.1:0".into(),
-            "--admin-listen".into(),
-            "127.0.0.1:0".into(),
-        ])
+        ]))
         .await
     }
 
