@@ -7,25 +7,15 @@ use crate::harness::browser::Browser;
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, listener_config};
 use crate::harness::mqtt_client::mosquitto_pub;
-use crate::harness::{DEFAULT_DEADLINE, eventually, python, repo_root, scratch_dir};
+use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, python, repo_root, scratch_dir};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
-use weir_plugin_artifacts::{MESSAGE, Target};
+use weir_plugin_artifacts::MESSAGE;
 
 // ---------------------------------------------------------------------------
 // Set-up.
-
-/// A plugins directory with the seed's message plugin as `message`.
-fn plugins_dir(root: &Path) -> String {
-    let dir = root.join("plugins");
-    std::fs::create_dir_all(&dir).expect("create the plugins directory");
-    MESSAGE
-        .install(&dir, "message", Target::Unknown)
-        .expect("install the message plugin");
-    dir.to_str().expect("utf-8 path").to_owned()
-}
 
 fn config(server: &DevServer, plugins: &str, extra: &str) -> String {
     listener_config(&server.url(), plugins, extra)
@@ -199,7 +189,7 @@ async fn until(admin: &Admin, what: &str, path: &str, check: impl Fn(&Value) -> 
 async fn the_api_reports_rules_plugins_and_the_connector_and_metrics_follow_traffic() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let disk = dir.path().join("buffer");
     let extra = format!(
         "\n[sink.buffer.disk]\nenabled = true\ndir = \"{}\"\nfsync = \"never\"\n",
@@ -407,7 +397,7 @@ async fn the_api_reports_rules_plugins_and_the_connector_and_metrics_follow_traf
 async fn plugins_are_reloaded_disabled_and_enabled_through_the_api() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let disabled_file = dir.path().join("state/disabled-plugins.json");
     let config = config(&server, &plugins, "").replace(
         "[plugins]\n",
@@ -534,7 +524,7 @@ async fn plugins_are_reloaded_disabled_and_enabled_through_the_api() {
 async fn the_token_guards_everything_but_the_probes_and_the_page() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let extra = "\n[admin]\ntoken = \"s3cret\"\n";
     let weir = Gateway::start(dir.path(), &config(&server, &plugins, extra)).await;
     let anonymous = Admin::of(&weir);
@@ -600,7 +590,7 @@ async fn the_token_guards_everything_but_the_probes_and_the_page() {
 async fn readiness_follows_the_connector_and_the_admin_api_can_be_turned_off() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let weir = Gateway::start(dir.path(), &config(&server, &plugins, "")).await;
     let admin = Admin::of(&weir);
     until(&admin, "readiness", "/readyz", |b| b["status"] == "ready").await;
@@ -646,7 +636,7 @@ async fn readiness_follows_the_connector_and_the_admin_api_can_be_turned_off() {
 #[tokio::test]
 async fn the_dashboard_shows_counters_move_when_a_message_is_published() {
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let weir = Gateway::dev(Path::new(&plugins), &dir.path().join("data")).await;
     let browser = Browser::start().await;
     browser.goto(&format!("{}/", weir.admin_url())).await;
@@ -710,7 +700,7 @@ async fn the_dashboard_shows_counters_move_when_a_message_is_published() {
 async fn the_dashboard_asks_for_the_token() {
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     let extra = "\n[admin]\ntoken = \"s3cret\"\n";
     let weir = Gateway::start(dir.path(), &config(&server, &plugins, extra)).await;
     let browser = Browser::start().await;

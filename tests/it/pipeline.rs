@@ -6,21 +6,9 @@ use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client, json_of, listener_config, read_records};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, mosquitto_pub, publish};
-use crate::harness::{scratch_dir, unique_name};
+use crate::harness::{plugins_dir, scratch_dir, unique_name};
 use std::collections::BTreeMap;
-use std::path::Path;
-use weir_plugin_artifacts::{CONNECT, MESSAGE, MISBEHAVE, Plugin, Target};
-
-fn plugins_dir(root: &Path, plugins: &[(&Plugin, &str)]) -> String {
-    let dir = root.join("plugins");
-    std::fs::create_dir_all(&dir).expect("create the plugins directory");
-    for (plugin, name) in plugins {
-        plugin
-            .install(&dir, name, Target::Unknown)
-            .expect("install a plugin");
-    }
-    dir.to_str().expect("utf-8 path").to_owned()
-}
+use weir_plugin_artifacts::{CONNECT, MESSAGE, MISBEHAVE, Target};
 
 /// A configuration for weir bridged to `broker`, writing to `server`, which
 /// creates the streams its rules need.

@@ -15,15 +15,14 @@ use crate::harness::gateway::{Gateway, client, json_of};
 use crate::harness::load::{LoadOptions, LoadPublisher, LoadReport, memory_of, seq_of};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, publish};
-use crate::harness::{DEFAULT_DEADLINE, eventually, scratch_dir, unique_name};
+use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir, unique_name};
 use ::weir::sink::client::{Client, ReadRecord, StartFrom};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use weir_plugin_artifacts::{MESSAGE, Target};
+use weir_plugin_artifacts::MESSAGE;
 
 /// The stream the seed's message plugin writes to.
 const STREAM: &str = "mqtt_message";
@@ -35,15 +34,6 @@ const TOPICS: [&str; 4] = ["t/0", "t/1", "t/2", "t/3"];
 /// It bounds the messages stored but not yet acknowledged to the broker,
 /// the ones a crash makes the broker deliver again.
 const BRIDGE_WINDOW: u64 = 200;
-
-fn plugins_dir(root: &Path) -> String {
-    let dir = root.join("plugins");
-    std::fs::create_dir_all(&dir).expect("create the plugins directory");
-    MESSAGE
-        .install(&dir, "message", Target::Unknown)
-        .expect("install the message plugin");
-    dir.to_str().expect("utf-8 path").to_owned()
-}
 
 /// weir bridged to `broker` with a persistent session, writing to `server`
 /// through the message plugin; `sink` is appended to the `[sink]` section
@@ -226,7 +216,7 @@ impl Bridged {
         let mut broker = Mosquitto::start().await;
         let server = DevServer::start().await;
         let dir = scratch_dir();
-        let plugins = plugins_dir(dir.path());
+        let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
         let client_id = unique_name("weir");
         let sink = sink.replace("{dir}", dir.path().to_str().expect("utf-8 path"));
         let config = bridge_config(&broker, &server, &client_id, &plugins, &sink);
@@ -486,7 +476,7 @@ async fn a_slow_server_slows_publishers_down_and_memory_stays_bounded() {
     const BATCH: u64 = 500;
     let server = DevServer::start().await;
     let dir = scratch_dir();
-    let plugins = plugins_dir(dir.path());
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     // One shard, one batch in flight, every Append at least LATENCY: the
     // server stores at most BATCH records per LATENCY.
     let config = format!(

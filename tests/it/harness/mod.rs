@@ -20,7 +20,7 @@ pub(crate) mod process;
 pub(crate) mod weir;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long a condition may take to become true before the test fails. Generous
@@ -47,6 +47,21 @@ where
             Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
         }
     }
+}
+
+/// `root/plugins` with each `(plugin, name)` installed as `name`; its path.
+pub(crate) fn plugins_dir(
+    root: &Path,
+    plugins: &[(&weir_plugin_artifacts::Plugin, &str)],
+) -> String {
+    let dir = root.join("plugins");
+    std::fs::create_dir_all(&dir).expect("create the plugins directory");
+    for (plugin, name) in plugins {
+        plugin
+            .install(&dir, name, weir_plugin_artifacts::Target::Unknown)
+            .expect("install a plugin");
+    }
+    dir.to_str().expect("utf-8 path").to_owned()
 }
 
 /// A fresh scratch directory, removed when dropped.
