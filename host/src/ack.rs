@@ -107,6 +107,8 @@ struct Counters {
 #[derive(Debug, Default)]
 struct Group {
     outstanding: AtomicUsize,
+    /// The part of `outstanding` that waits for no acknowledgement (QoS 0).
+    outstanding_unacknowledged: AtomicUsize,
     completed: Notify,
     counters: Arc<Counters>,
 }
@@ -166,6 +168,11 @@ impl Message {
             }
         };
         group.outstanding.fetch_sub(1, Ordering::AcqRel);
+        if !self.acknowledged {
+            group
+                .outstanding_unacknowledged
+                .fetch_sub(1, Ordering::AcqRel);
+        }
         // One task waits per group; if it is not waiting right now, the
         // stored permit wakes its next wait.
         group.completed.notify_one();
@@ -351,8 +358,11 @@ impl AckGroup {
     }
 
     /// A token for a QoS 0 message: nothing to acknowledge, but it counts
-    /// towards the window and reports loss.
+    /// as outstanding and reports loss.
     pub(crate) fn unacknowledged(&self) -> AckToken {
+        self.group
+            .outstanding_unacknowledged
+            .fetch_add(1, Ordering::AcqRel);
         self.token(false)
     }
 
@@ -381,6 +391,13 @@ impl AckGroup {
     /// Messages handed out and not complete yet.
     pub(crate) fn outstanding(&self) -> usize {
         self.group.outstanding.load(Ordering::Acquire)
+    }
+
+    /// QoS 0 messages handed out and not complete yet.
+    pub(crate) fn outstanding_unacknowledged(&self) -> usize {
+        self.group
+            .outstanding_unacknowledged
+            .load(Ordering::Acquire)
     }
 
     /// Waits until some message completes. A completion that happened since
@@ -567,14 +584,20 @@ mod tests {
     #[test]
     fn qos0_tokens_acknowledge_nothing_but_report_loss() {
         let group = AckGroup::default();
+        let mut queue = AckQueue::new(group.clone());
+        let acknowledged = queue.push(1);
         let token = group.unacknowledged();
         assert!(!token.is_acknowledged());
         let share = token.share();
         token.seal();
-        assert_eq!(group.outstanding(), 1);
+        assert_eq!(group.outstanding(), 2);
+        assert_eq!(group.outstanding_unacknowledged(), 1, "QoS 0 on its own");
         drop(share);
-        assert_eq!(group.outstanding(), 0);
+        assert_eq!(group.outstanding(), 1);
+        assert_eq!(group.outstanding_unacknowledged(), 0);
         assert_eq!(group.stats().counts().not_stored, 1);
+        acknowledged.seal();
+        assert_eq!(group.outstanding_unacknowledged(), 0);
     }
 
     #[test]

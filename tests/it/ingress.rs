@@ -194,6 +194,78 @@ async fn bridge_delivers_qos_0_1_2_messages_with_their_fields() {
     }
 }
 
+async fn wait_received(status: &StatusHandle, count: u64) {
+    eventually(
+        &format!("{count} messages received"),
+        DEFAULT_DEADLINE,
+        || {
+            let stats = status.stats();
+            async move {
+                (stats.received == count)
+                    .then_some(())
+                    .ok_or(format!("{stats:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bridge_drops_qos0_beyond_its_own_window_and_never_holds_up_qos1() {
+    const QOS0_WINDOW: usize = 3;
+    let broker = broker("").await;
+    let client_id = unique_name("weir_qos0");
+    let topic = format!("q/{client_id}");
+    let mut config = bridge_config(&broker, &client_id, MqttVersion::V5);
+    config.window = 2;
+    config.qos0_window = QOS0_WINDOW;
+    let mut bridge = start_bridge(
+        config,
+        subscriptions(&[(&format!("{topic}/#"), Qos::AtLeastOnce)]),
+    );
+    wait_subscribed(&broker, &client_id, &format!("{topic}/#")).await;
+    let (port, publisher) = (broker.port(), unique_name("pub"));
+    let publish = |messages: Vec<Message>| {
+        let publisher = publisher.clone();
+        async move { mqtt_client::publish(port, &publisher, true, &messages).await }
+    };
+
+    // Nothing completes: the first QOS0_WINDOW QoS 0 messages are held in
+    // the pipeline, the rest are dropped and counted.
+    publish(
+        (0..5)
+            .map(|i| Message::new(&format!("{topic}/a{i}"), "x", 0))
+            .collect(),
+    )
+    .await;
+    wait_received(&bridge.status, 5).await;
+    assert_eq!(bridge.status.stats().dropped_qos0, 2);
+    let mut held = Vec::new();
+    for _ in 0..QOS0_WINDOW {
+        held.push(bridge.next().await);
+    }
+
+    // QoS 1 messages are bounded by `window` alone, so they still come.
+    publish(
+        (0..2)
+            .map(|i| Message::new(&format!("{topic}/b{i}"), "y", 1))
+            .collect(),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(publish_event(bridge.next_stored().await).qos, 1);
+    }
+
+    // Once the held messages are stored there is room for QoS 0 again.
+    held.into_iter().for_each(|d| drop(store(d)));
+    publish(vec![Message::new(&format!("{topic}/c"), "z", 0)]).await;
+    let m = publish_event(bridge.next_stored().await);
+    assert_eq!(m.topic, format!("{topic}/c"));
+    let stats = bridge.status.stats();
+    assert_eq!((stats.received, stats.dropped_qos0), (8, 2));
+    bridge.stop().await;
+}
+
 #[tokio::test]
 async fn bridge_passes_mqtt5_user_properties_as_pub_props() {
     let broker = broker("").await;

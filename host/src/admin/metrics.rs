@@ -530,7 +530,7 @@ impl Scrape {
             ),
             (
                 "weir_ingress_dropped_qos0",
-                "QoS 0 messages dropped because the pipeline was a full window behind.",
+                "QoS 0 messages dropped because the pipeline already held `qos0_window` of them.",
                 i.dropped_qos0,
             ),
             (

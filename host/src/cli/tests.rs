@@ -38,9 +38,17 @@ fn usage_errors_name_the_problem() {
         &["stream", "read", "s", "--limit", "0"],
         &["stream", "read", "s", "--from", "middle"],
         &["devserver", "--tls-key", "k.pem"],
+        &["--worker-threads", "0", "dev"],
     ] {
         assert!(parse(args).is_err(), "{args:?} should be refused");
     }
+}
+
+#[test]
+fn worker_threads_is_a_process_option_of_every_command() {
+    let cli = parse(&["run", "--config", "weir.toml", "--worker-threads", "3"]).expect("valid");
+    assert_eq!(cli.worker_threads, Some(3));
+    assert!(default_worker_threads() >= 1);
 }
 
 #[test]

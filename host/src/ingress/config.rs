@@ -78,13 +78,19 @@ pub struct BridgeConfig {
     /// limit, 268435455; with MQTT 5 the broker is told the limit and
     /// discards larger messages instead of sending them.
     pub max_packet_size: u32,
-    /// The most messages handed to the pipeline and not yet complete. With
-    /// MQTT 5 it is sent as the receive maximum (capped at 65535), so the
-    /// broker never has more QoS 1/2 messages in flight; with MQTT 3.1.1 the
-    /// broker's own in-flight limit applies (mosquitto's
-    /// `max_inflight_messages`, default 20). QoS 0 messages that arrive while
-    /// the window is full are dropped and counted. Default 1000.
+    /// The most QoS 1/2 messages handed to the pipeline and not yet
+    /// complete (acknowledged only once stored). With MQTT 5 it is sent as
+    /// the receive maximum (capped at 65535), so the broker never has more
+    /// in flight; with MQTT 3.1.1 the broker's own in-flight limit applies
+    /// (mosquitto's `max_inflight_messages`, default 20). It is also how
+    /// many messages a broker may deliver again after a crash. Default 1000.
     pub window: usize,
+    /// The most QoS 0 messages handed to the pipeline and not yet stored.
+    /// MQTT has no flow control for QoS 0, so one that arrives beyond this
+    /// is dropped and counted. Separate from `window` because it bounds only
+    /// memory and latency, not a duplicate window: a burst or a pause of the
+    /// sink must not cost messages. Default 10000.
+    pub qos0_window: usize,
     /// Seconds to wait for the TCP/TLS connection and CONNACK. Default 10.
     pub connect_timeout_secs: u64,
     /// First delay before reconnecting, in milliseconds; doubles after each
@@ -121,6 +127,7 @@ impl Default for BridgeConfig {
             session_expiry_secs: 3600,
             max_packet_size: MQTT_MAX_PACKET_SIZE,
             window: 1000,
+            qos0_window: 10_000,
             connect_timeout_secs: 10,
             reconnect_min_delay_ms: 500,
             reconnect_max_delay_ms: 30_000,
@@ -213,6 +220,9 @@ impl BridgeConfig {
         }
         if self.window == 0 {
             return Err(config_error("bridge.window", "must be at least 1"));
+        }
+        if self.qos0_window == 0 {
+            return Err(config_error("bridge.qos0_window", "must be at least 1"));
         }
         if self.connect_timeout_secs == 0 {
             return Err(config_error(
@@ -537,6 +547,7 @@ mod tests {
         check(|c| c.keepalive_secs = 2, "bridge.keepalive_secs");
         check(|c| c.max_packet_size = 10, "bridge.max_packet_size");
         check(|c| c.window = 0, "bridge.window");
+        check(|c| c.qos0_window = 0, "bridge.qos0_window");
         check(
             |c| c.reconnect_min_delay_ms = 0,
             "bridge.reconnect_min_delay_ms",

@@ -279,7 +279,7 @@ pub struct IngressStats {
     pub malformed_presence: u64,
     /// Bridge: connections to the broker established after the first.
     pub reconnects: u64,
-    /// QoS 0 messages dropped because the pipeline was a full window behind.
+    /// QoS 0 messages dropped because the pipeline already held `qos0_window` of them.
     pub dropped_qos0: u64,
     /// Rule sources that are not valid topic filters or event names.
     pub invalid_sources: u64,

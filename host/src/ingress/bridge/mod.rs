@@ -10,17 +10,21 @@
 //!
 //! rumqttc sends pings and reads their answers only while it is polled, so
 //! the driver is never made to wait on the pipeline: a slow pipeline must not
-//! cost the connection. Flow is bounded instead by `window`, the number of
+//! cost the connection. Flow is bounded instead by two windows, numbers of
 //! messages handed to the pipeline and not yet complete:
 //!
-//! - QoS 1/2: with MQTT 5 the window is sent as the receive maximum, so the
+//! - QoS 1/2: with MQTT 5 `window` is sent as the receive maximum, so the
 //!   broker stops sending once `window` messages are unacknowledged, and
 //!   since messages are acknowledged only after they are stored, a slow sink
 //!   slows the broker, not the connection. With MQTT 3.1.1 the broker's own
 //!   in-flight limit plays that part (mosquitto's `max_inflight_messages`).
 //! - QoS 0 has no flow control in MQTT. A QoS 0 message that arrives while
-//!   the window is full is dropped and counted (`dropped_qos0`), as brokers
-//!   drop QoS 0 messages for slow subscribers.
+//!   `qos0_window` QoS 0 messages are outstanding is dropped and counted
+//!   (`dropped_qos0`), as brokers drop QoS 0 messages for slow subscribers.
+//!   This window is separate and larger because it costs only memory: a
+//!   QoS 1 window also bounds what a broker delivers twice after a crash,
+//!   and sized for that it dropped QoS 0 messages in every short stall of
+//!   the sink.
 //!
 //! Messages that do not fit in the output channel wait in a backlog that
 //! these two rules keep bounded.
@@ -443,12 +447,12 @@ impl Task {
         self.status.count(|c| &c.received);
         let received_at = now_ms();
         let token = if received.qos == Qos::AtMostOnce {
-            if self.group.outstanding() >= self.config.window {
+            if self.group.outstanding_unacknowledged() >= self.config.qos0_window {
                 self.status.count(|c| &c.dropped_qos0);
                 if let Some(dropped) = self.qos0_drops.drop_one() {
                     tracing::warn!(
-                        broker = %self.broker, window = self.config.window, dropped,
-                        "dropped QoS 0 messages: the pipeline is a full window behind (logged at most every 10 s)"
+                        broker = %self.broker, qos0_window = self.config.qos0_window, dropped,
+                        "dropped QoS 0 messages: the pipeline already holds qos0_window of them (logged at most every 10 s)"
                     );
                 }
                 return;
