@@ -32,10 +32,12 @@ use crate::sink::{
     SinkMetrics, SinkRecord, SinkSender,
 };
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weir_proto::record::raw_record;
@@ -222,14 +224,22 @@ impl Gateway {
         };
 
         let pipeline = Arc::new(PipelineStats::default());
-        let rules = tokio::spawn(run_rules(
-            engine.clone(),
-            deliveries,
-            sink.sender(),
-            batch_max,
-            config.sink.dead_letter_stream.as_deref().map(Arc::from),
-            pipeline.clone(),
-        ));
+        let rules = {
+            let (engine, sink, runtime) = (engine.clone(), sink.sender(), Handle::current());
+            let dead_letter_stream = config.sink.dead_letter_stream.as_deref().map(Arc::from);
+            let stats = pipeline.clone();
+            tokio::task::spawn_blocking(move || {
+                run_rules(
+                    &runtime,
+                    &engine,
+                    deliveries,
+                    &sink,
+                    batch_max,
+                    dead_letter_stream.as_ref(),
+                    &stats,
+                );
+            })
+        };
 
         let metrics_sink = sink.clone();
         let handles = Handles {
@@ -367,53 +377,52 @@ async fn ensure_stream(client: &Client, stream: &str, create: &crate::config::Cr
     }
 }
 
-/// The rules task: batches of deliveries through the rules, records to the
-/// sink, one share per record, then the tokens are sealed.
-async fn run_rules(
-    engine: RuleEngine,
+/// The rules stage: batches of deliveries through the rules, records to
+/// the sink, one share per record, then the tokens are sealed.
+///
+/// It runs on a thread of its own for as long as the pipeline runs, waiting
+/// for deliveries and sink room through `runtime`: Wasm runs as long as a
+/// plugin's deadline allows, which must not hold up an async worker, and a
+/// blocking task per batch cost two thread wake-ups per batch.
+fn run_rules(
+    runtime: &Handle,
+    engine: &RuleEngine,
     mut deliveries: mpsc::Receiver<Delivery>,
-    sink: SinkSender,
+    sink: &SinkSender,
     batch_max: usize,
-    dead_letter_stream: Option<Arc<str>>,
-    stats: Arc<PipelineStats>,
+    dead_letter_stream: Option<&Arc<str>>,
+    stats: &PipelineStats,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
-    while deliveries.recv_many(&mut batch, batch_max).await > 0 {
+    while runtime.block_on(deliveries.recv_many(&mut batch, batch_max)) > 0 {
         let (events, acks): (Vec<Event>, Vec<AckToken>) =
             batch.drain(..).map(|d| (d.event, d.ack)).unzip();
         stats
             .events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        let rules = engine.clone();
-        let processed = tokio::task::spawn_blocking(move || {
-            let output = rules.process(&events);
-            (events, output)
-        })
-        .await;
-        let (events, output) = match processed {
-            Ok(done) => done,
-            Err(e) => {
+        let output = match std::panic::catch_unwind(AssertUnwindSafe(|| engine.process(&events))) {
+            Ok(output) => output,
+            Err(_) => {
                 // The tokens are dropped unsealed: their messages count as
                 // not stored and are delivered again.
-                tracing::error!(error = %e, "a rules batch failed; its messages stay unacknowledged");
+                tracing::error!("a rules batch panicked; its messages stay unacknowledged");
                 continue;
             }
         };
-        let sent = deliver(
+        let sent = runtime.block_on(deliver(
             &output,
             &events,
             &acks,
-            &sink,
-            dead_letter_stream.as_ref(),
-            &stats,
-        )
-        .await;
+            sink,
+            dead_letter_stream,
+            stats,
+        ));
         for ack in acks {
             ack.seal();
         }
         if sent.is_err() {
-            tracing::warn!("the sink stopped; the rules task ends");
+            tracing::warn!("the sink stopped; the rules stage ends");
             return;
         }
     }

@@ -188,6 +188,18 @@ impl Connection {
                 .map_err(|e| v5_error(&e)),
         }
     }
+
+    /// The next event rumqttc has already read, without polling. It reads
+    /// up to ten packets per poll and hands them out one per poll, and each
+    /// poll builds a future of almost 3 KB: under load, copying those cost
+    /// the bridge more than decoding the packets. A buffered event is
+    /// exactly what the next poll would return first.
+    pub(super) fn buffered(&mut self) -> Option<Polled> {
+        match self {
+            Connection::V4(eventloop) => eventloop.state.events.pop_front().map(from_v4),
+            Connection::V5(eventloop) => eventloop.state.events.pop_front().map(from_v5),
+        }
+    }
 }
 
 fn v4_qos(qos: Qos) -> rumqttc::QoS {

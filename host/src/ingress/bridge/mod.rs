@@ -226,6 +226,11 @@ async fn drive(
         if events.send(polled).await.is_err() {
             return;
         }
+        while let Some(buffered) = (!failed).then(|| connection.buffered()).flatten() {
+            if events.send(Ok(buffered)).await.is_err() {
+                return;
+            }
+        }
         if failed {
             tracing::debug!(?delay, "waiting before reconnecting");
             tokio::time::sleep(delay).await;
