@@ -216,11 +216,17 @@ pub fn encode_batch<R: std::borrow::Borrow<HStreamRecord>>(
     compression: Compression,
 ) -> Result<BatchedRecord, RecordError> {
     // The encoding of `BatchHStreamRecords { records }`: field 1, repeated.
+    let mut records = records.into_iter();
     let mut encoded = Vec::new();
     let mut count = 0usize;
-    for record in records {
+    while let Some(record) = records.next() {
         prost::encoding::message::encode(1, record.borrow(), &mut encoded);
         count += 1;
+        if count == 1 {
+            // Records of a batch are mostly alike: room for the rest at the
+            // first one's size saves growing a large buffer step by step.
+            encoded.reserve(encoded.len() * records.size_hint().0);
+        }
     }
     if count == 0 {
         return Err(RecordError::EmptyBatch);

@@ -242,12 +242,21 @@ fn write_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+fn write_varint(out: &mut Vec<u8>, n: u64) {
+    let (bytes, len) = varint(n);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// `n` as a protobuf varint: the bytes and how many of them are used.
+fn varint(mut n: u64) -> ([u8; 10], usize) {
+    let (mut bytes, mut len) = ([0u8; 10], 0);
     while n >= 0x80 {
-        out.push((n as u8) | 0x80);
+        bytes[len] = (n as u8) | 0x80;
+        len += 1;
         n >>= 7;
     }
-    out.push(n as u8);
+    bytes[len] = n as u8;
+    (bytes, len + 1)
 }
 
 /// A length-delimited field whose body is being written.
@@ -272,9 +281,13 @@ fn end_nested(out: &mut Vec<u8>, nested: Nested) {
     if body_len < 0x80 {
         out[length_at] = body_len as u8;
     } else {
-        let mut varint = Vec::with_capacity(10);
-        write_varint(&mut varint, body_len as u64);
-        out.splice(length_at..length_at + 1, varint);
+        let (length, length_len) = varint(body_len as u64);
+        // Shift the body right in place (one move, no allocation) to make
+        // room for the longer length.
+        let end = out.len();
+        out.resize(end + length_len - 1, 0);
+        out.copy_within(length_at + 1..end, length_at + length_len);
+        out[length_at..length_at + length_len].copy_from_slice(&length[..length_len]);
     }
 }
 
