@@ -220,16 +220,19 @@ async fn drive(
     loop {
         let polled = connection.poll().await;
         let failed = polled.is_err();
-        if matches!(polled, Ok(Polled::Connected { .. })) {
-            delay = min_delay;
-        }
-        if events.send(polled).await.is_err() {
-            return;
-        }
-        while let Some(buffered) = (!failed).then(|| connection.buffered()).flatten() {
-            if events.send(Ok(buffered)).await.is_err() {
+        let mut next = Some(polled);
+        while let Some(event) = next {
+            if matches!(event, Ok(Polled::Connected { .. })) {
+                delay = min_delay;
+            }
+            if events.send(event).await.is_err() {
                 return;
             }
+            next = if failed {
+                None
+            } else {
+                connection.buffered().map(Ok)
+            };
         }
         if failed {
             tracing::debug!(?delay, "waiting before reconnecting");
