@@ -5,6 +5,7 @@
 //! `weir devserver listening on ADDR`, with the real address, so that a
 //! script or test that asked for port 0 learns the port.
 
+use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use anyhow::Context;
 use std::io::Write;
@@ -70,35 +71,17 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
         max_record_bytes: args.max_record_bytes,
         fsync: args.fsync,
     };
+    let mut shutdown = ShutdownSignal::listen()?;
     let server = DevServer::start(listener, config)
         .await
         .context("cannot start the development server")?;
     print_line(out, &format!("weir devserver listening on {addr}"))
         .context("cannot write to stdout")?;
     // The server logs its own start and stop.
-    shutdown_signal().await?;
+    shutdown.received().await?;
     server
         .shutdown()
         .await
         .context("the development server did not stop cleanly")?;
     Ok(Exit::Success)
-}
-
-/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
-            _ = terminate.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot listen for Ctrl-C")
-    }
 }

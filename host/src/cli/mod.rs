@@ -16,6 +16,7 @@ mod devserver;
 mod rule;
 mod run;
 mod server_args;
+mod signal;
 mod stream;
 
 use crate::sink::client::ClientError;

@@ -10,7 +10,7 @@
 //! weir ready
 //! ```
 
-use super::devserver::shutdown_signal;
+use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use crate::admin;
 use crate::config::Config;
@@ -75,6 +75,7 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    let mut shutdown = ShutdownSignal::listen()?;
     let gateway = Gateway::start(config, sockets)
         .await
         .context("cannot start the gateway")?;
@@ -99,7 +100,7 @@ pub(crate) async fn serve(
         print_line(out, &line).context("cannot write to stdout")?;
     }
     print_line(out, "weir ready").context("cannot write to stdout")?;
-    shutdown_signal().await?;
+    shutdown.received().await?;
     tracing::info!("shutting down");
     // The admin API lets go of the gateway's handles first: the sink can
     // only drain once nothing else holds it.

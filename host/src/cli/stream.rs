@@ -7,8 +7,8 @@
 //! characters escaped, so a record is always one line) or, when not UTF-8,
 //! as `hex:` followed by the bytes in hexadecimal.
 
-use super::devserver::shutdown_signal;
 use super::server_args::ServerArgs;
+use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use crate::sink::client::{ReadRecord, StartFrom, StreamInfo};
 use anyhow::Context;
@@ -149,7 +149,8 @@ async fn read(
         ReadFrom::Latest => StartFrom::Latest,
     };
     let mut reader = client.read_stream(name, from).await.with_context(context)?;
-    let interrupted = shutdown_signal();
+    let mut shutdown = ShutdownSignal::listen()?;
+    let interrupted = shutdown.received();
     tokio::pin!(interrupted);
     let mut printed = 0;
     while limit.is_none_or(|limit| printed < limit) {
