@@ -64,6 +64,10 @@ struct Args {
     /// The mosquitto binary [default: from PATH, else /usr/sbin/mosquitto].
     #[arg(long, value_name = "PATH")]
     mosquitto: Option<PathBuf>,
+    /// How the seed rule stores its records: as shipped (HRecord, a protobuf
+    /// `Struct`), or as raw JSON bytes, which is what EMQX's bridge writes.
+    #[arg(long, value_enum, default_value_t = RecordFormat::Hrecord)]
+    record_format: RecordFormat,
     /// Longest wait for one phase (publishing, or the stream catching up).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout_secs: u64,
@@ -74,6 +78,12 @@ enum Mode {
     Bridge,
     Listener,
     All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RecordFormat {
+    Hrecord,
+    Raw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +146,8 @@ struct Bench {
     inflight: u16,
     payload_bytes: usize,
     shards: u32,
+    /// The seed rule, in the record format asked for.
+    seed_rule: String,
     timeout: Duration,
 }
 
@@ -175,6 +187,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         inflight: args.inflight,
         payload_bytes: args.payload_bytes,
         shards: args.shards,
+        seed_rule: match args.record_format {
+            RecordFormat::Hrecord => SEED_RULE.to_owned(),
+            RecordFormat::Raw => services::raw_seed_rule()?,
+        },
         timeout: Duration::from_secs(args.timeout_secs),
     };
     let qos1_messages = args.messages;
@@ -194,6 +210,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     figure("bench.inflight", bench.inflight, "msgs");
     figure("bench.payload", bench.payload_bytes, "bytes");
     figure("bench.shards", bench.shards, "shards");
+    let format = match args.record_format {
+        RecordFormat::Hrecord => "hrecord",
+        RecordFormat::Raw => "raw",
+    };
+    figure("bench.record_format", format, "format");
     figure(
         "bench.cpus",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -269,7 +290,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         &gateway_dir,
         &ingress,
         &devserver.url(),
-        SEED_RULE,
+        &bench.seed_rule,
     )
     .await?;
     broker
@@ -321,7 +342,7 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
         &dir.path().join("weir"),
         &Ingress::Listener,
         &devserver.url(),
-        SEED_RULE,
+        &bench.seed_rule,
     )
     .await?;
     let others = [("devserver_cpu", &devserver.child)];

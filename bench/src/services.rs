@@ -21,6 +21,16 @@ pub(crate) const STREAM: &str = "mqtt_message";
 /// The seed's message rule, as shipped: the bench measures what users run.
 pub(crate) const SEED_RULE: &str = include_str!("../../plugins/mqtt_message.rule.toml");
 
+/// The seed rule storing raw records (the rendered JSON text as bytes)
+/// instead of HRecords.
+pub(crate) fn raw_seed_rule() -> anyhow::Result<String> {
+    let action = "[action]\n";
+    if !SEED_RULE.contains(action) {
+        anyhow::bail!("the seed rule has no [action] table to set record_format in");
+    }
+    Ok(SEED_RULE.replacen(action, "[action]\nrecord_format = \"raw\"\n", 1))
+}
+
 /// The null-sink baseline. weir has no sink that discards, so the closest
 /// honest stand-in is the seed rule with a WHERE no message passes: every
 /// message is received, decoded and run through a compiled rule, then
@@ -345,6 +355,22 @@ mod tests {
                     weir_sink_success_total_other 100\n\
                     weir_sink_success 1\n";
         assert_eq!(sum_metric(text, "weir_sink_success_total"), 7.0);
+    }
+
+    #[test]
+    fn the_raw_seed_rule_compiles_to_raw_records() {
+        use weir::rules::compile::CompiledRule;
+        let rule = raw_seed_rule().expect("the seed rule has an [action]");
+        let compiled =
+            CompiledRule::compile(&rule, std::path::Path::new("raw.rule.toml")).expect("compiles");
+        assert!(
+            compiled.manifest_toml().contains(r#"format = "raw""#),
+            "{}",
+            compiled.manifest_toml()
+        );
+        let hrecord = CompiledRule::compile(SEED_RULE, std::path::Path::new("seed.rule.toml"))
+            .expect("compiles");
+        assert!(hrecord.manifest_toml().contains(r#"format = "json""#));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 
 use anyhow::Context;
 use weir::sink::client::{Client, ClientOptions, StartFrom, Until};
+use weir_proto::pb::HStreamRecord;
+use weir_proto::pb::h_stream_record_header::Flag;
+use weir_proto::record::{decode_hrecord, flag_of};
 
 /// What the stream holds for one run.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +66,7 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
         .await
         .with_context(|| format!("reading stream {stream} failed"))?
     {
-        let Some((seq, t_us)) = seq_and_time(&record.record.payload) else {
+        let Some((seq, t_us)) = seq_and_time(&record.record) else {
             stored.foreign += 1;
             continue;
         };
@@ -108,10 +111,14 @@ fn latency_us(stored_ms: i64, published_us: u64) -> u64 {
 }
 
 /// The sequence number and publish time of a record written by the seed
-/// rule from one of the bench's payloads. JSON numbers come back as doubles
-/// (an HRecord is a protobuf `Struct`), exact for both fields.
-fn seq_and_time(hrecord: &[u8]) -> Option<(u64, u64)> {
-    let json = weir_proto::record::decode_hrecord(hrecord).ok()?;
+/// rule from one of the bench's payloads, stored as an HRecord or as raw
+/// JSON text (`--record-format`). An HRecord's numbers come back as doubles
+/// (it is a protobuf `Struct`), exact for both fields.
+fn seq_and_time(record: &HStreamRecord) -> Option<(u64, u64)> {
+    let json = match flag_of(record) {
+        Flag::Json => decode_hrecord(&record.payload).ok()?,
+        Flag::Raw => serde_json::from_slice(&record.payload).ok()?,
+    };
     let payload = json.get("payload")?;
     let whole = |v: &serde_json::Value| {
         let f = v.as_f64()?;
@@ -123,6 +130,7 @@ fn seq_and_time(hrecord: &[u8]) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_proto::record::{hrecord, raw_record};
 
     #[test]
     fn latency_uses_the_middle_of_the_millisecond() {
@@ -147,7 +155,13 @@ mod tests {
             "id": "x", "topic": "t/bench/0", "qos": 1,
             "payload": {"seq": 42.0, "t_us": 1_790_000_000_000_000.0, "pad": "xx"}
         });
-        let hrecord = weir_proto::record::json_to_hrecord(&record).expect("encode");
-        assert_eq!(seq_and_time(&hrecord), Some((42, 1_790_000_000_000_000)));
+        let expected = Some((42, 1_790_000_000_000_000));
+        let object = record.as_object().expect("an object");
+        let stored = hrecord("t/bench/0", object).expect("encode");
+        assert_eq!(seq_and_time(&stored), expected);
+        let text = serde_json::to_vec(&record).expect("JSON");
+        assert_eq!(seq_and_time(&raw_record("t/bench/0", text)), expected);
+        let not_json = raw_record("t/bench/0", &b"not json"[..]);
+        assert_eq!(seq_and_time(&not_json), None, "foreign");
     }
 }
