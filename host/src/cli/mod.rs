@@ -156,8 +156,8 @@ pub fn main() -> ExitCode {
 }
 
 /// Half the CPUs, rounded up. weir's async tasks mostly move data between
-/// sockets and channels; the CPU-heavy stage (Wasm rules) runs on blocking
-/// threads besides them, and a worker per CPU on top of those only adds
+/// sockets and channels; the CPU-heavy stage (Wasm rules) has a thread of
+/// its own besides them, and a worker per CPU on top of that only adds
 /// cross-thread wake-ups: on 2 CPUs, one worker did the same work with 12 %
 /// less CPU than two.
 fn default_worker_threads() -> usize {
