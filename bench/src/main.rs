@@ -210,11 +210,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     figure("bench.inflight", bench.inflight, "msgs");
     figure("bench.payload", bench.payload_bytes, "bytes");
     figure("bench.shards", bench.shards, "shards");
-    let format = match args.record_format {
-        RecordFormat::Hrecord => "hrecord",
-        RecordFormat::Raw => "raw",
-    };
-    figure("bench.record_format", format, "format");
+    if let Some(format) = args.record_format.to_possible_value() {
+        figure("bench.record_format", format.get_name(), "format");
+    }
     figure(
         "bench.cpus",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
