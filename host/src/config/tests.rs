@@ -79,6 +79,8 @@ fn environment_variables_override_fields() {
             ("WEIR_HSTREAMDB__URL", "hstreams://db.example:6570"),
             ("WEIR_SINK__BATCH__MAX_RECORDS", "1000"),
             ("WEIR_MQTT__BRIDGE__CLIENT_ID", "\"007\""),
+            // Reads as the number 5, which the version accepts.
+            ("WEIR_MQTT__BRIDGE__VERSION", "5"),
             ("WEIR_NODE", "edge-1"),
             // Not overrides: no section of that name.
             ("WEIR_SERVER", "hstream://elsewhere"),
@@ -89,6 +91,7 @@ fn environment_variables_override_fields() {
     assert_eq!(config.hstreamdb.url, "hstreams://db.example:6570");
     assert_eq!(config.sink.batch.max_records, 1000);
     assert_eq!(config.mqtt.bridge.client_id, "007");
+    assert_eq!(config.mqtt.bridge.version, crate::ingress::MqttVersion::V5);
     assert_eq!(config.node.as_deref(), Some("edge-1"));
 }
 

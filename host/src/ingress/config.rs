@@ -26,8 +26,10 @@ pub(crate) fn config_error(field: &str, reason: impl Into<String>) -> ConfigErro
     }
 }
 
-/// The MQTT protocol version to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+/// The MQTT protocol version to speak: `"3.1.1"` or `"5"`. The number `5`
+/// is accepted too, because that is what `version = 5` in TOML, or
+/// `WEIR_MQTT__BRIDGE__VERSION=5` in the environment, reads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum MqttVersion {
     /// MQTT 3.1.1 (protocol level 4).
     #[serde(rename = "3.1.1")]
@@ -36,6 +38,42 @@ pub enum MqttVersion {
     #[default]
     #[serde(rename = "5")]
     V5,
+}
+
+impl<'de> serde::Deserialize<'de> for MqttVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = MqttVersion;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#""3.1.1" or "5""#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<MqttVersion, E> {
+                match text {
+                    "3.1.1" => Ok(MqttVersion::V311),
+                    "5" => Ok(MqttVersion::V5),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(text), &self)),
+                }
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<MqttVersion, E> {
+                match number {
+                    5 => Ok(MqttVersion::V5),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Signed(number), &self)),
+                }
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<MqttVersion, E> {
+                match number {
+                    5 => Ok(MqttVersion::V5),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(number), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// MQTT's largest packet: the remaining length field's maximum plus the
@@ -576,6 +614,20 @@ mod tests {
         let error =
             toml::from_str::<BridgeConfig>(r#"urll = "mqtt://h""#).expect_err("unknown field");
         assert!(error.to_string().contains("urll"), "{error}");
+    }
+
+    #[test]
+    fn the_version_reads_as_text_or_as_the_number_5() {
+        let version = |value: &str| {
+            toml::from_str::<BridgeConfig>(&format!("version = {value}")).map(|c| c.version)
+        };
+        assert_eq!(version(r#""3.1.1""#), Ok(MqttVersion::V311));
+        assert_eq!(version(r#""5""#), Ok(MqttVersion::V5));
+        assert_eq!(version("5"), Ok(MqttVersion::V5));
+        for wrong in ["4", r#""3""#, "3.1", "true"] {
+            let error = version(wrong).expect_err(wrong).to_string();
+            assert!(error.contains(r#"expected "3.1.1" or "5""#), "{wrong}: {error}");
+        }
     }
 
     #[test]
