@@ -283,6 +283,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         url: broker.url(),
         client_id: BRIDGE_CLIENT_ID.into(),
     };
+    let since = broker.child.mark();
     let gateway = Gateway::start(
         &bench.weir,
         &gateway_dir,
@@ -292,7 +293,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     )
     .await?;
     broker
-        .wait_for_subscription(BRIDGE_CLIENT_ID, mqtt::FILTER)
+        .wait_for_subscription(since, BRIDGE_CLIENT_ID, mqtt::FILTER)
         .await?;
     let others = [
         ("mosquitto_cpu", &broker.child),
@@ -320,6 +321,47 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     figure(
         &format!("{tag}.ratio_to_ceiling"),
         format!("{ratio:.3}"),
+        "ratio",
+    );
+
+    // The null sink: the same bridge with a rule that stores nothing, so
+    // the gap between this ratio and the one above is what records, the
+    // sink and the server cost on this machine. Same client id: it resumes
+    // the drained session instead of leaving one behind that the broker
+    // would queue this run's messages for.
+    let since = broker.child.mark();
+    let gateway = Gateway::start(
+        &bench.weir,
+        &dir.path().join("weir-null"),
+        &ingress,
+        &devserver.url(),
+        NULL_RULE,
+    )
+    .await?;
+    broker
+        .wait_for_subscription(since, BRIDGE_CLIENT_ID, mqtt::FILTER)
+        .await?;
+    let others = [("mosquitto_cpu", &broker.child)];
+    let port = broker.port;
+    let null_rate = bench_null_sink(
+        bench,
+        gateway,
+        &others,
+        qos,
+        messages,
+        port,
+        &tag,
+        NullDone::Metric,
+    )
+    .await?;
+    let null_ratio = if ceiling > 0.0 {
+        null_rate / ceiling
+    } else {
+        0.0
+    };
+    figure(
+        &format!("{tag}.null_sink.ratio_to_ceiling"),
+        format!("{null_ratio:.3}"),
         "ratio",
     );
     devserver.stop().await;
@@ -359,7 +401,8 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
     let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
     let weir_rate = stats.report(&format!("{tag}.weir"), &stored);
 
-    // The null sink: same listener, a rule that stores nothing.
+    // The null sink: same listener, a rule that stores nothing. At QoS 1
+    // every PUBACK came after the rule was done with its message.
     let gateway = Gateway::start(
         &bench.weir,
         &dir.path().join("weir-null"),
@@ -368,38 +411,12 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
         NULL_RULE,
     )
     .await?;
-    let before = (gateway.child.usage()?, own_usage()?);
-    let plan = bench.plan(gateway.port_or(0), qos, messages, "bench-null");
-    let published = mqtt::publish(&plan, bench.timeout).await?;
-    // QoS 1: every PUBACK came after the rule was done with its message. QoS
-    // 0: weir's count of messages the rule filtered out.
-    let (done, last) = match qos {
-        QoS::AtMostOnce => {
-            let (count, changed) = wait_for_metric(
-                &gateway,
-                "weir_rule_no_result_total",
-                messages,
-                bench.timeout,
-            )
-            .await?;
-            (count, changed)
-        }
-        _ => (published.acked, published.last),
+    let port = gateway.port_or(0);
+    let done = match qos {
+        QoS::AtMostOnce => NullDone::Metric,
+        _ => NullDone::Pubacks,
     };
-    let after = (gateway.child.usage()?, own_usage()?);
-    gateway.stop().await;
-    let null_rate = rate(done, last - published.start);
-    let prefix = format!("{tag}.null_sink");
-    figure(
-        &format!("{prefix}.rate"),
-        format!("{null_rate:.0}"),
-        "msg/s",
-    );
-    figure(&format!("{prefix}.completed"), done, "msgs");
-    publisher_figures(&prefix, &published);
-    cpu_figure(&prefix, "cpu", before.0, after.0);
-    figure(&format!("{prefix}.peak_rss"), mib(after.0.peak_rss), "MiB");
-    cpu_figure(&prefix, "bench_cpu", before.1, after.1);
+    let null_rate = bench_null_sink(bench, gateway, &[], qos, messages, port, &tag, done).await?;
     let ratio = if null_rate > 0.0 {
         weir_rate / null_rate
     } else {
@@ -412,6 +429,78 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
     );
     devserver.stop().await;
     Ok(())
+}
+
+/// When a null-sink run's messages are done with.
+#[derive(Debug, Clone, Copy)]
+enum NullDone {
+    /// At the last PUBACK: weir's listener acknowledges a QoS 1 message
+    /// only after its rule is done with it.
+    Pubacks,
+    /// When weir's `weir_rule_no_result_total` reaches its final value
+    /// (polled every [`POLL`]): at QoS 0, and in bridge mode, where the
+    /// broker acknowledges the publisher.
+    Metric,
+}
+
+/// The null-sink run: the same load into `gateway`, which runs
+/// [`NULL_RULE`] (every message received, decoded, run through the rule and
+/// acknowledged, no record). Prints the `<tag>.null_sink.*` figures, with
+/// the CPU of `others` too, stops the gateway and returns the rate.
+#[allow(clippy::too_many_arguments)]
+async fn bench_null_sink(
+    bench: &Bench,
+    gateway: Gateway,
+    others: &[(&'static str, &process::Child)],
+    qos: QoS,
+    messages: u64,
+    port: u16,
+    tag: &str,
+    done: NullDone,
+) -> anyhow::Result<f64> {
+    let before = (gateway.child.usage()?, own_usage()?);
+    let others_before = others
+        .iter()
+        .map(|(_, c)| c.usage())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = bench.plan(port, qos, messages, "bench-null");
+    let published = mqtt::publish(&plan, bench.timeout).await?;
+    let (completed, last) = match done {
+        NullDone::Metric => {
+            wait_for_metric(
+                &gateway,
+                "weir_rule_no_result_total",
+                messages,
+                bench.timeout,
+            )
+            .await?
+        }
+        NullDone::Pubacks => (published.acked, published.last),
+    };
+    let after = (gateway.child.usage()?, own_usage()?);
+    let others_after = others
+        .iter()
+        .map(|(_, c)| c.usage())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dropped_qos0 = gateway.metric("weir_ingress_dropped_qos0_total").await? as u64;
+    gateway.stop().await;
+    let null_rate = rate(completed, last - published.start);
+    let prefix = format!("{tag}.null_sink");
+    figure(
+        &format!("{prefix}.rate"),
+        format!("{null_rate:.0}"),
+        "msg/s",
+    );
+    figure(&format!("{prefix}.completed"), completed, "msgs");
+    figure(&format!("{prefix}.dropped_qos0"), dropped_qos0, "msgs");
+    publisher_figures(&prefix, &published);
+    cpu_figure(&prefix, "cpu", before.0, after.0);
+    figure(&format!("{prefix}.peak_rss"), mib(after.0.peak_rss), "MiB");
+    for (((name, _), b), a) in others.iter().zip(others_before).zip(others_after) {
+        cpu_figure(&prefix, name, b, a);
+    }
+    cpu_figure(&prefix, "bench_cpu", before.1, after.1);
+    Ok(null_rate)
 }
 
 impl Bench {

@@ -30,6 +30,10 @@ pub(crate) struct Child {
     changed: watch::Receiver<u64>,
 }
 
+/// A point in a process's output: lines printed before it are not looked at.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LineMark(u64);
+
 #[derive(Debug, Default)]
 struct Lines {
     /// Lines ever read; `kept` holds the last [`KEPT_LINES`] of them.
@@ -82,18 +86,25 @@ impl Child {
         kept.unwrap_or_default().join("\n")
     }
 
-    /// Waits until a line printed from now on, or one already kept, makes
-    /// `pick` return a value. Fails when the process exits first or after
-    /// `deadline`.
+    /// Where the output is now, for [`Child::wait_for_line`] to look only at
+    /// what comes after.
+    pub(crate) fn mark(&self) -> LineMark {
+        LineMark(self.lines.lock().map_or(0, |l| l.total))
+    }
+
+    /// Waits until a line printed after `since` (still kept, or printed from
+    /// now on) makes `pick` return a value. Fails when the process exits
+    /// first or after `deadline`.
     pub(crate) async fn wait_for_line<T>(
         &mut self,
+        since: LineMark,
         what: &str,
         deadline: Duration,
         mut pick: impl FnMut(&str) -> Option<T>,
     ) -> anyhow::Result<T> {
         let lines = self.lines.clone();
         let mut changed = self.changed.clone();
-        let mut seen: u64 = 0;
+        let mut seen = since.0;
         // `None`: the process closed its output (it exited) first.
         let waiting = async {
             loop {

@@ -2,7 +2,7 @@
 //! HStreamDB-compatible development server (`weir devserver`) and the
 //! gateway (`weir run`), plus reading weir's Prometheus metrics.
 
-use crate::process::{Child, free_port};
+use crate::process::{Child, LineMark, free_port};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ impl Mosquitto {
         let mut child = Child::spawn("mosquitto", binary, &["-c", config_arg])?;
         let listening = format!("Opening ipv4 listen socket on port {port}");
         let ok = child
-            .wait_for_line("its listener", START_DEADLINE, |line| {
+            .wait_for_line(LineMark::default(), "its listener", START_DEADLINE, |line| {
                 if line.contains(&listening) {
                     Some(true)
                 } else if line.contains("Error") {
@@ -133,9 +133,12 @@ impl Mosquitto {
     }
 
     /// Waits until `client_id` has subscribed to `filter` (mosquitto logs
-    /// every subscription), so no message is published before weir gets it.
+    /// every subscription) after `since`, so no message is published before
+    /// weir gets it. `since` is taken before the client starts: an earlier
+    /// client with the same id logged the same line.
     pub(crate) async fn wait_for_subscription(
         &mut self,
+        since: LineMark,
         client_id: &str,
         filter: &str,
     ) -> anyhow::Result<()> {
@@ -143,6 +146,7 @@ impl Mosquitto {
         let what = format!(" {filter}");
         self.child
             .wait_for_line(
+                since,
                 &format!("the subscription of {client_id} to {filter}"),
                 START_DEADLINE,
                 |line| (line.contains(&who) && line.ends_with(&what)).then_some(()),
@@ -175,7 +179,7 @@ impl DevServer {
             &["devserver", "--listen", "127.0.0.1:0", "--data-dir", data],
         )?;
         let addr = child
-            .wait_for_line("its address", START_DEADLINE, |line| {
+            .wait_for_line(LineMark::default(), "its address", START_DEADLINE, |line| {
                 line.strip_prefix("weir devserver listening on ")
                     .and_then(|a| a.trim().parse::<SocketAddr>().ok())
             })
@@ -245,7 +249,7 @@ impl Gateway {
         let mut child = Child::spawn("weir run", weir, &["run", "--config", path_str(&path)?])?;
         let (mut mqtt, mut admin) = (None, None);
         child
-            .wait_for_line("weir ready", START_DEADLINE, |line| {
+            .wait_for_line(LineMark::default(), "weir ready", START_DEADLINE, |line| {
                 let addr = |prefix: &str| line.strip_prefix(prefix)?.trim().parse().ok();
                 mqtt = mqtt.or_else(|| addr("weir mqtt listener on "));
                 admin = admin.or_else(|| addr("weir admin on http://"));
