@@ -102,15 +102,20 @@ impl Mosquitto {
         let mut child = Child::spawn("mosquitto", binary, &["-c", config_arg])?;
         let listening = format!("Opening ipv4 listen socket on port {port}");
         let ok = child
-            .wait_for_line(LineMark::default(), "its listener", START_DEADLINE, |line| {
-                if line.contains(&listening) {
-                    Some(true)
-                } else if line.contains("Error") {
-                    Some(false)
-                } else {
-                    None
-                }
-            })
+            .wait_for_line(
+                LineMark::default(),
+                "its listener",
+                START_DEADLINE,
+                |line| {
+                    if line.contains(&listening) {
+                        Some(true)
+                    } else if line.contains("Error") {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                },
+            )
             .await?;
         if !ok {
             bail!(

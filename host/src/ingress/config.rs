@@ -61,14 +61,20 @@ impl<'de> serde::Deserialize<'de> for MqttVersion {
             fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<MqttVersion, E> {
                 match number {
                     5 => Ok(MqttVersion::V5),
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Signed(number), &self)),
+                    _ => Err(E::invalid_value(
+                        serde::de::Unexpected::Signed(number),
+                        &self,
+                    )),
                 }
             }
 
             fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<MqttVersion, E> {
                 match number {
                     5 => Ok(MqttVersion::V5),
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(number), &self)),
+                    _ => Err(E::invalid_value(
+                        serde::de::Unexpected::Unsigned(number),
+                        &self,
+                    )),
                 }
             }
         }
@@ -626,7 +632,10 @@ mod tests {
         assert_eq!(version("5"), Ok(MqttVersion::V5));
         for wrong in ["4", r#""3""#, "3.1", "true"] {
             let error = version(wrong).expect_err(wrong).to_string();
-            assert!(error.contains(r#"expected "3.1.1" or "5""#), "{wrong}: {error}");
+            assert!(
+                error.contains(r#"expected "3.1.1" or "5""#),
+                "{wrong}: {error}"
+            );
         }
     }
 
