@@ -176,7 +176,17 @@ impl Bridge {
             tokio::select! {
                 () = &mut shutdown => break,
                 event = polled.recv() => match event {
-                    Some(event) => task.on_polled(event),
+                    Some(event) => {
+                        task.on_polled(event);
+                        // Everything the driver has queued goes into the
+                        // backlog before the next forward, so the rules
+                        // thread is woken once for the lot: woken per
+                        // message, it took one at a time, and the thread
+                        // switches cost weir more than the messages did.
+                        while let Ok(event) = polled.try_recv() {
+                            task.on_polled(event);
+                        }
+                    }
                     None => break,
                 },
                 () = group.completed() => task.release_acks(),
