@@ -313,16 +313,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
     let prefix = format!("{tag}.weir");
     let weir_rate = stats.report(&prefix, &stored);
-    let ratio = if ceiling > 0.0 {
-        weir_rate / ceiling
-    } else {
-        0.0
-    };
-    figure(
-        &format!("{tag}.ratio_to_ceiling"),
-        format!("{ratio:.3}"),
-        "ratio",
-    );
+    ratio_figure(&format!("{tag}.ratio_to_ceiling"), weir_rate, ceiling);
 
     // The null sink: the same bridge with a rule that stores nothing, so
     // the gap between this ratio and the one above is what records, the
@@ -354,15 +345,10 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         NullDone::Metric,
     )
     .await?;
-    let null_ratio = if ceiling > 0.0 {
-        null_rate / ceiling
-    } else {
-        0.0
-    };
-    figure(
+    ratio_figure(
         &format!("{tag}.null_sink.ratio_to_ceiling"),
-        format!("{null_ratio:.3}"),
-        "ratio",
+        null_rate,
+        ceiling,
     );
     devserver.stop().await;
     broker.stop().await;
@@ -417,16 +403,7 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
         _ => NullDone::Pubacks,
     };
     let null_rate = bench_null_sink(bench, gateway, &[], qos, messages, port, &tag, done).await?;
-    let ratio = if null_rate > 0.0 {
-        weir_rate / null_rate
-    } else {
-        0.0
-    };
-    figure(
-        &format!("{tag}.ratio_to_null_sink"),
-        format!("{ratio:.3}"),
-        "ratio",
-    );
+    ratio_figure(&format!("{tag}.ratio_to_null_sink"), weir_rate, null_rate);
     devserver.stop().await;
     Ok(())
 }
@@ -661,6 +638,16 @@ fn publisher_figures(prefix: &str, published: &Published) {
     );
     figure(&format!("{prefix}.published"), published.written, "msgs");
     figure(&format!("{prefix}.pubacks"), published.acked, "msgs");
+}
+
+/// Prints `numerator / denominator` as a ratio, 0 when the denominator is.
+fn ratio_figure(name: &str, numerator: f64, denominator: f64) {
+    let ratio = if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        0.0
+    };
+    figure(name, format!("{ratio:.3}"), "ratio");
 }
 
 fn cpu_figure(prefix: &str, name: &str, before: Usage, after: Usage) {

@@ -67,16 +67,6 @@ impl<'de> serde::Deserialize<'de> for MqttVersion {
                     )),
                 }
             }
-
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<MqttVersion, E> {
-                match number {
-                    5 => Ok(MqttVersion::V5),
-                    _ => Err(E::invalid_value(
-                        serde::de::Unexpected::Unsigned(number),
-                        &self,
-                    )),
-                }
-            }
         }
         deserializer.deserialize_any(Visitor)
     }
