@@ -13,8 +13,10 @@
 //! at that path, e.g. `WEIR_HSTREAMDB__URL=hstreams://db:6570` or
 //! `WEIR_SINK__BATCH__MAX_RECORDS=1000`. The value is read as a TOML literal
 //! when it is one (`1000`, `true`, `["a", "b"]`, `"007"`) and as a string
-//! otherwise (`hstreams://db:6570`). Only variables whose first segment is a
-//! top-level section are overrides, so `WEIR_SERVER` and friends are not.
+//! otherwise (`hstreams://db:6570`); a literal a text field refuses is taken
+//! as its text, so `WEIR_MQTT__BRIDGE__PASSWORD=123456` is the password
+//! "123456". Only variables whose first segment is a top-level section are
+//! overrides, so `WEIR_SERVER` and friends are not.
 
 use crate::ingress::{BridgeConfig, ListenerConfig};
 use crate::sink::SinkConfig;
@@ -232,6 +234,15 @@ fn field_error(origin: &str, field: impl Into<String>, message: impl Into<String
     }
 }
 
+/// A `WEIR_...` variable applied to the configuration.
+struct Override {
+    variable: String,
+    path: Vec<String>,
+    text: String,
+    /// Why its value was refused, once it has been retried as text.
+    literal_error: Option<String>,
+}
+
 /// The top-level sections an environment override may start with.
 const SECTIONS: [&str; 6] = ["node", "mqtt", "hstreamdb", "plugins", "sink", "admin"];
 
@@ -260,23 +271,51 @@ impl Config {
                     message: e.to_string().trim_end().to_owned(),
                 })?;
         let mut overridden = Vec::new();
-        for (name, value) in env {
+        for (name, text) in env {
             if let Some(path) = override_path(&name) {
-                set_path(&mut table, &path, parse_env_value(&value))
+                set_path(&mut table, &path, parse_env_value(&text))
                     .map_err(|message| field_error(&name, path.join("."), message))?;
-                overridden.push((path.join("."), name));
+                overridden.push(Override {
+                    variable: name,
+                    path,
+                    text,
+                    literal_error: None,
+                });
             }
         }
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let field = e.path().to_string();
-                // Name the variable when the bad value came from one.
-                let origin = overridden
-                    .iter()
-                    .find(|(path, _)| field.starts_with(path.as_str()))
-                    .map_or(origin, |(_, var)| var.as_str());
-                field_error(origin, field, e.into_inner().to_string())
-            })?;
+        let config = loop {
+            let error = match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(
+                table.clone(),
+            )) {
+                Ok(config) => break config,
+                Err(error) => error,
+            };
+            let field = error.path().to_string();
+            // The variable the bad value came from, if it came from one.
+            let Some(from) = overridden
+                .iter_mut()
+                .find(|o| field.starts_with(o.path.join(".").as_str()))
+            else {
+                return Err(field_error(origin, field, error.into_inner().to_string()));
+            };
+            let message = error.into_inner().to_string();
+            // `WEIR_MQTT__BRIDGE__PASSWORD=123456` reads as a number; where
+            // the field wants text, the variable's text is what was meant.
+            if from.literal_error.is_none() && field == from.path.join(".") {
+                from.literal_error = Some(message);
+                set_path(
+                    &mut table,
+                    &from.path,
+                    toml::Value::String(from.text.clone()),
+                )
+                .map_err(|message| field_error(&from.variable, field.clone(), message))?;
+                continue;
+            }
+            // Not text either: why the value as first read was refused says
+            // more ("integer `1`, expected a boolean").
+            let message = from.literal_error.take().unwrap_or(message);
+            return Err(field_error(&from.variable, field, message));
+        };
         config.validate(origin)?;
         Ok(config)
     }

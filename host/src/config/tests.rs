@@ -96,6 +96,32 @@ fn environment_variables_override_fields() {
 }
 
 #[test]
+fn an_override_that_reads_as_a_number_is_text_where_the_field_wants_text() {
+    let config = load_with_env(
+        "",
+        &[
+            ("WEIR_MQTT__BRIDGE__PASSWORD", "123456"),
+            ("WEIR_MQTT__BRIDGE__USERNAME", "true"),
+            ("WEIR_MQTT__BRIDGE__CLIENT_ID", "42"),
+            ("WEIR_SINK__BATCH__MAX_RECORDS", "1000"),
+        ],
+    )
+    .expect("numbers and booleans fall back to text");
+    assert_eq!(config.mqtt.bridge.password.as_deref(), Some("123456"));
+    assert_eq!(config.mqtt.bridge.username.as_deref(), Some("true"));
+    assert_eq!(config.mqtt.bridge.client_id, "42");
+    assert_eq!(config.sink.batch.max_records, 1000, "still a number");
+
+    // Where neither works, the error is about the value as written.
+    let (origin, field, message) = field_of(
+        load_with_env("", &[("WEIR_SINK__BATCH__SEND_WHEN_IDLE", "1")]).expect_err("not a boolean"),
+    );
+    assert_eq!(origin, "WEIR_SINK__BATCH__SEND_WHEN_IDLE");
+    assert_eq!(field, "sink.batch.send_when_idle");
+    assert!(message.contains("integer"), "{message}");
+}
+
+#[test]
 fn a_bad_override_names_the_variable() {
     let (origin, field, _) = field_of(
         load_with_env("", &[("WEIR_SINK__BATCH__MAX_RECORDS", "lots")]).expect_err("not a number"),
