@@ -436,10 +436,7 @@ async fn bench_null_sink(
     done: NullDone,
 ) -> anyhow::Result<f64> {
     let before = (gateway.child.usage()?, own_usage()?);
-    let others_before = others
-        .iter()
-        .map(|(_, c)| c.usage())
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let others_before = usages(others)?;
     let plan = bench.plan(port, qos, messages, "bench-null");
     let published = mqtt::publish(&plan, bench.timeout).await?;
     let (completed, last) = match done {
@@ -455,10 +452,7 @@ async fn bench_null_sink(
         NullDone::Pubacks => (published.acked, published.last),
     };
     let after = (gateway.child.usage()?, own_usage()?);
-    let others_after = others
-        .iter()
-        .map(|(_, c)| c.usage())
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let others_after = usages(others)?;
     let dropped_qos0 = gateway.metric("weir_ingress_dropped_qos0_total").await? as u64;
     gateway.stop().await;
     let null_rate = rate(completed, last - published.start);
@@ -527,10 +521,7 @@ async fn measure_stored(
     client_prefix: &str,
 ) -> anyhow::Result<RunStats> {
     let weir_before = gateway.child.usage()?;
-    let others_before = others
-        .iter()
-        .map(|(_, c)| c.usage())
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let others_before = usages(others)?;
     let bench_before = own_usage()?;
     let rules_before = rules_batches(gateway).await?;
     let published = mqtt::publish(
@@ -542,10 +533,12 @@ async fn measure_stored(
         wait_for_metric(gateway, "weir_sink_success_total", messages, bench.timeout).await?;
     let weir_after = gateway.child.usage()?;
     let bench_after = own_usage()?;
-    let mut others_stats = Vec::new();
-    for ((name, child), before) in others.iter().zip(others_before) {
-        others_stats.push((*name, before, child.usage()?));
-    }
+    let others_stats = others
+        .iter()
+        .zip(others_before)
+        .zip(usages(others)?)
+        .map(|(((name, _), before), after)| (*name, before, after))
+        .collect();
     let dropped_qos0 = gateway.metric("weir_ingress_dropped_qos0_total").await? as u64;
     let rules_after = rules_batches(gateway).await?;
     let rules_batch_mean =
@@ -648,6 +641,11 @@ fn ratio_figure(name: &str, numerator: f64, denominator: f64) {
         0.0
     };
     figure(name, format!("{ratio:.3}"), "ratio");
+}
+
+/// What each of `others` has cost so far.
+fn usages(others: &[(&'static str, &process::Child)]) -> anyhow::Result<Vec<Usage>> {
+    others.iter().map(|(_, child)| child.usage()).collect()
 }
 
 fn cpu_figure(prefix: &str, name: &str, before: Usage, after: Usage) {

@@ -26,9 +26,8 @@ pub(crate) fn config_error(field: &str, reason: impl Into<String>) -> ConfigErro
     }
 }
 
-/// The MQTT protocol version to speak: `"3.1.1"` or `"5"`. The number `5`
-/// is accepted too, because that is what `version = 5` in TOML, or
-/// `WEIR_MQTT__BRIDGE__VERSION=5` in the environment, reads as.
+/// The MQTT protocol version to speak: `"3.1.1"` or `"5"`; `version = 5`,
+/// a TOML integer, is accepted too, as the obvious way to write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum MqttVersion {
     /// MQTT 3.1.1 (protocol level 4).
