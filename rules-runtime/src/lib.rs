@@ -1,27 +1,31 @@
-//! What the values of weir's declarative rules are and what every operation
-//! on them does, in one place.
+//! The rule language's values and the evaluator of checked rules, in one
+//! place for the host and for the rule runtime module.
 //!
-//! weir compiles a rule file (SQL and record template) to a Wasm module:
-//! the control flow (WHERE, CASE, short-circuit `and`/`or`) becomes Wasm
-//! instructions, and every operation on a value (comparing, adding, calling
-//! `lower`, writing a value into a record) is a call into a runtime library.
-//! That library is this crate compiled to wasm32 (`guest/`, embedded as
-//! [`WASM`] by the build script), and the host's native evaluator calls the
-//! very same functions, so the two can only differ in what the compiler
-//! generated, which is what weir's property tests compare.
-//!
-//! The numbering of operators, functions and modes ([`CmpOp`], [`ArithOp`],
-//! [`Func`], [`Mode`]) is the contract between generated code and the
-//! runtime library.
+//! weir compiles a rule file (EMQX rule SQL and a record template) to a
+//! [`Program`]: names resolved, functions checked, templates parsed. This
+//! crate runs programs, with EMQX 5's semantics (its values, comparisons,
+//! paths and functions). The host calls it directly (`weir rule test`,
+//! property tests); `guest/` compiles the same code to
+//! `wasm32-unknown-unknown`, embedded as [`WASM`] by the build script, and
+//! that module runs every compiled rule under the limits and isolation of
+//! any plugin, with the program handed to it in the init document. One
+//! implementation, so the two cannot drift apart.
 
+pub mod batch;
+pub mod conv;
 mod emit;
+mod eval;
+pub mod funcs;
 pub mod json;
 mod ops;
+pub mod path;
+pub mod program;
 mod value;
 
-pub use emit::{Mode, emit, text};
-pub use ops::{ArithOp, CmpOp, Func, arith, call, compare, get, index, neg, topic_matches, truth};
-pub use value::{OpError, Tri, Value};
+pub use emit::{Mode, emit};
+pub use eval::{Host, Rendered, Scope, run};
+pub use ops::{ArithOp, CmpOp, arith, compare, neg, topic_matches};
+pub use value::{Map, OpError, Value, term_cmp};
 
 /// The runtime library: `guest/` compiled to `wasm32-unknown-unknown`.
 #[cfg(feature = "embed")]

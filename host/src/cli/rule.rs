@@ -1,9 +1,9 @@
 //! `weir rule`: compile a rule file to a Wasm module, or run it on events.
 //!
-//! `weir rule compile FILE -o OUT.wasm [--manifest OUT.toml]` writes the
-//! module weir would load for `FILE` (and, with `--manifest`, a plugin
-//! manifest under which it loads as a plain plugin), so it can be
-//! inspected and shipped. `weir rule test FILE --event EVENT.json` runs the
+//! `weir rule compile FILE -o OUT.wasm [--manifest OUT.toml]` checks
+//! `FILE` and writes the module it runs in (weir's rule runtime) and, with
+//! `--manifest`, a plugin manifest that carries the compiled program, so
+//! that the two load as a plain plugin and can be inspected and shipped. `weir rule test FILE --event EVENT.json` runs the
 //! rule in the real rule engine on each event (a JSON object with EMQX's
 //! column names, or an array of them) and prints the stream, key and
 //! record exactly as they would be stored.
@@ -80,18 +80,16 @@ fn compile(args: &CompileArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         std::fs::write(path, rule.manifest_toml())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let (fields, paths) = rule.fields();
     print_line(
         out,
         &format!(
-            "wrote {} ({} bytes, compiled in {:.1} ms): FROM {}, stream {}, fields [{}], payload paths [{}]",
+            "wrote {} (weir's rule runtime, {} bytes; the rule compiled in {:.1} ms): FROM {}, stream {}, fields [{}]",
             args.output.display(),
             rule.wasm().len(),
             took.as_secs_f64() * 1e3,
             rule.sources().join(", "),
             rule.stream(),
-            fields.join(", "),
-            paths.join(", "),
+            rule.fields().join(", "),
         ),
     )?;
     Ok(Exit::Success)

@@ -180,6 +180,10 @@ pub(super) struct Manifest {
     pub limits: Limits,
     /// `[config]` as JSON.
     pub config: serde_json::Value,
+    /// The columns the module reads, when the manifest says so rather than
+    /// the module's `weir.fields` section (a compiled rule: the shared rule
+    /// runtime module reads what its program reads).
+    pub fields: Option<weir_guest_sdk::abi::FieldsSpec>,
 }
 
 impl Manifest {
@@ -254,6 +258,7 @@ impl Manifest {
             dead_letter: raw.action.dead_letter.map(|s| s.as_str().into()),
             limits: raw.limits,
             config,
+            fields: None,
         })
     }
 

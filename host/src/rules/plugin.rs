@@ -86,7 +86,7 @@ impl LoadedPlugin {
         default_dead_letter: Option<&Arc<str>>,
     ) -> Result<LoadedPlugin, LoadError> {
         use sha2::Digest as _;
-        let compiled = runtime.compile(wasm)?;
+        let compiled = runtime.compile(wasm, manifest.fields.as_ref())?;
         let init_doc = manifest.init_document(&name, version);
         let instance =
             runtime.instantiate(&compiled, &name, &manifest.limits, &metrics, &init_doc)?;

@@ -59,7 +59,7 @@ pub enum LoadError {
     )]
     WrongAbi { found: String },
     #[error(
-        "imports `{module}::{name}`, which weir does not provide (a plugin may import only weir::log, weir::now_ms, weir::monotonic_ns, weir::counter_add and WASI preview 1)"
+        "imports `{module}::{name}`, which weir does not provide (a plugin may import only weir::log, weir::now_ms, weir::monotonic_ns, weir::counter_add, weir::random and WASI preview 1)"
     )]
     ForbiddenImport { module: String, name: String },
     #[error("export `{name}`: {problem}")]
@@ -135,6 +135,9 @@ pub(super) struct RuntimeOptions {
 pub(super) struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    /// Checked modules by content hash: every compiled rule runs in the
+    /// same rule runtime module, which is compiled once.
+    modules: std::sync::Mutex<std::collections::HashMap<[u8; 32], InstancePre<HostState>>>,
     cache: Option<wasmtime::Cache>,
     tick: Duration,
     fuel: bool,
@@ -220,6 +223,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            modules: Default::default(),
             cache,
             tick: options.tick,
             fuel: options.fuel,
@@ -236,22 +240,49 @@ impl Runtime {
     }
 
     /// Compiles and checks a module (blocking; may take milliseconds to
-    /// seconds on a cache miss).
-    pub(super) fn compile(&self, wasm: &[u8]) -> Result<Compiled, LoadError> {
-        let spec = fields_section(wasm)?;
+    /// seconds the first time a module is seen). `fields`, when given,
+    /// says which columns the module reads instead of its `weir.fields`
+    /// section.
+    pub(super) fn compile(
+        &self,
+        wasm: &[u8],
+        fields: Option<&FieldsSpec>,
+    ) -> Result<Compiled, LoadError> {
+        use sha2::Digest as _;
+        let spec = match fields {
+            Some(spec) => Some(spec.clone()),
+            None => fields_section(wasm)?,
+        };
         let selection = match &spec {
             Some(spec) => Selection::from_spec(spec).map_err(|e| LoadError::Fields(e.0))?,
             None => Selection::all(),
         };
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        check_marker(&module)?;
-        check_imports(&module)?;
-        check_exports(&module)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let hash: [u8; 32] = sha2::Sha256::digest(wasm).into();
+        let known = self
+            .modules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+            .cloned();
+        let pre = match known {
+            Some(pre) => pre,
+            None => {
+                let module = Module::new(&self.engine, wasm)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                check_marker(&module)?;
+                check_imports(&module)?;
+                check_exports(&module)?;
+                let pre = self
+                    .linker
+                    .instantiate_pre(&module)
+                    .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+                self.modules
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(hash, pre.clone());
+                pre
+            }
+        };
         Ok(Compiled { pre, selection })
     }
 
@@ -593,6 +624,23 @@ fn add_host_functions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
     linker.func_wrap(
         abi::IMPORT_MODULE,
+        "random",
+        |mut caller: Caller<'_, HostState>, ptr: u32, len: u32| {
+            let Some(memory) = caller
+                .get_export(abi::EXPORT_MEMORY)
+                .and_then(wasmtime::Extern::into_memory)
+            else {
+                return;
+            };
+            let len = len.min(4096) as usize;
+            let mut bytes = vec![0u8; len];
+            fastrand::fill(&mut bytes);
+            // Out of bounds: the guest gets nothing rather than a trap.
+            let _ = memory.write(&mut caller, ptr as usize, &bytes);
+        },
+    )?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
         "counter_add",
         |mut caller: Caller<'_, HostState>, ptr: u32, len: u32, delta: i64| {
             let name = guest_string(&mut caller, ptr, len.min(256));
@@ -651,7 +699,7 @@ fn check_imports(module: &Module) -> Result<(), LoadError> {
         let allowed = match import.module() {
             abi::IMPORT_MODULE => matches!(
                 import.name(),
-                "log" | "now_ms" | "monotonic_ns" | "counter_add"
+                "log" | "now_ms" | "monotonic_ns" | "counter_add" | "random"
             ),
             "wasi_snapshot_preview1" => true,
             _ => false,

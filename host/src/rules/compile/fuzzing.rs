@@ -34,7 +34,7 @@ pub fn compile_rule(data: &[u8]) {
     match CompiledRule::compile(&file, Path::new("fuzz.rule.toml")) {
         Ok(rule) => {
             let runtime = runtime();
-            if let Err(e) = runtime.compile(rule.wasm()) {
+            if let Err(e) = runtime.compile(rule.wasm(), rule.manifest.fields.as_ref()) {
                 panic!("a compiled rule was refused by the runtime: {e}\n{file}");
             }
         }
@@ -57,10 +57,10 @@ fn runtime() -> &'static Runtime {
 /// A rule that reads every kind of field, payload paths, `pub_props` and
 /// does arithmetic and string work on them.
 const RULE: &str = r#"
-sql = '''SELECT *, payload.a.b AS ab, nth(1, payload.l) AS n, pub_props.'User-Property'.k AS k,
-  upper(topic) || str(qos) AS t, coalesce(payload.x, flags.retain) AS c
+sql = '''SELECT *, payload.a.b AS ab, payload.l[1] AS n, pub_props.'User-Property'.k AS k,
+  topic + str(qos) AS t, flags.retain AS c
   FROM "t/#", "$events/client_connected", "$events/client_disconnected"
-  WHERE topic =~ 't/+' or clientid is not null or payload.v > 1'''
+  WHERE topic =~ 't/+' or is_not_null(clientid) or payload.v > 1'''
 [action]
 stream = "s"
 partition_key = "${topic}${clientid}"
@@ -72,19 +72,17 @@ record_template = '{"e": "${event}", "p": ${payload}, "ab": ${ab}, "n": ${n}, "k
 /// never trap.
 pub fn run_module(frame: &[u8]) {
     static INSTANCE: OnceLock<Mutex<Option<Instance>>> = OnceLock::new();
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    let wasm = WASM.get_or_init(|| {
+    static RULE_COMPILED: OnceLock<CompiledRule> = OnceLock::new();
+    let rule = RULE_COMPILED.get_or_init(|| {
         CompiledRule::compile(RULE, Path::new("fuzz.rule.toml"))
             .unwrap_or_else(|e| panic!("the fuzz rule compiles: {e}"))
-            .wasm()
-            .to_vec()
     });
     let slot = INSTANCE.get_or_init(|| Mutex::new(None));
     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_none() {
         let runtime = runtime();
         let compiled = runtime
-            .compile(wasm)
+            .compile(rule.wasm(), rule.manifest.fields.as_ref())
             .unwrap_or_else(|e| panic!("compile: {e}"));
         let instance = runtime
             .instantiate(
@@ -92,7 +90,7 @@ pub fn run_module(frame: &[u8]) {
                 &Arc::from("fuzz"),
                 &Limits::default(),
                 &Arc::new(PluginMetrics::default()),
-                b"{}",
+                &rule.manifest.init_document("fuzz", 1),
             )
             .unwrap_or_else(|e| panic!("instantiate: {e}"));
         *slot = Some(instance);

@@ -1,15 +1,22 @@
-//! From parsed SQL and templates to the checked program: names resolved to
-//! fields, payload paths and SELECT columns, functions to their numbers,
-//! with the position of anything wrong.
+//! From the parsed SQL and templates to the checked [`Program`]: every name
+//! resolved to an event column, an earlier field of the output or a
+//! FOREACH item, every function to the library with its argument count
+//! checked, conditions only where EMQX takes conditions, template
+//! placeholders against what the output will hold, each with the position
+//! of anything wrong and a suggestion when a near name exists.
+//!
+//! What is refused here, EMQX would have evaluated to `undefined` or failed
+//! on at run time; weir says so when the rule is loaded instead.
 
 use super::Located;
-use super::ir::{Expr, FIELD_EVENT, FIELD_FLAGS, Step};
-use super::sql::located;
+use super::sql::{Arith, Cmp, Node, NodeKind, Seg, SelectField, Statement};
 use super::template::{TPart, Var};
-use sqlparser::ast::{self, Spanned};
-use sqlparser::tokenizer::Location;
-use weir_guest_sdk::abi::{self, field};
-use weir_rules_runtime::{ArithOp, CmpOp, Func, Mode};
+use std::collections::BTreeSet;
+use weir_rules_runtime::funcs;
+use weir_rules_runtime::program::{
+    Call, Expr, Field, Foreach, Literal, Part, Program, PutStep, Record, Step, Template,
+};
+use weir_rules_runtime::{ArithOp, CmpOp, Mode};
 
 /// Event kinds a rule's FROM lets through.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,52 +26,39 @@ pub(crate) struct Kinds {
     pub disconnected: bool,
 }
 
-/// The columns of each event kind, as (ABI or pseudo field id, name), in
-/// the order a `SELECT *` record lists them.
-const COLUMNS: &[(u32, &str, [bool; 3])] = &[
-    (FIELD_EVENT, "event", [true, true, true]),
-    (field::ID as u32, "id", [true, false, false]),
-    (field::CLIENTID as u32, "clientid", [true, true, true]),
-    (field::USERNAME as u32, "username", [true, true, true]),
-    (field::TOPIC as u32, "topic", [true, false, false]),
-    (field::QOS as u32, "qos", [true, false, false]),
-    (FIELD_FLAGS, "flags", [true, false, false]),
-    (field::PAYLOAD as u32, "payload", [true, false, false]),
-    (field::PUB_PROPS as u32, "pub_props", [true, false, false]),
-    (field::PEERHOST as u32, "peerhost", [true, false, false]),
-    (
-        field::PUBLISH_RECEIVED_AT as u32,
-        "publish_received_at",
-        [true, false, false],
-    ),
-    (field::PEERNAME as u32, "peername", [false, true, true]),
-    (field::SOCKNAME as u32, "sockname", [false, true, true]),
-    (field::PROTO_NAME as u32, "proto_name", [false, true, true]),
-    (field::PROTO_VER as u32, "proto_ver", [false, true, true]),
-    (field::KEEPALIVE as u32, "keepalive", [false, true, false]),
-    (
-        field::CLEAN_START as u32,
-        "clean_start",
-        [false, true, false],
-    ),
-    (
-        field::EXPIRY_INTERVAL as u32,
-        "expiry_interval",
-        [false, true, false],
-    ),
-    (
-        field::CONNECTED_AT as u32,
-        "connected_at",
-        [false, true, false],
-    ),
-    (field::REASON as u32, "reason", [false, false, true]),
-    (
-        field::DISCONNECTED_AT as u32,
-        "disconnected_at",
-        [false, false, true],
-    ),
-    (field::TIMESTAMP as u32, "timestamp", [true, true, true]),
-    (field::NODE as u32, "node", [true, true, true]),
+/// The columns of each event kind with EMQX's names, in the order a
+/// `SELECT *` output lists them, and which kinds (publish, connected,
+/// disconnected) have them.
+const COLUMNS: &[(&str, [bool; 3])] = &[
+    ("event", [true, true, true]),
+    ("id", [true, false, false]),
+    ("clientid", [true, true, true]),
+    ("username", [true, true, true]),
+    ("topic", [true, false, false]),
+    ("qos", [true, false, false]),
+    ("flags", [true, false, false]),
+    ("payload", [true, false, false]),
+    ("pub_props", [true, false, false]),
+    ("peerhost", [true, false, false]),
+    ("publish_received_at", [true, false, false]),
+    ("peername", [false, true, true]),
+    ("sockname", [false, true, true]),
+    ("proto_name", [false, true, true]),
+    ("proto_ver", [false, true, true]),
+    ("keepalive", [false, true, false]),
+    ("clean_start", [false, true, false]),
+    ("expiry_interval", [false, true, false]),
+    ("connected_at", [false, true, false]),
+    ("reason", [false, false, true]),
+    ("disconnected_at", [false, false, true]),
+    ("timestamp", [true, true, true]),
+    ("node", [true, true, true]),
+];
+
+/// Functions of the library that read the event themselves (so the rule
+/// needs the event's columns sent whatever it names).
+const READS_EVENT: &[&str] = &[
+    "msgid", "qos", "flags", "flag", "topic", "clientip", "peerhost", "username", "payload",
 ];
 
 impl Kinds {
@@ -74,591 +68,706 @@ impl Kinds {
             || (self.disconnected && available[2])
     }
 
-    /// The columns a `SELECT *` record lists for these kinds.
-    pub(crate) fn star_columns(&self) -> Vec<(u32, &'static str)> {
+    /// The names of the columns the kinds have.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
         COLUMNS
             .iter()
-            .filter(|(_, _, k)| self.has(*k))
-            .map(|(id, name, _)| (*id, *name))
-            .collect()
-    }
-}
-
-/// A SELECT column during lowering.
-#[derive(Debug, Clone)]
-pub(crate) struct Col {
-    pub name: String,
-    /// The column's name as a path (for unaliased `payload.a.b` columns).
-    pub path: Option<(String, Vec<Step>)>,
-    pub expr: Expr,
-}
-
-/// What names mean while lowering.
-pub(crate) struct Scope<'a> {
-    pub sql: &'a str,
-    pub kinds: Kinds,
-    pub columns: Vec<Col>,
-    /// Columns visible by name (a SELECT item sees the ones before it).
-    pub visible: usize,
-    pub star: bool,
-    pub paths: Vec<String>,
-}
-
-const MAX_DEPTH: usize = 64;
-
-impl Scope<'_> {
-    fn err(&self, at: Location, message: impl Into<String>) -> Located {
-        located(self.sql, at, message)
+            .filter(|(_, k)| self.has(*k))
+            .map(|(name, _)| *name)
     }
 
-    pub(crate) fn lower(&mut self, e: &ast::Expr) -> Result<Expr, Located> {
-        self.lower_at(e, 0)
-    }
-
-    fn lower_at(&mut self, e: &ast::Expr, depth: usize) -> Result<Expr, Located> {
-        let at = e.span().start;
-        if depth > MAX_DEPTH {
-            return Err(self.err(
-                at,
-                format!("the expression nests deeper than {MAX_DEPTH} levels"),
-            ));
+    fn text(&self) -> String {
+        let mut k = Vec::new();
+        if self.publish {
+            k.push("message.publish");
         }
-        let sub = |s: &mut Self, x: &ast::Expr| s.lower_at(x, depth + 1).map(Box::new);
-        Ok(match e {
-            ast::Expr::Identifier(ident) if ident.quote_style == Some('"') => {
-                Expr::Str(ident.value.clone())
+        if self.connected {
+            k.push("client.connected");
+        }
+        if self.disconnected {
+            k.push("client.disconnected");
+        }
+        k.join(", ")
+    }
+}
+
+/// The ABI field names that carry the columns `names`.
+pub(crate) fn abi_fields<'a>(names: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        match name {
+            "event" => {}
+            "flags" => {
+                out.insert("flags.dup".to_owned());
+                out.insert("flags.retain".to_owned());
             }
-            ast::Expr::Identifier(ident) => self.name(&ident.value, &[], ident.span.start)?,
-            ast::Expr::CompoundIdentifier(idents) => {
-                let (root, rest) = idents
-                    .split_first()
-                    .ok_or_else(|| self.err(at, "empty name"))?;
-                let steps: Vec<Step> = rest.iter().map(|i| Step::Key(i.value.clone())).collect();
-                self.name(&root.value, &steps, root.span.start)?
+            other => {
+                out.insert(other.to_owned());
             }
-            ast::Expr::CompoundFieldAccess { root, access_chain } => {
-                let (name, mut steps) = match root.as_ref() {
-                    ast::Expr::Identifier(i) => (i.value.clone(), Vec::new()),
-                    ast::Expr::CompoundIdentifier(ids) if !ids.is_empty() => (
-                        ids[0].value.clone(),
-                        ids[1..]
-                            .iter()
-                            .map(|i| Step::Key(i.value.clone()))
-                            .collect(),
-                    ),
-                    other => {
-                        return Err(self.err(
-                            other.span().start,
-                            "only names can be followed by `.key` or `[index]`",
-                        ));
-                    }
-                };
-                for access in access_chain {
-                    steps.push(self.step(access)?);
+        }
+    }
+    out
+}
+
+/// A rule's parts to lower.
+pub(crate) struct Input<'a> {
+    pub sql: &'a str,
+    pub statement: &'a Statement,
+    pub kinds: Kinds,
+    /// The record template and whether it is an HRecord (JSON) template.
+    pub record: Option<(&'a str, bool)>,
+    pub key: Option<&'a str>,
+}
+
+/// A lowering error: where (the SQL, the record template or the key
+/// template) and what.
+#[derive(Debug)]
+pub(crate) enum LowerError {
+    Sql(Located),
+    Record(Located),
+    Key(Located),
+}
+
+/// The checked program and the ABI fields it needs.
+#[derive(Debug)]
+pub(crate) struct Lowered {
+    pub program: Program,
+    pub fields: Vec<String>,
+}
+
+pub(crate) fn lower(input: Input<'_>) -> Result<Lowered, LowerError> {
+    let st = input.statement;
+    let mut cx = Cx {
+        sql: input.sql,
+        kinds: input.kinds,
+        defined: Vec::new(),
+        extra: Vec::new(),
+        star: false,
+        used: BTreeSet::new(),
+        all_fields: false,
+    };
+    let fields = cx.fields(&st.fields).map_err(LowerError::Sql)?;
+    // WHERE sees every field of the SELECT (or FOREACH) list over the
+    // columns.
+    let selected = cx.defined.clone();
+    let selected_star = cx.star;
+    let condition = match &st.condition {
+        Some(c) => Some(cx.condition(c).map_err(LowerError::Sql)?),
+        None => None,
+    };
+    let (foreach, output_names, output_star) = if st.foreach {
+        let item = match st.fields.last() {
+            Some(SelectField::Expr { alias: Some(a), .. }) => match &a.kind {
+                NodeKind::Name { name, .. } => name.clone(),
+                _ => {
+                    return Err(LowerError::Sql(cx.err(
+                        a.at,
+                        "the FOREACH list's alias must be a name (it names each element)",
+                    )));
                 }
-                self.name(&name, &steps, root.span().start)?
-            }
-            ast::Expr::Value(v) => self.literal(&v.value, v.span.start, false)?,
-            ast::Expr::Nested(inner) => return self.lower_at(inner, depth + 1),
-            ast::Expr::UnaryOp { op, expr } => match op {
-                ast::UnaryOperator::Minus => match expr.as_ref() {
-                    ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
-                        self.literal(&v.value, v.span.start, true)?
-                    }
-                    other => Expr::Neg(sub(self, other)?),
-                },
-                ast::UnaryOperator::Plus => *sub(self, expr)?,
-                ast::UnaryOperator::Not => Expr::Not(sub(self, expr)?),
-                other => return Err(self.err(at, format!("unsupported operator `{other}`"))),
             },
-            ast::Expr::BinaryOp { left, op, right } => {
-                use ast::BinaryOperator as B;
-                let (l, r) = (sub(self, left)?, sub(self, right)?);
-                match op {
-                    B::Plus => Expr::Arith(ArithOp::Add, l, r),
-                    B::Minus => Expr::Arith(ArithOp::Sub, l, r),
-                    B::Multiply => Expr::Arith(ArithOp::Mul, l, r),
-                    B::Divide => Expr::Arith(ArithOp::Div, l, r),
-                    B::DuckIntegerDivide => Expr::Arith(ArithOp::IntDiv, l, r),
-                    B::Modulo => Expr::Arith(ArithOp::Mod, l, r),
-                    B::StringConcat => Expr::Arith(ArithOp::Concat, l, r),
-                    B::Eq => Expr::Cmp(CmpOp::Eq, l, r),
-                    B::NotEq => Expr::Cmp(CmpOp::Ne, l, r),
-                    B::Lt => Expr::Cmp(CmpOp::Lt, l, r),
-                    B::LtEq => Expr::Cmp(CmpOp::Le, l, r),
-                    B::Gt => Expr::Cmp(CmpOp::Gt, l, r),
-                    B::GtEq => Expr::Cmp(CmpOp::Ge, l, r),
-                    B::PGRegexMatch => Expr::Cmp(CmpOp::TopicMatch, l, r),
-                    B::And => Expr::And(l, r),
-                    B::Or => Expr::Or(l, r),
-                    other => return Err(self.err(at, format!("unsupported operator `{other}`"))),
+            Some(SelectField::Expr { .. }) => "item".to_owned(),
+            _ => {
+                return Err(LowerError::Sql(cx.err(
+                    st.fields.last().map_or(0, field_at),
+                    "FOREACH needs an expression that gives the list to iterate, e.g. FOREACH payload.sensors",
+                )));
+            }
+        };
+        // INCASE and DO see the columns, the FOREACH fields and the item.
+        cx.extra = selected.clone();
+        cx.extra.push(item.clone());
+        cx.defined.clear();
+        let incase = match &st.incase {
+            Some(c) => Some(cx.condition(c).map_err(LowerError::Sql)?),
+            None => None,
+        };
+        cx.star = false;
+        let each = cx.fields(&st.each).map_err(LowerError::Sql)?;
+        let (names, star) = if each.is_empty() {
+            // Each output is every column, the FOREACH fields and the item.
+            (cx.extra.clone(), true)
+        } else if cx.star {
+            let mut names = cx.defined.clone();
+            names.extend(cx.extra.iter().cloned());
+            (names, true)
+        } else {
+            (cx.defined.clone(), false)
+        };
+        cx.star = cx.star || selected_star;
+        (Some(Foreach { item, each, incase }), names, star)
+    } else {
+        (None, selected, selected_star)
+    };
+    let out = OutputNames {
+        names: output_names,
+        star: output_star,
+    };
+
+    let (record, check_object, raw) = match input.record {
+        Some((text, hrecord)) => {
+            let parts = if hrecord {
+                super::template::parse_json(text)
+            } else {
+                super::template::parse_text(text)
+            }
+            .map_err(LowerError::Record)?;
+            let single = hrecord
+                && parts
+                    .iter()
+                    .filter(|p| !matches!(p, TPart::Lit(l) if l.trim().is_empty()))
+                    .count()
+                    == 1
+                && parts.iter().any(|p| matches!(p, TPart::Var { .. }));
+            let (value, inside) = if hrecord {
+                (Mode::Json, Mode::InString)
+            } else {
+                (Mode::Raw, Mode::Raw)
+            };
+            let t = cx
+                .template(parts, &out, value, inside)
+                .map_err(LowerError::Record)?;
+            (Record::Template(t), single, !hrecord)
+        }
+        None => (Record::Output, false, false),
+    };
+    let key = match input.key {
+        Some(text) => {
+            let parts = super::template::parse_text(text).map_err(LowerError::Key)?;
+            Some(
+                cx.template(parts, &out, Mode::Text, Mode::Text)
+                    .map_err(LowerError::Key)?,
+            )
+        }
+        None => None,
+    };
+    let names: Vec<&str> = if cx.all_fields || cx.star || out.star {
+        cx.kinds.columns().collect()
+    } else {
+        cx.used.iter().copied().collect()
+    };
+    let mut fields_read: Vec<String> = abi_fields(names.into_iter()).into_iter().collect();
+    if fields_read.is_empty() {
+        // An empty list would mean "every field": ask for the cheapest one.
+        fields_read.push("timestamp".to_owned());
+    }
+    Ok(Lowered {
+        program: Program {
+            fields,
+            foreach,
+            condition,
+            key,
+            record,
+            raw,
+            check_object,
+        },
+        fields: fields_read,
+    })
+}
+
+fn field_at(f: &SelectField) -> usize {
+    match f {
+        SelectField::Star(at) => *at,
+        SelectField::Expr { expr, .. } => expr.at,
+    }
+}
+
+/// What the output of each event will hold, for checking templates.
+struct OutputNames {
+    names: Vec<String>,
+    /// It also holds every column.
+    star: bool,
+}
+
+struct Cx<'a> {
+    sql: &'a str,
+    kinds: Kinds,
+    /// Roots the fields so far put into the output.
+    defined: Vec<String>,
+    /// Names standing over the columns (FOREACH's item and leading fields).
+    extra: Vec<String>,
+    star: bool,
+    /// Columns the rule names.
+    used: BTreeSet<&'static str>,
+    /// The rule needs every column (a function that reads the event).
+    all_fields: bool,
+}
+
+impl Cx<'_> {
+    fn err(&self, at: usize, message: impl Into<String>) -> Located {
+        Located::at_offset(self.sql, at, message)
+    }
+
+    fn fields(&mut self, fields: &[SelectField]) -> Result<Vec<Field>, Located> {
+        let mut out = Vec::with_capacity(fields.len());
+        for f in fields {
+            match f {
+                SelectField::Star(_) => {
+                    self.star = true;
+                    out.push(Field::Star);
+                }
+                SelectField::Expr { expr, alias, text } => {
+                    let lowered = self.value(expr, 0)?;
+                    let at = match alias {
+                        Some(a) => self.put_path(a)?,
+                        None => unaliased(expr, text),
+                    };
+                    if let Some(PutStep::Key(root)) = at.first()
+                        && !self.defined.contains(root)
+                    {
+                        self.defined.push(root.clone());
+                    }
+                    out.push(Field::Expr { expr: lowered, at });
                 }
             }
-            ast::Expr::IsNull(x) => Expr::IsNull(sub(self, x)?, false),
-            ast::Expr::IsNotNull(x) => Expr::IsNull(sub(self, x)?, true),
-            ast::Expr::IsTrue(x) => Expr::Cmp(CmpOp::Eq, sub(self, x)?, Box::new(Expr::Bool(true))),
-            ast::Expr::IsFalse(x) => {
-                Expr::Cmp(CmpOp::Eq, sub(self, x)?, Box::new(Expr::Bool(false)))
-            }
-            ast::Expr::In {
-                expr,
-                target: ast::InTarget::List(list),
-                negated,
-                global: false,
-            } => {
-                let x = sub(self, expr)?;
-                let mut items = Vec::with_capacity(list.len());
-                for item in list {
-                    items.push(*sub(self, item)?);
+        }
+        Ok(out)
+    }
+
+    /// Where an alias puts its value.
+    fn put_path(&self, alias: &Node) -> Result<Vec<PutStep>, Located> {
+        match &alias.kind {
+            NodeKind::Name { name, .. } => Ok(vec![PutStep::Key(name.clone())]),
+            NodeKind::Path(root, segs) => {
+                let mut steps = vec![PutStep::Key(root.clone())];
+                for seg in segs {
+                    steps.push(match seg {
+                        Seg::Key(k) => PutStep::Key(k.clone()),
+                        Seg::Index { n: 0, negative: false } => PutStep::Head,
+                        Seg::Index { n: 0, negative: true } => PutStep::Tail,
+                        Seg::Index { n, .. } => PutStep::Index(*n),
+                        Seg::Dynamic(_) => {
+                            return Err(self.err(
+                                alias.at,
+                                "an index in an alias must be a number: [1], [-1], [0] (insert first) or [-0] (append)",
+                            ));
+                        }
+                    });
                 }
-                Expr::In(x, items, *negated)
+                Ok(steps)
             }
-            ast::Expr::Case {
+            _ => Err(self.err(alias.at, "an alias is a name or a path (AS a.b)")),
+        }
+    }
+
+    /// A condition (WHERE, CASE WHEN, INCASE): `and`, `or`, `not` of
+    /// comparisons, IN tests, function calls and `true`/`false`.
+    fn condition(&mut self, c: &Node) -> Result<Expr, Located> {
+        self.cond_at(c, 0)
+    }
+
+    fn cond_at(&mut self, c: &Node, depth: usize) -> Result<Expr, Located> {
+        let sub = |cx: &mut Self, x: &Node| cx.cond_at(x, depth + 1).map(Box::new);
+        Ok(match &c.kind {
+            NodeKind::And(a, b) => Expr::And(sub(self, a)?, sub(self, b)?),
+            NodeKind::Or(a, b) => Expr::Or(sub(self, a)?, sub(self, b)?),
+            NodeKind::Not(x) => Expr::Not(match &x.kind {
+                NodeKind::And(..) | NodeKind::Or(..) | NodeKind::Not(_) | NodeKind::In { .. } => {
+                    sub(self, x)?
+                }
+                _ => Box::new(self.value(x, depth + 1)?),
+            }),
+            NodeKind::In { x, list, negated } => {
+                let x = self.value(x, depth + 1)?;
+                let list = list
+                    .iter()
+                    .map(|i| self.value(i, depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let test = Expr::In(Box::new(x), list);
+                if *negated {
+                    Expr::Not(Box::new(test))
+                } else {
+                    test
+                }
+            }
+            NodeKind::Cmp(..) | NodeKind::Call { .. } => self.value(c, depth)?,
+            NodeKind::Name {
+                name,
+                quoted: false,
+            } if is_bool_name(name).is_some() => self.value(c, depth)?,
+            _ => {
+                return Err(self.err(
+                    c.at,
+                    format!(
+                        "a condition must be a comparison, IN (...), a function such as is_null(x), or true/false; `{}` is a value (compare it: ... = true)",
+                        snippet(self.sql, c.at)
+                    ),
+                ));
+            }
+        })
+    }
+
+    fn value(&mut self, e: &Node, depth: usize) -> Result<Expr, Located> {
+        if depth > 64 {
+            return Err(self.err(e.at, "the expression nests deeper than 64 levels"));
+        }
+        let sub = |cx: &mut Self, x: &Node| cx.value(x, depth + 1).map(Box::new);
+        Ok(match &e.kind {
+            NodeKind::Int(text) => int_literal(text, false)
+                .ok_or_else(|| self.err(e.at, format!("`{text}` is not an integer")))?,
+            NodeKind::Float(x) => Expr::Const(Literal::Float(*x)),
+            NodeKind::Str(s) => Expr::Const(Literal::Str(s.clone())),
+            NodeKind::Name { name, quoted } => {
+                if !quoted {
+                    if let Some(b) = is_bool_name(name) {
+                        return Ok(Expr::Const(Literal::Bool(b)));
+                    }
+                    if name == "null" || name == "undefined" {
+                        return Ok(Expr::Const(Literal::Undefined));
+                    }
+                }
+                self.name(name, *quoted, e.at)?;
+                Expr::Var(name.clone())
+            }
+            NodeKind::Path(root, segs) => {
+                self.name(root, false, e.at)?;
+                let mut steps = Vec::with_capacity(segs.len());
+                for seg in segs {
+                    steps.push(match seg {
+                        Seg::Key(k) => Step::Key(k.clone()),
+                        Seg::Index { n: 0, .. } => {
+                            return Err(self.err(
+                                e.at,
+                                "indexes count from 1 in rule SQL: [1] is the first element and [-1] the last ([0] means 'insert first' only in AS)",
+                            ));
+                        }
+                        Seg::Index { n, .. } => Step::Index(*n),
+                        Seg::Dynamic(x) => Step::Dynamic(sub(self, x)?),
+                    });
+                }
+                Expr::Path(root.clone(), steps)
+            }
+            NodeKind::List(items) => Expr::List(
+                items
+                    .iter()
+                    .map(|i| self.value(i, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            NodeKind::Range(a, b) => Expr::Range(*a, *b),
+            NodeKind::Slice(x, a, b) => {
+                if *a == 0 || *b == 0 {
+                    return Err(self.err(e.at, "range indexes count from 1 ([1..2], [1..-1])"));
+                }
+                Expr::Slice(sub(self, x)?, *a, *b)
+            }
+            NodeKind::Neg(x) => match &x.kind {
+                NodeKind::Int(text) => int_literal(text, true)
+                    .ok_or_else(|| self.err(e.at, format!("`-{text}` is not an integer")))?,
+                NodeKind::Float(v) => Expr::Const(Literal::Float(-v)),
+                _ => Expr::Neg(sub(self, x)?),
+            },
+            NodeKind::Arith(op, a, b) => Expr::Arith(arith(*op), sub(self, a)?, sub(self, b)?),
+            NodeKind::Cmp(op, a, b) => Expr::Cmp(cmp(*op), sub(self, a)?, sub(self, b)?),
+            NodeKind::And(..) | NodeKind::Or(..) | NodeKind::Not(_) | NodeKind::In { .. } => {
+                return Err(self.err(
+                    e.at,
+                    "`and`, `or`, `not` and `in` make conditions, which rule SQL takes only in WHERE, CASE WHEN and INCASE; for a value write CASE WHEN ... THEN true ELSE false END",
+                ));
+            }
+            NodeKind::Case {
                 operand,
-                conditions,
-                else_result,
-                ..
+                whens,
+                otherwise,
             } => {
                 let operand = match operand {
                     Some(o) => Some(sub(self, o)?),
                     None => None,
                 };
-                let mut whens = Vec::with_capacity(conditions.len());
-                for w in conditions {
-                    whens.push((*sub(self, &w.condition)?, *sub(self, &w.result)?));
+                let mut lowered = Vec::with_capacity(whens.len());
+                for (when, then) in whens {
+                    let when = if operand.is_some() {
+                        self.value(when, depth + 1)?
+                    } else {
+                        self.cond_at(when, depth + 1)?
+                    };
+                    lowered.push((when, self.value(then, depth + 1)?));
                 }
-                let otherwise = match else_result {
-                    Some(e) => sub(self, e)?,
-                    None => Box::new(Expr::Null),
+                let otherwise = match otherwise {
+                    Some(x) => Some(sub(self, x)?),
+                    None => None,
                 };
                 Expr::Case {
                     operand,
-                    whens,
+                    whens: lowered,
                     otherwise,
                 }
             }
-            ast::Expr::Function(f) => self.function(f, depth)?,
-            // sqlparser gives these functions syntax nodes of their own.
-            ast::Expr::Substring {
-                expr,
-                substring_from: Some(from),
-                substring_for,
-                ..
-            } => {
-                let mut args = vec![*sub(self, expr)?, *sub(self, from)?];
-                if let Some(n) = substring_for {
-                    args.push(*sub(self, n)?);
+            NodeKind::Call { name, module, args } => {
+                if let Some(m) = module {
+                    return Err(self.err(
+                        e.at,
+                        format!("`{m}.{name}()`: module-qualified functions are EMQX plugins weir does not have; call {name}() if it is one of the rule functions"),
+                    ));
                 }
-                Expr::Call(Func::Substr, args)
-            }
-            // `substr(x)`: sqlparser takes it for SUBSTRING without FROM.
-            ast::Expr::Substring {
-                substring_from: None,
-                ..
-            } => {
-                let (min, max) = Func::Substr.arity();
-                return Err(self.err(
-                    at,
-                    format!(
-                        "{}() takes {min} to {max} argument(s), not 1: {}",
-                        Func::Substr.name(),
-                        Func::Substr.doc()
-                    ),
-                ));
-            }
-            ast::Expr::Trim {
-                expr,
-                trim_where: None,
-                trim_what: None,
-                trim_characters: None,
-            } => Expr::Call(Func::Trim, vec![*sub(self, expr)?]),
-            ast::Expr::Ceil {
-                expr,
-                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
-            } => Expr::Call(Func::Ceil, vec![*sub(self, expr)?]),
-            ast::Expr::Floor {
-                expr,
-                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
-            } => Expr::Call(Func::Floor, vec![*sub(self, expr)?]),
-            other => {
-                return Err(self.err(at, format!("`{other}` is not supported in rule SQL")));
-            }
-        })
-    }
-
-    fn step(&self, access: &ast::AccessExpr) -> Result<Step, Located> {
-        match access {
-            ast::AccessExpr::Dot(ast::Expr::Identifier(i)) => Ok(Step::Key(i.value.clone())),
-            ast::AccessExpr::Subscript(ast::Subscript::Index {
-                index: ast::Expr::Value(v),
-            }) => match &v.value {
-                ast::Value::Number(n, _) => n.parse::<usize>().map(Step::Index).map_err(|_| {
-                    self.err(
-                        v.span.start,
-                        "an index must be a whole number: [0], [1], ...",
-                    )
-                }),
-                ast::Value::SingleQuotedString(k) => Ok(Step::Key(k.clone())),
-                _ => Err(self.err(
-                    v.span.start,
-                    "an index must be a whole number: [0], [1], ...",
-                )),
-            },
-            other => Err(self.err(
-                other.span().start,
-                format!("unsupported access `{other}`; use .key or [number]"),
-            )),
-        }
-    }
-
-    fn literal(&self, v: &ast::Value, at: Location, negative: bool) -> Result<Expr, Located> {
-        Ok(match v {
-            ast::Value::Number(text, _) => {
-                let text = if negative {
-                    format!("-{text}")
-                } else {
-                    text.clone()
+                if let Some(why) = broken_in_emqx(name, args.len()) {
+                    return Err(self.err(e.at, why));
+                }
+                let Some(f) = funcs::lookup(name) else {
+                    return Err(self.err(e.at, self.unknown_function(name)));
                 };
-                if text.contains(['.', 'e', 'E']) {
-                    match text.parse::<f64>() {
-                        Ok(x) if x.is_finite() => Expr::Float(x),
-                        _ => return Err(self.err(at, format!("`{text}` is not a finite number"))),
-                    }
-                } else {
-                    Expr::Int(text.parse::<i64>().map_err(|_| {
-                        self.err(at, format!("integer `{text}` does not fit 64 bits; write it as a float ({text}.0)"))
-                    })?)
+                let (min, max) = f.arity;
+                if args.len() < min || args.len() > max {
+                    let expected = if min == max {
+                        format!("{min}")
+                    } else if max == usize::MAX {
+                        format!("at least {min}")
+                    } else {
+                        format!("{min} to {max}")
+                    };
+                    return Err(self.err(
+                        e.at,
+                        format!(
+                            "{}() takes {expected} argument(s), not {}: {} gives {}",
+                            f.name,
+                            args.len(),
+                            f.signature,
+                            f.doc
+                        ),
+                    ));
                 }
+                if READS_EVENT.contains(&f.name) {
+                    self.all_fields = true;
+                }
+                let args = args
+                    .iter()
+                    .map(|a| self.value(a, depth + 1))
+                    .collect::<Result<_, _>>()?;
+                Expr::Call(Call::new(f.name, args))
             }
-            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
-                Expr::Str(s.clone())
-            }
-            ast::Value::Boolean(b) => Expr::Bool(*b),
-            ast::Value::Null => Expr::Null,
-            other => return Err(self.err(at, format!("unsupported literal `{other}`"))),
         })
     }
 
-    fn function(&mut self, f: &ast::Function, depth: usize) -> Result<Expr, Located> {
-        let at = f.name.span().start;
-        let name = f.name.to_string();
-        let Some(func) = Func::lookup(&name) else {
-            let names: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
-            return Err(self.err(
-                at,
-                format!(
-                    "unknown function `{name}`{}",
-                    suggest(&name, names.iter().copied())
-                ),
-            ));
-        };
-        if f.filter.is_some()
-            || f.over.is_some()
-            || !f.within_group.is_empty()
-            || !matches!(f.parameters, ast::FunctionArguments::None)
-        {
-            return Err(self.err(at, format!("{name}(): only plain arguments are supported")));
+    fn unknown_function(&self, name: &str) -> String {
+        let lower = name.to_ascii_lowercase();
+        if COLUMNS.iter().any(|(c, _)| *c == lower) {
+            return format!("`{name}()` is not a function: {lower} is a column, write {lower}");
         }
-        let mut args = Vec::new();
-        match &f.args {
-            ast::FunctionArguments::None => {}
-            ast::FunctionArguments::List(list) => {
-                if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-                    return Err(
-                        self.err(at, format!("{name}(): only plain arguments are supported"))
-                    );
-                }
-                for arg in &list.args {
-                    match arg {
-                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
-                            args.push(self.lower_at(e, depth + 1)?)
-                        }
-                        other => {
-                            return Err(
-                                self.err(at, format!("{name}(): unsupported argument `{other}`"))
-                            );
-                        }
-                    }
-                }
-            }
-            ast::FunctionArguments::Subquery(_) => {
-                return Err(self.err(at, "subqueries are not supported"));
-            }
-        }
-        let (min, max) = func.arity();
-        if args.len() < min || args.len() > max {
-            let expected = if min == max {
-                format!("{min}")
-            } else if max > 100 {
-                format!("at least {min}")
-            } else {
-                format!("{min} to {max}")
-            };
-            return Err(self.err(
-                at,
-                format!(
-                    "{}() takes {expected} argument(s), not {}: {}",
-                    func.name(),
-                    args.len(),
-                    func.doc()
-                ),
-            ));
-        }
-        Ok(match func {
-            Func::Coalesce => Expr::Coalesce(args),
-            Func::Topic => {
-                self.check_column(field::TOPIC as u32, "topic", at)?;
-                let mut with_topic = vec![Expr::Field(u32::from(field::TOPIC))];
-                with_topic.extend(args);
-                Expr::Call(Func::Topic, with_topic)
-            }
-            Func::Concat if args.len() > 3 => {
-                let mut rest = args.into_iter();
-                let mut acc: Vec<Expr> = rest.by_ref().take(3).collect();
-                for next in rest {
-                    acc = vec![Expr::Call(Func::Concat, acc), next];
-                }
-                Expr::Call(Func::Concat, acc)
-            }
-            _ => Expr::Call(func, args),
-        })
-    }
-
-    fn check_column(&self, id: u32, name: &str, at: Location) -> Result<(), Located> {
-        let available = COLUMNS
-            .iter()
-            .find(|(i, _, _)| *i == id)
-            .map_or([true; 3], |c| c.2);
-        if self.kinds.has(available) {
-            Ok(())
+        let mut near: Vec<(usize, &str)> = funcs::all()
+            .map(|f| (distance(&lower, f.name), f.name))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+            .collect();
+        near.sort();
+        let names: Vec<String> = near.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
+        if names.is_empty() {
+            format!("unknown function `{name}` (docs/rules.md lists the functions)")
         } else {
-            Err(self.err(
+            format!("unknown function `{name}` (closest: {})", names.join(", "))
+        }
+    }
+
+    /// Checks that a name means something: an earlier field, a FOREACH
+    /// name, or a column of the rule's events.
+    fn name(&mut self, name: &str, quoted: bool, at: usize) -> Result<(), Located> {
+        let column = COLUMNS
+            .iter()
+            .find(|(c, available)| *c == name && self.kinds.has(*available));
+        if let Some((col, _)) = column {
+            // Even under an alias of the same name: an alias that turns out
+            // undefined falls back to the column.
+            self.used.insert(*col);
+        }
+        if self.defined.iter().any(|d| d == name) || self.extra.iter().any(|d| d == name) {
+            return Ok(());
+        }
+        if let Some((col, available)) = COLUMNS.iter().find(|(c, _)| *c == name) {
+            if self.kinds.has(*available) {
+                self.used.insert(*col);
+                return Ok(());
+            }
+            return Err(self.err(
                 at,
                 format!(
                     "`{name}` is not a column of the events this rule's FROM selects ({})",
-                    self.kinds_text()
+                    self.kinds.text()
                 ),
-            ))
-        }
-    }
-
-    fn kinds_text(&self) -> String {
-        let mut k = Vec::new();
-        if self.kinds.publish {
-            k.push("message.publish");
-        }
-        if self.kinds.connected {
-            k.push("client.connected");
-        }
-        if self.kinds.disconnected {
-            k.push("client.disconnected");
-        }
-        k.join(", ")
-    }
-
-    /// A name with steps: a visible SELECT alias, else an event column.
-    fn name(&mut self, root: &str, steps: &[Step], at: Location) -> Result<Expr, Located> {
-        if let Some(i) = self.columns[..self.visible]
-            .iter()
-            .rposition(|c| c.name == root && c.path.is_none())
-        {
-            return Ok(self.compose(Expr::Column(i), steps));
-        }
-        self.event_column(root, steps)
-            .map_err(|message| self.err(at, message))
-    }
-
-    /// An event column by name (with steps into it), or why not.
-    pub(crate) fn event_column(&mut self, root: &str, steps: &[Step]) -> Result<Expr, String> {
-        let Some((id, name, available)) = COLUMNS.iter().find(|(_, n, _)| *n == root) else {
-            let mut names: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
-            let aliases: Vec<String> = self.columns[..self.visible]
-                .iter()
-                .map(|c| c.name.clone())
-                .collect();
-            names.extend(aliases.iter().map(String::as_str));
-            let hint = if root.eq_ignore_ascii_case("retain") || root.eq_ignore_ascii_case("dup") {
-                " (EMQX has no top-level retain: use flags.retain / flags.dup)".to_owned()
-            } else {
-                suggest(root, names.into_iter())
-            };
-            return Err(format!("unknown column `{root}`{hint}"));
-        };
-        if !self.kinds.has(*available) {
-            return Err(format!(
-                "`{name}` is not a column of the events this rule's FROM selects ({})",
-                self.kinds_text()
             ));
         }
-        if *id == FIELD_FLAGS {
-            return match steps.split_first() {
-                None => Ok(Expr::Field(FIELD_FLAGS)),
-                Some((Step::Key(k), rest)) if k == "dup" || k == "retain" => {
-                    let id = if k == "dup" {
-                        field::FLAGS_DUP
-                    } else {
-                        field::FLAGS_RETAIN
-                    };
-                    Ok(self.compose(Expr::Field(u32::from(id)), rest))
-                }
-                Some(_) => Err("flags has only `dup` and `retain`".into()),
-            };
+        if quoted {
+            return Err(self.err(
+                at,
+                format!(
+                    "\"{name}\" names a column in rule SQL (double quotes), and there is none: write '{name}' for a string"
+                ),
+            ));
         }
-        Ok(self.compose(Expr::Field(*id), steps))
-    }
-
-    /// `base` followed by `steps`: payload steps become host-extracted
-    /// paths when the ABI's path syntax can say them, other steps run-time
-    /// navigation.
-    pub(crate) fn compose(&mut self, base: Expr, steps: &[Step]) -> Expr {
-        if steps.is_empty() {
-            return base;
-        }
-        let payload_path = match &base {
-            Expr::Field(id) if *id == u32::from(field::PAYLOAD) => Some("payload".to_owned()),
-            Expr::Field(id) if *id >= u32::from(abi::PATH_FIELD_BASE) => self
-                .paths
-                .get((*id - u32::from(abi::PATH_FIELD_BASE)) as usize)
-                .cloned(),
-            _ => None,
+        let mut known: Vec<&str> = self.kinds.columns().collect();
+        known.extend(self.defined.iter().map(String::as_str));
+        known.extend(self.extra.iter().map(String::as_str));
+        let hint = if name.eq_ignore_ascii_case("retain") || name.eq_ignore_ascii_case("dup") {
+            " (EMQX has no top-level retain: use flags.retain / flags.dup)".to_owned()
+        } else {
+            suggest(name, known.into_iter())
         };
-        if let Some(mut path) = payload_path
-            && let Some(i) = extend_path(&mut path, steps)
-                .then(|| self.path_index(path))
-                .flatten()
-        {
-            return Expr::Field(u32::from(abi::PATH_FIELD_BASE) + i);
-        }
-        match base {
-            Expr::Column(i) if matches!(self.columns[i].expr, Expr::Field(_) | Expr::Get(..)) => {
-                let inner = self.columns[i].expr.clone();
-                self.compose(inner, steps)
-            }
-            Expr::Get(inner, mut first) => {
-                first.extend_from_slice(steps);
-                Expr::Get(inner, first)
-            }
-            other => Expr::Get(Box::new(other), steps.to_vec()),
-        }
-    }
-
-    fn path_index(&mut self, path: String) -> Option<u32> {
-        let i = match self.paths.iter().position(|p| *p == path) {
-            Some(i) => i,
-            None if self.paths.len() < abi::MAX_PATHS => {
-                self.paths.push(path);
-                self.paths.len() - 1
-            }
-            None => return None,
-        };
-        u32::try_from(i).ok()
-    }
-
-    /// Resolves a template placeholder against the SELECT output.
-    pub(crate) fn var(&mut self, var: &Var) -> Result<Expr, String> {
-        if let Some(i) = self.columns.iter().rposition(|c| c.name == var.text) {
-            return Ok(Expr::Column(i));
-        }
-        // The longest column whose name is a prefix of the placeholder.
-        let mut best: Option<(usize, usize)> = None;
-        for (i, c) in self.columns.iter().enumerate() {
-            let (root, steps) = match &c.path {
-                Some((root, steps)) => (root.as_str(), steps.as_slice()),
-                None => (c.name.as_str(), &[][..]),
-            };
-            if root == var.root
-                && var.steps.starts_with(steps)
-                && best.is_none_or(|(_, n)| steps.len() >= n)
-            {
-                best = Some((i, steps.len()));
-            }
-        }
-        if let Some((i, n)) = best {
-            return Ok(self.compose(Expr::Column(i), &var.steps[n..]));
-        }
-        if self.star {
-            return self
-                .event_column(&var.root, &var.steps)
-                .map_err(|m| format!("{m} in `${{{}}}`", var.text));
-        }
-        let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-        Err(format!(
-            "`${{{}}}` is not in the SELECT output{}; the output has {}",
-            var.text,
-            suggest(&var.root, names.iter().map(String::as_str)),
-            if names.is_empty() {
-                "no columns".into()
-            } else {
-                names.join(", ")
-            }
-        ))
+        Err(self.err(at, format!("unknown column `{name}`{hint}")))
     }
 
     /// Resolves a template's placeholders into parts.
-    pub(crate) fn parts(
+    fn template(
         &mut self,
         parts: Vec<TPart>,
+        out: &OutputNames,
         value_mode: Mode,
         in_string_mode: Mode,
-    ) -> Result<Vec<super::ir::Part>, Located> {
-        let mut out = Vec::with_capacity(parts.len());
+    ) -> Result<Template, Located> {
+        let mut lowered = Vec::with_capacity(parts.len());
         for part in parts {
-            out.push(match part {
-                TPart::Lit(text) => super::ir::Part::Lit(text.into_bytes()),
+            lowered.push(match part {
+                TPart::Lit(text) => Part::Lit(text),
                 TPart::Var {
                     var,
                     in_string,
                     line,
                     column,
                 } => {
-                    let expr = self.var(&var).map_err(|message| Located {
+                    self.placeholder(&var, out).map_err(|message| Located {
                         line,
                         column,
                         message,
                     })?;
-                    super::ir::Part::Value(
-                        expr,
-                        if in_string {
+                    let mut path = Vec::with_capacity(var.steps.len() + 1);
+                    if !var.root.is_empty() {
+                        path.push(Step::Key(var.root.clone()));
+                    }
+                    path.extend(var.steps.iter().cloned());
+                    Part::Var {
+                        path,
+                        mode: if in_string {
                             in_string_mode
                         } else {
                             value_mode
                         },
-                    )
+                    }
                 }
             });
         }
-        Ok(out)
+        Ok(Template { parts: lowered })
+    }
+
+    fn placeholder(&mut self, var: &Var, out: &OutputNames) -> Result<(), String> {
+        if var.root.is_empty() || out.names.contains(&var.root) {
+            return Ok(());
+        }
+        if out.star
+            && let Some((col, available)) = COLUMNS.iter().find(|(c, _)| *c == var.root)
+            && self.kinds.has(*available)
+        {
+            self.used.insert(*col);
+            return Ok(());
+        }
+        let mut names: Vec<&str> = out.names.iter().map(String::as_str).collect();
+        if out.star {
+            for c in self.kinds.columns() {
+                names.push(c);
+            }
+        }
+        Err(format!(
+            "`${{{}}}` is not in the rule's output{}; the output has {}",
+            var.text,
+            suggest(&var.root, names.iter().copied()),
+            if names.is_empty() {
+                "nothing".into()
+            } else {
+                names.join(", ")
+            }
+        ))
     }
 }
 
-/// Appends `steps` to a payload path in the ABI's syntax; false when a key
-/// cannot be written in it.
-fn extend_path(path: &mut String, steps: &[Step]) -> bool {
-    for step in steps {
-        match step {
-            Step::Index(i) => path.push_str(&format!("[{i}]")),
-            Step::Key(k) if !k.is_empty() && !k.contains(['.', '[', '\'']) => {
-                path.push('.');
-                path.push_str(k);
+/// Where an unaliased field goes in the output: a name or path under
+/// itself, a string constant under its text, anything else under the
+/// field's text (EMQX makes up a name no one can use).
+fn unaliased(expr: &Node, text: &str) -> Vec<PutStep> {
+    match &expr.kind {
+        NodeKind::Name { name, .. } => vec![PutStep::Key(name.clone())],
+        NodeKind::Path(root, segs) => {
+            let mut steps = vec![PutStep::Key(root.clone())];
+            for seg in segs {
+                steps.push(match seg {
+                    Seg::Key(k) => PutStep::Key(k.clone()),
+                    Seg::Index {
+                        n: 0,
+                        negative: false,
+                    } => PutStep::Head,
+                    Seg::Index {
+                        n: 0,
+                        negative: true,
+                    } => PutStep::Tail,
+                    Seg::Index { n, .. } => PutStep::Index(*n),
+                    Seg::Dynamic(_) => return vec![PutStep::Key(text.to_owned())],
+                });
             }
-            Step::Key(k) if !k.contains('\'') => {
-                path.push_str(".'");
-                path.push_str(k);
-                path.push('\'');
-            }
-            Step::Key(_) => return false,
+            steps
         }
+        NodeKind::Slice(x, ..) => unaliased(x, text),
+        NodeKind::Str(s) => vec![PutStep::Key(s.clone())],
+        _ => vec![PutStep::Key(text.to_owned())],
     }
-    // The ABI's parser must read back exactly these steps.
-    abi::parse_payload_path(path).is_ok_and(|segs| {
-        let tail = &segs[segs.len().saturating_sub(steps.len())..];
-        tail.len() == steps.len()
-            && tail.iter().zip(steps).all(|(seg, step)| match (seg, step) {
-                (abi::PathSeg::Key(a), Step::Key(b)) => a == b,
-                (abi::PathSeg::Index(a), Step::Index(b)) => a == b,
-                _ => false,
-            })
-    })
+}
+
+/// Why a call of a function EMQX 5 has but that never works there is
+/// refused (rather than given EMQX's useless result).
+fn broken_in_emqx(name: &str, args: usize) -> Option<String> {
+    match name.to_ascii_lowercase().as_str() {
+        "payload" if args > 0 => Some(
+            "payload(path) is always undefined in EMQX 5 (it reads only a payload that is already a map): write the path, payload.a.b".into(),
+        ),
+        f @ ("contains_topic" | "contains_topic_match") => Some(format!(
+            "{f}() never matches in EMQX 5 (its filters must be Erlang maps with atom keys, which no column or JSON value is); compare with =~ instead"
+        )),
+        _ => None,
+    }
+}
+
+fn is_bool_name(name: &str) -> Option<bool> {
+    match name {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn int_literal(text: &str, negative: bool) -> Option<Expr> {
+    let signed = if negative {
+        format!("-{text}")
+    } else {
+        text.to_owned()
+    };
+    match weir_rules_runtime::conv::parse_integer(&signed)? {
+        weir_rules_runtime::Value::Int(n) => Some(Expr::Const(Literal::Int(n))),
+        _ => Some(Expr::Const(Literal::Big(signed))),
+    }
+}
+
+fn arith(op: Arith) -> ArithOp {
+    match op {
+        Arith::Add => ArithOp::Add,
+        Arith::Sub => ArithOp::Sub,
+        Arith::Mul => ArithOp::Mul,
+        Arith::Div => ArithOp::Div,
+        Arith::IntDiv => ArithOp::IntDiv,
+        Arith::Mod => ArithOp::Mod,
+    }
+}
+
+fn cmp(op: Cmp) -> CmpOp {
+    match op {
+        Cmp::Eq => CmpOp::Eq,
+        Cmp::Ne => CmpOp::Ne,
+        Cmp::Lt => CmpOp::Lt,
+        Cmp::Le => CmpOp::Le,
+        Cmp::Gt => CmpOp::Gt,
+        Cmp::Ge => CmpOp::Ge,
+        Cmp::TopicMatch => CmpOp::TopicMatch,
+    }
+}
+
+/// The start of the source text at `at`, for messages.
+fn snippet(sql: &str, at: usize) -> String {
+    let rest = sql.get(at..).unwrap_or_default();
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == ')' || c == ',')
+        .unwrap_or(rest.len());
+    rest[..end.min(40)].to_owned()
 }
 
 /// ` (did you mean `x`?)` when a known name is close to `name`.

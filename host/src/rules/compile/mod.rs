@@ -4,23 +4,18 @@
 //! like a hand-written plugin.
 //!
 //! Pipeline: the TOML file is read into a rule (`file` fields below); the
-//! SQL is parsed by `sqlparser` (`sql`), names are resolved against the
-//! event's columns and the SELECT output (`lower`), templates are parsed as
-//! JSON-with-placeholders (`template`), giving a checked [`ir::Program`].
-//! `codegen` turns the program into Wasm instructions (WHERE, CASE and
-//! short-circuit `and`/`or` as control flow) that call a runtime library
-//! of value operations (`weir-rules-runtime`, compiled to wasm32 when weir
-//! is built) and merges both into one self-contained module with a
-//! `weir.fields` section, so the host sends only the fields the rule reads
-//! and extracts its payload paths itself. `native` evaluates the same
-//! program without Wasm, for tests and benchmarks.
+//! SQL is parsed (`sql`, EMQX 5's rule SQL), names, functions and
+//! templates are resolved and checked (`lower`, `template`), giving a
+//! [`Program`]. The program runs in weir's rule runtime module (the
+//! `weir-rules-runtime` crate compiled to Wasm), one module shared by every
+//! rule, which receives the program in its init document; `native` runs the
+//! same evaluator without Wasm, for `weir rule test`-style checks, tests and
+//! benchmarks.
 //!
 //! Semantics and the file format are documented for users in
 //! docs/rules.md.
 
-mod codegen;
 mod event_json;
-mod ir;
 mod lower;
 mod native;
 mod sql;
@@ -36,18 +31,17 @@ const COMPILER_STACK_BYTES: usize = 32 << 20;
 mod tests;
 
 pub use event_json::{EventJsonError, event_from_json};
-pub use native::Outcome;
+pub use native::{Outcome, RecordOut};
 
 use super::manifest::{self, Format, Limits, Manifest};
 use super::router::{self, Filter};
-use ir::{Column, Expr, FIELD_FLAGS, Part, Program, Record};
-use lower::{Col, Kinds, Scope};
+use lower::Kinds;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use weir_guest_sdk::abi;
-use weir_rules_runtime::Mode;
+use weir_guest_sdk::abi::FieldsSpec;
+use weir_rules_runtime::program::Program;
 
 /// An error at a position of a text (SQL or template), 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,23 +174,22 @@ enum RecordFormat {
     Raw,
 }
 
-/// A compiled rule file: its Wasm module, the manifest the engine loads it
-/// with, and the checked program (for native evaluation).
+/// A compiled rule file: its checked program and the manifest the engine
+/// loads it with (the rule runtime module, with the program in its
+/// `[config]`).
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub(crate) program: Arc<Program>,
     pub(super) manifest: Manifest,
-    wasm: Vec<u8>,
 }
 
 impl CompiledRule {
     /// Compiles a rule file's text; `file` names it in errors.
     ///
-    /// Runs on a thread of its own: the SQL parser recurses once per
-    /// nesting level (about 75 KiB of stack each in a debug build), and the
-    /// callers include 2 MiB threads (the plugins watcher, tokio's blocking
-    /// pool) where a deeply nested rule would overflow the stack and abort
-    /// the whole gateway instead of being rejected.
+    /// Runs on a thread of its own with a large stack: the parser recurses
+    /// once per nesting level, and the callers include 2 MiB threads (the
+    /// plugins watcher, tokio's blocking pool) where a deeply nested rule
+    /// must be refused, not overflow the stack and abort the gateway.
     pub fn compile(text: &str, file: &Path) -> Result<CompiledRule, RuleError> {
         std::thread::scope(|scope| {
             std::thread::Builder::new()
@@ -214,21 +207,26 @@ impl CompiledRule {
     fn compile_here(text: &str, file: &Path) -> Result<CompiledRule, RuleError> {
         let raw = parse_file(text, file)?;
         let mut manifest = manifest_of(&raw, file)?;
-        let (program, sources) = program_of(&raw, file)?;
+        let (program, sources, fields) = program_of(&raw, file)?;
         manifest.sources = sources;
-        let wasm = codegen::generate(&program)
-            .map_err(|e| RuleError::plain(file, "sql", format!("code generation failed: {e}")))?;
+        let program_json = serde_json::to_string(&program).map_err(|e| {
+            RuleError::plain(file, "sql", format!("cannot encode the program: {e}"))
+        })?;
+        manifest.config = serde_json::json!({ "program": program_json });
+        manifest.fields = Some(FieldsSpec {
+            fields,
+            paths: Vec::new(),
+        });
         Ok(CompiledRule {
             program: Arc::new(program),
             manifest,
-            wasm,
         })
     }
 
-    /// The Wasm module (ABI v1, self-contained: it imports only
-    /// `weir::now_ms`).
-    pub fn wasm(&self) -> &[u8] {
-        &self.wasm
+    /// The Wasm module the rule runs in: weir's rule runtime, the same for
+    /// every rule.
+    pub fn wasm(&self) -> &'static [u8] {
+        weir_rules_runtime::WASM
     }
 
     /// The FROM sources, as the engine subscribes to them.
@@ -245,13 +243,17 @@ impl CompiledRule {
         &self.manifest.stream
     }
 
-    /// The columns and payload paths the module declares in `weir.fields`.
-    pub fn fields(&self) -> (&[String], &[String]) {
-        (&self.program.fields, &self.program.paths)
+    /// The event columns the rule reads (ABI field names).
+    pub fn fields(&self) -> &[String] {
+        self.manifest
+            .fields
+            .as_ref()
+            .map_or(&[][..], |f| f.fields.as_slice())
     }
 
-    /// A plugin manifest (`NAME.toml`) under which the module loads as a
-    /// plain plugin, for shipping `weir rule compile` output.
+    /// A plugin manifest (`NAME.toml`) under which the rule runtime module
+    /// runs this rule as a plain plugin, for shipping `weir rule compile`
+    /// output.
     pub fn manifest_toml(&self) -> String {
         let m = &self.manifest;
         let mut doc = toml::Table::new();
@@ -278,11 +280,16 @@ impl CompiledRule {
         if let Ok(toml::Value::Table(limits)) = toml::Value::try_from(&m.limits) {
             doc.insert("limits".into(), toml::Value::Table(limits));
         }
+        if let Some(program) = m.config.get("program").and_then(|p| p.as_str()) {
+            let mut config = toml::Table::new();
+            config.insert("program".into(), toml::Value::String(program.to_owned()));
+            doc.insert("config".into(), toml::Value::Table(config));
+        }
         toml::to_string(&doc).unwrap_or_default()
     }
 
-    /// Evaluates the rule on one event natively (no Wasm): the reference
-    /// the compiled module is tested against.
+    /// Evaluates the rule on one event natively (no Wasm), with the same
+    /// evaluator and the same event encoding as the module.
     pub fn evaluate_native(&self, event: &crate::event::Event) -> Outcome {
         native::evaluate(&self.program, event)
     }
@@ -346,19 +353,23 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
         dead_letter: raw.action.dead_letter.as_deref().map(Arc::from),
         limits: raw.limits.clone(),
         config: serde_json::Value::Object(Default::default()),
+        fields: None,
     })
 }
 
-fn program_of(raw: &RawRule, file: &Path) -> Result<(Program, Vec<Filter>), RuleError> {
+fn program_of(
+    raw: &RawRule,
+    file: &Path,
+) -> Result<(Program, Vec<Filter>, Vec<String>), RuleError> {
     let sql_text = raw.sql.as_str();
     let sql_err = |at: Located| RuleError::located(file, "sql", sql_text, at);
-    let query = sql::parse(sql_text).map_err(sql_err)?;
+    let statement = sql::parse(sql_text).map_err(sql_err)?;
 
     let mut kinds = Kinds::default();
     let mut sources = Vec::new();
-    for (source, at) in &query.sources {
-        let filter =
-            router::parse_filter(source).map_err(|m| sql_err(sql::located(sql_text, *at, m)))?;
+    for (source, at) in &statement.sources {
+        let filter = router::parse_filter(source)
+            .map_err(|m| sql_err(Located::at_offset(sql_text, *at, m)))?;
         match &filter {
             Filter::Topic(_) => kinds.publish = true,
             Filter::Event(router::ClientEvent::Connected) => kinds.connected = true,
@@ -368,234 +379,33 @@ fn program_of(raw: &RawRule, file: &Path) -> Result<(Program, Vec<Filter>), Rule
             sources.push(filter);
         }
     }
-
-    let mut scope = Scope {
-        sql: sql_text,
-        kinds,
-        columns: Vec::new(),
-        visible: 0,
-        star: false,
-        paths: Vec::new(),
-    };
-    for item in &query.items {
-        use sqlparser::ast::SelectItem;
-        scope.visible = scope.columns.len();
-        match item {
-            SelectItem::Wildcard(_) => scope.star = true,
-            SelectItem::UnnamedExpr(e) => {
-                let expr = scope.lower(e).map_err(sql_err)?;
-                let path = name_path(e);
-                let name = match &path {
-                    Some((root, steps)) => path_text(root, steps),
-                    None => e.to_string(),
-                };
-                scope.columns.push(Col { name, path, expr });
-            }
-            SelectItem::ExprWithAlias { expr, alias } => {
-                let lowered = scope.lower(expr).map_err(sql_err)?;
-                scope.columns.push(Col {
-                    name: alias.value.clone(),
-                    path: None,
-                    expr: lowered,
-                });
-            }
-            other => {
-                use sqlparser::ast::Spanned;
-                return Err(sql_err(sql::located(
-                    sql_text,
-                    other.span().start,
-                    format!("`{other}` is not supported; select *, columns or expressions"),
-                )));
-            }
-        }
-    }
-    scope.visible = scope.columns.len();
-    let condition = match &query.selection {
-        Some(w) => Some(scope.lower(w).map_err(sql_err)?),
-        None => None,
-    };
-
     let hrecord = raw.action.record_format == RecordFormat::Hrecord;
-    let (record, check_object) = match &raw.action.record_template {
-        Some(t) => {
-            let field = "action.record_template";
-            let terr = |at: Located| RuleError::located(file, field, t, at);
-            let parts = if hrecord {
-                template::parse_json(t)
-            } else {
-                template::parse_text(t)
-            }
-            .map_err(terr)?;
-            let single = hrecord
-                && parts
-                    .iter()
-                    .filter(|p| !matches!(p, template::TPart::Lit(l) if l.trim().is_empty()))
-                    .count()
-                    == 1
-                && parts
-                    .iter()
-                    .any(|p| matches!(p, template::TPart::Var { .. }));
-            let (value_mode, string_mode) = if hrecord {
-                (Mode::Json, Mode::InString)
-            } else {
-                (Mode::Raw, Mode::Raw)
-            };
-            let parts = scope.parts(parts, value_mode, string_mode).map_err(terr)?;
-            (Record::Template(parts), single)
-        }
-        None => {
-            let columns: Vec<(String, Expr)> = scope
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), Expr::Column(i)))
-                .collect();
-            let star = if scope.star {
-                kinds
-                    .star_columns()
-                    .into_iter()
-                    .filter(|(_, name)| !columns.iter().any(|(n, _)| n == name))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (Record::Object { star, columns }, false)
-        }
-    };
-    let key = match &raw.action.partition_key {
-        Some(k) => {
-            let kerr = |at: Located| RuleError::located(file, "action.partition_key", k, at);
-            let parts = template::parse_text(k).map_err(kerr)?;
-            scope.parts(parts, Mode::Text, Mode::Text).map_err(kerr)?
-        }
-        None => Vec::new(),
-    };
-
-    let columns: Vec<Column> = scope
-        .columns
-        .iter()
-        .map(|c| Column {
-            name: c.name.clone(),
-            expr: c.expr.clone(),
-        })
-        .collect();
-    let before = needed(&columns, condition.iter());
-    let mut render: Vec<&Expr> = parts_exprs(&key).collect();
-    match &record {
-        Record::Template(parts) => render.extend(parts_exprs(parts)),
-        Record::Object { columns: cols, .. } => render.extend(cols.iter().map(|(_, e)| e)),
-    }
-    let after: Vec<usize> = needed(&columns, render.iter().copied())
-        .into_iter()
-        .filter(|i| !before.contains(i))
-        .collect();
-
-    let mut fields = std::collections::BTreeSet::new();
-    {
-        let mut add = |id: u32| {
-            if id == FIELD_FLAGS {
-                fields.insert("flags".to_owned());
-            } else if let Some(name) = usize::try_from(id)
-                .ok()
-                .and_then(|i| abi::FIELD_NAMES.get(i))
-                .filter(|n| !n.is_empty())
-            {
-                fields.insert((*name).to_owned());
-            }
-        };
-        let mut visit = |e: &Expr| e.fields(&mut add);
-        condition.iter().for_each(&mut visit);
-        before
-            .iter()
-            .chain(&after)
-            .for_each(|i| visit(&columns[*i].expr));
-        render.iter().for_each(|e| visit(e));
-        if let Record::Object { star, .. } = &record {
-            for (id, _) in star {
-                add(*id);
-            }
-        }
-    }
-    if fields.is_empty() {
-        // An empty list would mean "every field": ask for the cheapest one.
-        fields.insert("timestamp".to_owned());
-    }
-    let program = Program {
-        columns,
-        condition,
-        before,
-        after,
-        key,
-        record,
-        raw: !hrecord,
-        check_object,
-        fields: fields.into_iter().collect(),
-        paths: scope.paths,
-    };
-    Ok((program, sources))
-}
-
-/// The path an unaliased column is named by (`payload.a.b`), if it is one.
-fn name_path(e: &sqlparser::ast::Expr) -> Option<(String, Vec<ir::Step>)> {
-    use sqlparser::ast::Expr as E;
-    match e {
-        E::Identifier(i) if i.quote_style.is_none() => Some((i.value.clone(), Vec::new())),
-        E::CompoundIdentifier(ids) => {
-            let (root, rest) = ids.split_first()?;
-            Some((
-                root.value.clone(),
-                rest.iter()
-                    .map(|i| ir::Step::Key(i.value.clone()))
-                    .collect(),
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// `root.a.b[0]`, as a template placeholder would write it.
-fn path_text(root: &str, steps: &[ir::Step]) -> String {
-    let mut s = root.to_owned();
-    for step in steps {
-        match step {
-            ir::Step::Key(k) if k.contains(['.', '[']) => s.push_str(&format!(".'{k}'")),
-            ir::Step::Key(k) => {
-                s.push('.');
-                s.push_str(k);
-            }
-            ir::Step::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
-fn parts_exprs(parts: &[Part]) -> impl Iterator<Item = &Expr> {
-    parts.iter().filter_map(|p| match p {
-        Part::Value(e, _) => Some(e),
-        Part::Lit(_) => None,
+    let lowered = lower::lower(lower::Input {
+        sql: sql_text,
+        statement: &statement,
+        kinds,
+        record: raw.action.record_template.as_deref().map(|t| (t, hrecord)),
+        key: raw.action.partition_key.as_deref(),
     })
-}
-
-/// The SELECT columns `exprs` read, with the columns those read, in order.
-fn needed<'e>(columns: &[Column], exprs: impl Iterator<Item = &'e Expr>) -> Vec<usize> {
-    let mut need = vec![false; columns.len()];
-    let mut mark = |i: usize| {
-        if let Some(slot) = need.get_mut(i) {
-            *slot = true;
-        }
-    };
-    for e in exprs {
-        e.columns(&mut mark);
+    .map_err(|e| match e {
+        lower::LowerError::Sql(at) => sql_err(at),
+        lower::LowerError::Record(at) => RuleError::located(
+            file,
+            "action.record_template",
+            raw.action.record_template.as_deref().unwrap_or_default(),
+            at,
+        ),
+        lower::LowerError::Key(at) => RuleError::located(
+            file,
+            "action.partition_key",
+            raw.action.partition_key.as_deref().unwrap_or_default(),
+            at,
+        ),
+    })?;
+    let mut program = lowered.program;
+    // Without a template the output is a JSON object: raw only by request.
+    if raw.action.record_template.is_none() {
+        program.raw = !hrecord;
     }
-    // A column reads only earlier ones, so one backward pass closes the set.
-    for i in (0..columns.len()).rev() {
-        if need[i] {
-            columns[i].expr.columns(&mut |j| {
-                if let Some(slot) = need.get_mut(j) {
-                    *slot = true;
-                }
-            });
-        }
-    }
-    (0..columns.len()).filter(|i| need[*i]).collect()
+    Ok((program, sources, lowered.fields))
 }

@@ -8,15 +8,17 @@
 //! not discovered in HStreamDB. A text template (partition keys, raw
 //! records) is text with placeholders.
 //!
-//! A placeholder names a SELECT output column, optionally followed by
-//! steps into it: `${a}`, `${a.b.c}`, `${list[0]}`, `${pub_props.'a.b'.c}`
-//! (quote a key that contains `.` or `[`).
+//! A placeholder names an entry of the rule's output, optionally followed
+//! by steps into it: `${a}`, `${a.b.c}`, `${pub_props.'a.b'.c}` (quote a
+//! key that contains `.` or `[`), `${list[1]}` (1-based, as in rule SQL);
+//! `${.}` is the whole output.
 
 use super::Located;
-use super::ir::Step;
+use weir_rules_runtime::program::Step;
 
-/// A placeholder's name, split into its column and steps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A placeholder's name, split into its entry and steps; `root` is empty
+/// for `${.}`.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Var {
     pub root: String,
     pub steps: Vec<Step>,
@@ -24,7 +26,7 @@ pub(crate) struct Var {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TPart {
     Lit(String),
     Var {
@@ -325,10 +327,17 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Parses `root.key[0].'quoted key'`.
+/// Parses `root.key[1].'quoted key'`, or `.` (the whole output).
 pub(crate) fn parse_var(text: &str) -> Result<Var, String> {
     if text.is_empty() {
         return Err("empty placeholder `${}`".into());
+    }
+    if text == "." {
+        return Ok(Var {
+            root: String::new(),
+            steps: Vec::new(),
+            text: text.to_owned(),
+        });
     }
     let bad = |why: &str| format!("placeholder `${{{text}}}`: {why}");
     let root_end = text.find(['.', '[']).unwrap_or(text.len());
@@ -356,8 +365,13 @@ pub(crate) fn parse_var(text: &str) -> Result<Var, String> {
             let end = after.find(']').ok_or_else(|| bad("`[` without `]`"))?;
             let index = after[..end]
                 .trim()
-                .parse::<usize>()
-                .map_err(|_| bad("an index must be `[N]` with N a number"))?;
+                .parse::<i64>()
+                .map_err(|_| bad("an index must be `[N]` with N a whole number"))?;
+            if index == 0 {
+                return Err(bad(
+                    "indexes count from 1 (`[1]` is the first element; `[-1]` the last)",
+                ));
+            }
             steps.push(Step::Index(index));
             rest = &after[end + 1..];
         } else {

@@ -1,13 +1,13 @@
-//! The compiled module against the native evaluator on generated rules and
+//! The rule runtime module against the native evaluator on generated
 //! events, and the fuzz targets' seed corpora run as plain tests.
 //!
-//! The generator writes rule files as a person would (SQL text, templates,
-//! partition keys), so the whole front end is exercised, but the property
-//! is about the back end: both evaluators run the same checked program, so
-//! any difference in a record, a key, an error or a filtering decision is a
-//! bug in code generation, the runtime library or the host's encoding of
-//! events (fields, payload paths). Generated rules always compile; one that
-//! does not is reported as a failure of the generator or the compiler.
+//! Both run the same evaluator on the same program, so the property is
+//! about what lies between: the host's encoding of events into batch
+//! frames, the module's decoding of them, its output frames and the
+//! engine's reading of those. Any difference in a record, a key, an error
+//! or a filtering decision is a bug there. The rules cover every kind of
+//! column, paths, `*`, FOREACH, conditions, raw and HRecord templates and
+//! the SELECT output without a template; the events are generated.
 
 use super::{engine, rule_file, run_compiled};
 use crate::event::{
@@ -20,721 +20,50 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-/// Event columns of `message.publish` that a rule may name (with the two
-/// `flags` members, which are columns of their own in the IR).
-const PUBLISH_COLUMNS: &[&str] = &[
-    "event",
-    "id",
-    "clientid",
-    "username",
-    "topic",
-    "qos",
-    "flags",
-    "flags.dup",
-    "flags.retain",
-    "payload",
-    "pub_props",
-    "peerhost",
-    "publish_received_at",
-    "timestamp",
-    "node",
-];
-
-const CONNECTED_COLUMNS: &[&str] = &[
-    "event",
-    "clientid",
-    "username",
-    "peername",
-    "sockname",
-    "proto_name",
-    "proto_ver",
-    "keepalive",
-    "clean_start",
-    "expiry_interval",
-    "connected_at",
-    "timestamp",
-    "node",
-];
-
-const DISCONNECTED_COLUMNS: &[&str] = &[
-    "event",
-    "clientid",
-    "username",
-    "peername",
-    "sockname",
-    "proto_name",
-    "proto_ver",
-    "reason",
-    "disconnected_at",
-    "timestamp",
-    "node",
-];
-
-/// Paths into the payload and `pub_props` as SQL writes them: keys, nested
-/// keys, indexes, quoted keys, and paths no payload has.
-const SQL_PATHS: &[&str] = &[
-    "payload.a",
-    "payload.a.b",
-    "payload.a.k",
-    "payload.l[0]",
-    "payload.l[1]",
-    "payload.l[1].y",
-    "payload.l[7]",
-    "payload.s",
-    "payload.n",
-    "payload.v",
-    "payload.nope",
-    "payload['x.y']",
-    "payload.a['b']",
-    "pub_props.'User-Property'.k",
-    "pub_props['Content-Type']",
-];
-
-/// The same kind of paths as template placeholders write them.
-const TEMPLATE_PATHS: &[&str] = &[
-    "payload.a",
-    "payload.a.b",
-    "payload.l[0]",
-    "payload.l[1]",
-    "payload.l[1].y",
-    "payload.nope",
-    "payload.'x.y'",
-    "flags.retain",
-    "pub_props.User-Property.k",
-    "pub_props.'Content-Type'",
-];
-
-/// The FROM clause: topic filters and client events.
-#[derive(Debug, Clone)]
-struct Sources {
-    topics: Vec<&'static str>,
-    connected: bool,
-    disconnected: bool,
-}
-
-impl Sources {
-    fn publish(&self) -> bool {
-        !self.topics.is_empty()
-    }
-
-    fn sql(&self) -> String {
-        let mut s: Vec<String> = self.topics.iter().map(|t| format!("\"{t}\"")).collect();
-        if self.connected {
-            s.push("\"$events/client_connected\"".into());
-        }
-        if self.disconnected {
-            s.push("\"$events/client_disconnected\"".into());
-        }
-        s.join(", ")
-    }
-
-    /// The columns of every kind of event the rule selects.
-    fn columns(&self) -> Vec<&'static str> {
-        let mut cols: Vec<&'static str> = Vec::new();
-        for (on, list) in [
-            (self.publish(), PUBLISH_COLUMNS),
-            (self.connected, CONNECTED_COLUMNS),
-            (self.disconnected, DISCONNECTED_COLUMNS),
-        ] {
-            if on {
-                for c in list {
-                    if !cols.contains(c) {
-                        cols.push(c);
-                    }
-                }
-            }
-        }
-        cols
-    }
-
-    /// Whether the engine routes `event` to the rule; the native evaluator
-    /// does not look at FROM.
-    fn routes(&self, event: &Event) -> bool {
-        match event {
-            Event::MessagePublish(m) => self
-                .topics
-                .iter()
-                .any(|f| weir_rules_runtime::topic_matches(&m.topic, f)),
-            Event::ClientConnected(_) => self.connected,
-            Event::ClientDisconnected(_) => self.disconnected,
-        }
-    }
-}
-
-fn sources() -> BoxedStrategy<Sources> {
-    let topics = prop_oneof![
-        4 => Just(vec!["t/#"]),
-        1 => Just(vec!["t/+"]),
-        1 => Just(vec!["t/+", "u/#"]),
-    ];
-    prop_oneof![
-        6 => topics.clone().prop_map(|topics| Sources {
-            topics,
-            connected: false,
-            disconnected: false,
-        }),
-        1 => Just(Sources {
-            topics: vec![],
-            connected: true,
-            disconnected: false,
-        }),
-        1 => Just(Sources {
-            topics: vec![],
-            connected: false,
-            disconnected: true,
-        }),
-        2 => (topics, any::<bool>(), any::<bool>()).prop_map(|(topics, connected, disconnected)| {
-            Sources {
-                topics,
-                connected,
-                disconnected,
-            }
-        }),
-    ]
-    .boxed()
-}
-
-/// Columns and paths by the kind of value they usually hold, so that
-/// generated expressions mostly type-check at run time and reach the
-/// record instead of stopping at an error (errors are generated too).
-const TEXT_NAMES: &[&str] = &[
-    "event",
-    "id",
-    "clientid",
-    "username",
-    "topic",
-    "peerhost",
-    "node",
-    "peername",
-    "sockname",
-    "proto_name",
-    "reason",
-    "payload.s",
-    "payload.a.b",
-    "pub_props.'User-Property'.k",
-];
-
-const NUMBER_NAMES: &[&str] = &[
-    "qos",
-    "timestamp",
-    "publish_received_at",
-    "proto_ver",
-    "keepalive",
-    "expiry_interval",
-    "connected_at",
-    "disconnected_at",
-    "payload.n",
-    "payload.l[0]",
-];
-
-/// What a SELECT item, a WHERE or a placeholder can name for `sources`.
-#[derive(Debug, Clone, Default)]
-struct Names {
-    text: Vec<String>,
-    number: Vec<String>,
-    any: Vec<String>,
-    publish: bool,
-}
-
-impl Names {
-    fn of(sources: &Sources) -> Names {
-        let columns = sources.columns();
-        let paths: &[&str] = if sources.publish() { SQL_PATHS } else { &[] };
-        let known = |n: &&&str| columns.contains(*n) || paths.contains(*n);
-        Names {
-            text: TEXT_NAMES
-                .iter()
-                .filter(known)
-                .map(|n| (*n).to_owned())
-                .collect(),
-            number: NUMBER_NAMES
-                .iter()
-                .filter(known)
-                .map(|n| (*n).to_owned())
-                .collect(),
-            any: columns
-                .iter()
-                .chain(paths)
-                .map(|n| (*n).to_owned())
-                .collect(),
-            publish: sources.publish(),
-        }
-    }
-}
-
-/// Literals of each kind, written as SQL.
-const TEXT_LITERALS: &[&str] = &[
-    "''",
-    "'abc'",
-    "'t/1'",
-    "'é😀'",
-    "'it''s'",
-    "'42'",
-    "' 1.5 '",
-    "'true'",
-    "'a,b'",
-    "'{\"a\": [1, 2]}'",
-    "'[1, \"x\"]'",
-];
-
-const NUMBER_LITERALS: &[&str] = &[
-    "0",
-    "1",
-    "2",
-    "-1",
-    "7",
-    "1000",
-    "9223372036854775807",
-    "-9223372036854775808",
-    "0.5",
-    "1.5",
-    "-2.25",
-    "0.1",
-    "1e21",
-    "3.0",
-];
-
-/// One generated expression of each kind, built together so that every
-/// kind can use the others' sub-expressions.
-#[derive(Debug, Clone)]
-struct Exprs {
-    text: String,
-    number: String,
-    cond: String,
-    any: String,
-}
-
-fn pick(names: &[String], literals: &'static [&'static str]) -> BoxedStrategy<String> {
-    let literal = select(literals).prop_map(str::to_owned);
-    if names.is_empty() {
-        literal.boxed()
-    } else {
-        prop_oneof![3 => select(names.to_vec()), 1 => literal].boxed()
-    }
-}
-
-fn exprs(names: &Names) -> BoxedStrategy<Exprs> {
-    let text = pick(&names.text, TEXT_LITERALS);
-    let number = pick(&names.number, NUMBER_LITERALS);
-    let anything = prop_oneof![
-        3 => select(names.any.clone()),
-        1 => text.clone(),
-        1 => number.clone(),
-        1 => select(vec!["true", "false", "null"]).prop_map(str::to_owned),
-    ]
-    .boxed();
-    let cond = prop_oneof![
-        (number.clone(), cmp(), number.clone()).prop_map(|(a, op, b)| format!("{a} {op} {b}")),
-        (text.clone(), cmp(), text.clone()).prop_map(|(a, op, b)| format!("{a} {op} {b}")),
-        (anything.clone(), any::<bool>())
-            .prop_map(|(a, not)| format!("{a} is {}null", if not { "not " } else { "" })),
-        (text.clone(), filter()).prop_map(|(t, f)| format!("{t} =~ {f}")),
-        select(if names.publish {
-            vec!["true", "false", "flags.retain"]
-        } else {
-            vec!["true", "false"]
-        })
-        .prop_map(str::to_owned),
-    ]
-    .boxed();
-    let publish = names.publish;
-    (text, number, cond, anything)
-        .prop_map(|(text, number, cond, any)| Exprs {
-            text,
-            number,
-            cond,
-            any,
-        })
-        .prop_recursive(3, 32, 3, move |x| layer(x, publish))
-        .boxed()
-}
-
-fn cmp() -> BoxedStrategy<&'static str> {
-    select(vec!["=", "<>", "!=", "<", "<=", ">", ">="]).boxed()
-}
-
-fn filter() -> BoxedStrategy<String> {
-    select(vec!["'t/+'", "'t/#'", "'#'", "'+/+'", "'u/+'", "'t'"])
-        .prop_map(str::to_owned)
-        .boxed()
-}
-
-/// One level of nesting over the expressions `x`.
-fn layer(x: BoxedStrategy<Exprs>, publish: bool) -> BoxedStrategy<Exprs> {
-    let t = || x.clone().prop_map(|e| e.text).boxed();
-    let n = || x.clone().prop_map(|e| e.number).boxed();
-    let c = || x.clone().prop_map(|e| e.cond).boxed();
-    let a = || x.clone().prop_map(|e| e.any).boxed();
-    let mut texts: Vec<BoxedStrategy<String>> = vec![
-        (
-            select(vec!["lower", "upper", "trim", "ltrim", "rtrim"]),
-            t(),
-        )
-            .prop_map(|(f, s)| format!("{f}({s})"))
-            .boxed(),
-        (a(), a())
-            .prop_map(|(p, q)| format!("concat({p}, {q})"))
-            .boxed(),
-        (t(), a(), t(), a())
-            .prop_map(|(p, q, r, s)| format!("concat({p}, {q}, {r}, {s})"))
-            .boxed(),
-        (t(), select(vec!["0", "1", "2", "9"]))
-            .prop_map(|(s, i)| format!("substr({s}, {i})"))
-            .boxed(),
-        (
-            t(),
-            select(vec!["0", "1", "3"]),
-            select(vec!["0", "2", "50"]),
-        )
-            .prop_map(|(s, i, l)| format!("substring({s}, {i}, {l})"))
-            .boxed(),
-        (t(), t(), t())
-            .prop_map(|(s, p, q)| format!("replace({s}, {p}, {q})"))
-            .boxed(),
-        a().prop_map(|v| format!("str({v})")).boxed(),
-        (t(), a())
-            .prop_map(|(s, v)| format!("({s} || {v})"))
-            .boxed(),
-        (t(), n()).prop_map(|(s, v)| format!("({s} + {v})")).boxed(),
-        a().prop_map(|v| format!("json_encode({v})")).boxed(),
-        (c(), t(), t())
-            .prop_map(|(w, p, q)| format!("(CASE WHEN {w} THEN {p} ELSE {q} END)"))
-            .boxed(),
-        (a(), t())
-            .prop_map(|(p, q)| format!("coalesce({p}, {q})"))
-            .boxed(),
-    ];
-    if publish {
-        texts.push(
-            select(vec!["topic()", "topic(1)", "topic(2)", "topic(5)"])
-                .prop_map(str::to_owned)
-                .boxed(),
-        );
-    }
-    let numbers: Vec<BoxedStrategy<String>> = vec![
-        (n(), select(vec!["+", "-", "*", "/", "div", "mod"]), n())
-            .prop_map(|(p, op, q)| format!("({p} {op} {q})"))
-            .boxed(),
-        // Spaces and parentheses keep `-` from meeting a negative
-        // literal, which would make `--`, a comment.
-        n().prop_map(|v| format!("(- ({v}))")).boxed(),
-        (
-            select(vec!["abs", "floor", "ceil", "round", "int", "float"]),
-            n(),
-        )
-            .prop_map(|(f, v)| format!("{f}({v})"))
-            .boxed(),
-        t().prop_map(|s| format!("strlen({s})")).boxed(),
-        a().prop_map(|v| format!("length({v})")).boxed(),
-        t().prop_map(|s| format!("int({s})")).boxed(),
-        (c(), n(), n())
-            .prop_map(|(w, p, q)| format!("(CASE WHEN {w} THEN {p} ELSE {q} END)"))
-            .boxed(),
-        (n(), n(), n(), n())
-            .prop_map(|(v, w, p, q)| format!("(CASE {v} WHEN {w} THEN {p} ELSE {q} END)"))
-            .boxed(),
-    ];
-    let conds: Vec<BoxedStrategy<String>> = vec![
-        (n(), cmp(), n())
-            .prop_map(|(p, op, q)| format!("{p} {op} {q}"))
-            .boxed(),
-        (t(), cmp(), t())
-            .prop_map(|(p, op, q)| format!("{p} {op} {q}"))
-            .boxed(),
-        (a(), cmp(), a())
-            .prop_map(|(p, op, q)| format!("{p} {op} {q}"))
-            .boxed(),
-        (t(), prop_oneof![filter(), t()])
-            .prop_map(|(s, f)| format!("{s} =~ {f}"))
-            .boxed(),
-        (a(), any::<bool>(), a(), a())
-            .prop_map(|(v, not, p, q)| {
-                format!("{v} {}in ({p}, {q})", if not { "not " } else { "" })
-            })
-            .boxed(),
-        (a(), any::<bool>())
-            .prop_map(|(v, not)| format!("{v} is {}null", if not { "not " } else { "" }))
-            .boxed(),
-        (c(), c())
-            .prop_map(|(p, q)| format!("({p} and {q})"))
-            .boxed(),
-        (c(), c())
-            .prop_map(|(p, q)| format!("({p} or {q})"))
-            .boxed(),
-        c().prop_map(|p| format!("(not {p})")).boxed(),
-        (c(), any::<bool>())
-            .prop_map(|(p, b)| format!("({p}) is {b}"))
-            .boxed(),
-        a().prop_map(|v| format!("is_null({v})")).boxed(),
-    ];
-    let anys: Vec<BoxedStrategy<String>> = vec![
-        t(),
-        n(),
-        c().prop_map(|p| format!("({p})")).boxed(),
-        t().prop_map(|s| format!("json_decode({s})")).boxed(),
-        (t(), select(vec!["','", "'/'", "''"]))
-            .prop_map(|(s, sep)| format!("split({s}, {sep})"))
-            .boxed(),
-        (select(vec!["1", "2", "0"]), a())
-            .prop_map(|(i, v)| format!("nth({i}, {v})"))
-            .boxed(),
-        (a(), a(), a())
-            .prop_map(|(p, q, r)| format!("coalesce({p}, {q}, {r})"))
-            .boxed(),
-        (
-            a(),
-            select(vec!["+", "-", "*", "/", "div", "mod", "||"]),
-            a(),
-        )
-            .prop_map(|(p, op, q)| format!("({p} {op} {q})"))
-            .boxed(),
-        (
-            select(vec!["bool", "float", "json_encode", "is_not_null"]),
-            a(),
-        )
-            .prop_map(|(f, v)| format!("{f}({v})"))
-            .boxed(),
-        (a(), a(), a())
-            .prop_map(|(v, w, p)| format!("(CASE {v} WHEN {w} THEN {p} END)"))
-            .boxed(),
-    ];
+/// The rules (SQL, record template, partition key, raw), with whether each
+/// selects client events (the others select messages on every topic).
+const RULES: &[(&str, Option<&str>, Option<&str>, bool)] = &[
     (
-        proptest::strategy::Union::new(texts),
-        proptest::strategy::Union::new(numbers),
-        proptest::strategy::Union::new(conds),
-        proptest::strategy::Union::new(anys),
-    )
-        .prop_map(|(text, number, cond, any)| Exprs {
-            text,
-            number,
-            cond,
-            any,
-        })
-        .boxed()
-}
-
-/// A SELECT item: its SQL and the name a placeholder can use for it.
-#[derive(Debug, Clone)]
-struct Item {
-    sql: String,
-    name: Option<String>,
-    /// Named `c{i}` by `AS`.
-    alias: bool,
-}
-
-/// How the record is made.
-#[derive(Debug, Clone)]
-enum Output {
-    /// No template: the SELECT output as an object.
-    Object {
-        raw: bool,
-    },
-    Json(String),
-    Raw(String),
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    sources: Sources,
-    sql: String,
-    output: Output,
-    key: Option<String>,
-}
-
-impl Rule {
-    fn text(&self) -> String {
-        match &self.output {
-            Output::Object { raw } => rule_file(&self.sql, None, self.key.as_deref(), *raw),
-            Output::Json(t) => rule_file(&self.sql, Some(t), self.key.as_deref(), false),
-            Output::Raw(t) => rule_file(&self.sql, Some(t), self.key.as_deref(), true),
-        }
-    }
-}
-
-/// The kinds of SELECT item.
-#[derive(Debug, Clone, Copy)]
-enum ItemKind {
-    /// An unaliased column or path, named by itself.
-    Column,
-    /// An unaliased expression, named by its SQL text (not a placeholder).
-    Expr,
-    /// `... AS c{i}` of a text, a number or anything.
-    Text,
-    Number,
-    Any,
-}
-
-fn item_kind() -> BoxedStrategy<ItemKind> {
-    prop_oneof![
-        2 => Just(ItemKind::Column),
-        1 => Just(ItemKind::Expr),
-        2 => Just(ItemKind::Text),
-        2 => Just(ItemKind::Number),
-        2 => Just(ItemKind::Any),
-    ]
-    .boxed()
-}
-
-fn item(names: &Names, i: usize, kind: ItemKind) -> BoxedStrategy<Item> {
-    let aliased = move |e: String| Item {
-        sql: format!("{e} AS c{i}"),
-        name: Some(format!("c{i}")),
-        alias: true,
-    };
-    match kind {
-        ItemKind::Column => select(names.any.clone())
-            .prop_map(|l| Item {
-                // A name with an index or a quoted key is named by its SQL
-                // text, which a placeholder does not write the same way.
-                name: Some(l.clone()).filter(|l| !l.contains(['[', '\''])),
-                sql: l,
-                alias: false,
-            })
-            .boxed(),
-        ItemKind::Expr => exprs(names)
-            .prop_map(|e| Item {
-                sql: e.any,
-                name: None,
-                alias: false,
-            })
-            .boxed(),
-        ItemKind::Text => exprs(names).prop_map(move |e| aliased(e.text)).boxed(),
-        ItemKind::Number => exprs(names).prop_map(move |e| aliased(e.number)).boxed(),
-        ItemKind::Any => exprs(names).prop_map(move |e| aliased(e.any)).boxed(),
-    }
-}
-
-/// Placeholder names a template may use: SELECT output names (and steps
-/// into them), and with `*` the event's columns and payload paths.
-fn placeholders(sources: &Sources, star: bool, items: &[Item]) -> Vec<String> {
-    let mut names = Vec::new();
-    for item in items {
-        if let Some(n) = &item.name {
-            names.push(n.clone());
-            if item.alias {
-                names.push(format!("{n}.a"));
-                names.push(format!("{n}[0]"));
-            }
-        }
-    }
-    if star {
-        names.extend(sources.columns().into_iter().map(str::to_owned));
-        if sources.publish() {
-            names.extend(TEMPLATE_PATHS.iter().map(|p| (*p).to_owned()));
-        }
-    }
-    names
-}
-
-fn json_template(names: Vec<String>) -> BoxedStrategy<String> {
-    let p = select(names);
-    let member = prop_oneof![
-        3 => p.clone().prop_map(|p| format!("${{{p}}}")),
-        2 => p.clone().prop_map(|p| format!("\"${{{p}}}\"")),
-        1 => (p.clone(), p.clone()).prop_map(|(a, b)| format!("\"<${{{a}}}|\\\"${{{b}}}\\n>\"")),
-        1 => select(vec!["1", "\"s\\\"q\"", "null", "true", "-0.5e3", "\"é\""]).prop_map(str::to_owned),
-        1 => p.clone().prop_map(|p| format!("[${{{p}}}, 1, \"${{{p}}}\"]")),
-        1 => p.clone().prop_map(|p| format!("{{\"in\": ${{ {p} }}}}")),
-    ];
-    prop_oneof![
-        8 => proptest::collection::vec(member, 0..6).prop_map(|members| {
-            let body: Vec<String> = members
-                .iter()
-                .enumerate()
-                .map(|(i, m)| format!("\"k{i}\": {m}"))
-                .collect();
-            format!("{{{}}}", body.join(", "))
-        }),
-        // A lone placeholder must give an object at run time.
-        1 => p.prop_map(|p| format!(" ${{{p}}} ")),
-    ]
-    .boxed()
-}
-
-fn text_template(names: Vec<String>) -> BoxedStrategy<String> {
-    let p = select(names);
-    prop_oneof![
-        p.clone().prop_map(|p| format!("${{{p}}}")),
-        (p.clone(), p).prop_map(|(a, b)| format!("k-${{{a}}}:${{{b}}}|\"é\"")),
-    ]
-    .boxed()
-}
-
-fn output(names: Vec<String>) -> BoxedStrategy<(Output, Option<String>)> {
-    if names.is_empty() {
-        // Nothing a placeholder could name: the SELECT output as it is.
-        return any::<bool>()
-            .prop_map(|raw| (Output::Object { raw }, None))
-            .boxed();
-    }
-    let out = prop_oneof![
-        1 => any::<bool>().prop_map(|raw| Output::Object { raw }),
-        4 => json_template(names.clone()).prop_map(Output::Json),
-        1 => text_template(names.clone()).prop_map(Output::Raw),
-    ];
-    let key = prop_oneof![Just(None), text_template(names).prop_map(Some)];
-    (out, key).boxed()
-}
-
-fn rule() -> impl Strategy<Value = Rule> {
+        r##"SELECT * FROM "#""##,
+        Some(
+            r##"{"id": "${id}", "t": "${topic}", "q": ${qos}, "p": ${payload}, "f": ${flags}, "pp": ${pub_props}, "u": ${username}, "at": ${publish_received_at}}"##,
+        ),
+        Some("${topic}"),
+        false,
+    ),
     (
-        sources(),
-        any::<bool>(),
-        proptest::collection::vec(item_kind(), 0..4),
-    )
-        .prop_flat_map(|(sources, star, kinds)| {
-            // Without `*` a rule needs at least one item.
-            let kinds = if !star && kinds.is_empty() {
-                vec![ItemKind::Any]
-            } else {
-                kinds
-            };
-            // Each item sees the aliases before it; WHERE sees them all.
-            let mut names = Names::of(&sources);
-            let mut items = Vec::new();
-            for (i, kind) in kinds.iter().enumerate() {
-                items.push(item(&names, i, *kind));
-                let alias = format!("c{i}");
-                match kind {
-                    ItemKind::Text => names.text.push(alias.clone()),
-                    ItemKind::Number => names.number.push(alias.clone()),
-                    ItemKind::Column | ItemKind::Expr => continue,
-                    // Steps into a computed value navigate at run time.
-                    ItemKind::Any => {
-                        names.any.push(format!("{alias}[1]"));
-                        names.any.push(format!("{alias}.a"));
-                    }
-                }
-                names.any.push(alias);
-            }
-            let e = exprs(&names);
-            let condition = prop_oneof![
-                5 => Just(None),
-                3 => e.clone().prop_map(|e| Some(e.cond)),
-                // Anything but a boolean or NULL is an error for the event.
-                1 => e.prop_map(|e| Some(e.any)),
-            ];
-            (Just(sources), Just(star), items, condition)
-        })
-        .prop_flat_map(|(sources, star, items, condition)| {
-            let mut list: Vec<String> = Vec::new();
-            if star {
-                list.push("*".into());
-            }
-            list.extend(items.iter().map(|i| i.sql.clone()));
-            let mut sql = format!("SELECT {} FROM {}", list.join(", "), sources.sql());
-            if let Some(c) = condition {
-                sql.push_str(&format!(" WHERE {c}"));
-            }
-            let names = placeholders(&sources, star, &items);
-            (Just(sources), Just(sql), output(names))
-        })
-        .prop_map(|(sources, sql, (output, key))| Rule {
-            sources,
-            sql,
-            output,
-            key,
-        })
+        r##"SELECT payload.a.b AS ab, payload.l[1] AS first, payload.l[-1] AS last, payload.x, flags.retain AS r, pub_props.'User-Property'.k AS k, qos * 2 + 1 AS n, clientid FROM "#""##,
+        None,
+        Some("${clientid}"),
+        false,
+    ),
+    (
+        r##"SELECT * FROM "#" WHERE payload.v > 1 or topic =~ 't/+' or qos in (0, 2)"##,
+        Some("${topic}|${payload}|${clientid}|${payload.v}"),
+        Some("k-${qos}"),
+        true,
+    ),
+    (
+        r##"FOREACH payload.l AS e DO e, topic INCASE is_not_null(e) FROM "#""##,
+        Some(r##"{"e": ${e}, "t": "${topic}"}"##),
+        None,
+        false,
+    ),
+    (
+        r##"SELECT *, CASE WHEN event = 'client.connected' THEN keepalive ELSE reason END AS detail FROM "$events/client_connected", "$events/client_disconnected""##,
+        None,
+        Some("${clientid}"),
+        false,
+    ),
+];
+
+/// Whether the engine routes `event` to a rule with `sql` (`#` does not
+/// match topics beginning with `$`).
+fn routes(sql: &str, event: &Event) -> bool {
+    match event {
+        Event::MessagePublish(m) => !sql.contains("$events/") && !m.topic.starts_with('$'),
+        _ => sql.contains("$events/"),
+    }
 }
 
 fn text() -> BoxedStrategy<String> {
@@ -988,78 +317,45 @@ fn events() -> BoxedStrategy<Vec<Event>> {
     proptest::collection::vec(prop_oneof![4 => publish(), 1 => client()], 1..48).boxed()
 }
 
-/// An outcome with its record as text, for failure messages.
-fn show(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Record { key, raw, record } => format!(
-            "record (key {key:?}, raw {raw}): {}",
-            String::from_utf8_lossy(record)
-        ),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Checks one generated rule on one generated batch.
-fn check(
-    engine: &crate::rules::RuleEngine,
-    rule: &Rule,
-    events: &[Event],
-) -> Result<(), TestCaseError> {
-    let text = rule.text();
-    let compiled = CompiledRule::compile(&text, Path::new("prop.rule.toml")).map_err(|e| {
-        TestCaseError::fail(format!(
-            "a generated rule does not compile: {e}\n{}\n{text}",
-            e.snippet().unwrap_or_default()
-        ))
-    })?;
-    let got = run_compiled(engine, "prop", &text, events);
-    for (i, (event, got)) in events.iter().zip(&got).enumerate() {
-        let expected = if rule.sources.routes(event) {
-            compiled.evaluate_native(event)
-        } else {
-            Outcome::Filtered
-        };
-        prop_assert!(
-            got == &expected,
-            "event {} differs\ncompiled: {}\nnative:   {}\nrule:\n{}\nevent: {:?}",
-            i,
-            show(got),
-            show(&expected),
-            text,
-            event
-        );
-        // The promise of a JSON template: a record is a JSON object
-        // whatever the event holds.
-        if let Outcome::Record {
-            raw: false, record, ..
-        } = got
-        {
-            let parsed: Result<Value, _> = serde_json::from_slice(record);
+/// Checks every rule on one generated batch.
+fn check(engine: &crate::rules::RuleEngine, events: &[Event]) -> Result<(), TestCaseError> {
+    for (n, (sql, template, key, raw)) in RULES.iter().enumerate() {
+        let text = rule_file(sql, *template, *key, *raw);
+        let compiled = CompiledRule::compile(&text, Path::new("prop.rule.toml"))
+            .map_err(|e| TestCaseError::fail(format!("rule {n} does not compile: {e}")))?;
+        let routed: Vec<Event> = events.iter().filter(|e| routes(sql, e)).cloned().collect();
+        let got = run_compiled(engine, &format!("prop{n}"), &text, &routed);
+        engine.unload(&format!("prop{n}"));
+        for (i, (event, got)) in routed.iter().zip(&got).enumerate() {
+            let expected = compiled.evaluate_native(event);
             prop_assert!(
-                parsed.as_ref().is_ok_and(Value::is_object),
-                "event {} gave a record that is not a JSON object: {:?}\n{}\nrule:\n{}\nevent: {:?}",
-                i,
-                parsed.err(),
-                String::from_utf8_lossy(record),
-                text,
-                event
+                got == &expected,
+                "rule {n}, event {i} differs\nmodule: {got:?}\nnative: {expected:?}\nevent: {event:?}"
             );
+            // The promise of an HRecord: a JSON object whatever the event holds.
+            if let Outcome::Records(records) = got {
+                for r in records.iter().filter(|r| !r.raw) {
+                    let parsed: Result<Value, _> = serde_json::from_slice(&r.record);
+                    prop_assert!(
+                        parsed.as_ref().is_ok_and(Value::is_object),
+                        "rule {n}, event {i}: not a JSON object: {}\nevent: {event:?}",
+                        String::from_utf8_lossy(&r.record)
+                    );
+                }
+            }
         }
     }
     Ok(())
 }
 
 #[test]
-fn compiled_modules_agree_with_the_native_evaluator() {
+fn the_module_agrees_with_the_native_evaluator() {
     let engine = engine();
     // No persistence: a failure prints the rule and the event, which
-    // belong in the case table once understood.
-    // Each case compiles a module with wasmtime, about a second in an
-    // unoptimized build, so the default is few rules with large batches;
-    // PROPTEST_CASES asks for more (e.g. 1000 with --release).
+    // belong in the case tables once understood.
     let cases = match std::env::var_os("PROPTEST_CASES") {
         Some(_) => Config::default().cases,
-        None => 16,
+        None => 24,
     };
     let mut runner = TestRunner::new(Config {
         cases,
@@ -1067,10 +363,7 @@ fn compiled_modules_agree_with_the_native_evaluator() {
         max_shrink_time: 120_000,
         ..Config::default()
     });
-    let result = runner.run(&(rule(), events()), |(rule, events)| {
-        check(&engine, &rule, &events)
-    });
-    if let Err(e) = result {
+    if let Err(e) = runner.run(&events(), |events| check(&engine, &events)) {
         panic!("{e}");
     }
 }
@@ -1107,10 +400,9 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
 
 /// Runs `target` on each input, naming the input that panicked.
 ///
-/// On a thread with a main thread's 8 MiB stack: in unoptimized builds
-/// sqlparser takes about 75 KiB of stack per nested `NOT`, so the
-/// `deep_nesting` seed overflows a test thread's 2 MiB long before the
-/// parser's recursion limit (libFuzzer runs optimized builds).
+/// On a thread with a main thread's 8 MiB stack, as libFuzzer has: the
+/// `deep_nesting` seed must reach the parser's nesting limit, not a test
+/// thread's 2 MiB stack.
 fn run_corpus(name: &'static str, target: fn(&[u8])) {
     let run = move || {
         for (path, bytes) in corpus(name) {
@@ -1162,16 +454,9 @@ fn the_rule_compile_corpus_holds_the_seed_rules() {
 /// encoder; `write_the_rule_module_input_corpus` writes them to the corpus.
 fn module_input_frames() -> Vec<(&'static str, Vec<u8>)> {
     use crate::rules::encode::{PayloadCache, Selection, encode};
-    use weir_guest_sdk::abi::{BatchWriter, FieldsSpec};
-    // The paths of the rule in fuzzing.rs, in the order the compiler
-    // numbers them; every field is sent.
-    let spec = FieldsSpec {
-        fields: Vec::new(),
-        paths: ["payload.a.b", "payload.l", "payload.x", "payload.v"]
-            .map(str::to_owned)
-            .to_vec(),
-    };
-    let selection = Selection::from_spec(&spec).expect("a valid spec");
+    use weir_guest_sdk::abi::BatchWriter;
+    // Every field is sent, as to the fuzz rule in fuzzing.rs.
+    let selection = Selection::all();
     let msg = |topic: &str, payload: &[u8]| {
         Event::MessagePublish(MessagePublish {
             id: MessageId(0x0006_0498_A3B3),
