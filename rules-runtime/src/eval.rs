@@ -44,7 +44,7 @@ pub struct Rendered {
 /// true or FOREACH has nothing), or why the event failed.
 pub fn run(program: &Program, scope: &dyn Scope, host: &dyn Host) -> Result<Vec<Rendered>, String> {
     let ev = Evaluator { host };
-    let Some(_) = &program.foreach else {
+    if program.foreach.is_none() {
         let mut out = Output::new(scope);
         ev.select(&program.fields, &mut out)
             .map_err(within("SELECT"))?;
@@ -55,7 +55,7 @@ pub fn run(program: &Program, scope: &dyn Scope, host: &dyn Host) -> Result<Vec<
             }
         }
         return Ok(vec![render_output(program, &out)?]);
-    };
+    }
     ev.foreach(program, scope)?
         .iter()
         .map(|map| render_output(program, map))
