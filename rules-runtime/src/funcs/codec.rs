@@ -49,17 +49,46 @@ pub(super) const FUNCS: &[Func] = &[
     },
     Func {
         name: "bin2hexstr",
+        arity: (1, 2),
+        signature: "bin2hexstr(data[, prefix])",
+        doc: "a binary as upper-case hex text, after prefix when given (`0x`)",
+        call: |a, _| {
+            let prefix = match a.get(1) {
+                Some(p) => binary_arg("bin2hexstr", p)?,
+                None => b"",
+            };
+            let mut text = prefix.to_vec();
+            text.extend_from_slice(hex(binary_arg("bin2hexstr", &a[0])?, true).as_bytes());
+            Ok(Value::binary(text))
+        },
+    },
+    Func {
+        name: "sqlserver_bin2hexstr",
         arity: (1, 1),
-        signature: "bin2hexstr(data)",
-        doc: "a binary as upper-case hex text",
-        call: |a, _| Ok(Value::from(hex(binary_arg("bin2hexstr", &a[0])?, true))),
+        signature: "sqlserver_bin2hexstr(data)",
+        doc: "a binary as SQL Server writes a binary literal: `0x` and upper-case hex",
+        call: |a, _| {
+            let digits = hex(binary_arg("sqlserver_bin2hexstr", &a[0])?, true);
+            Ok(Value::from(format!("0x{digits}")))
+        },
     },
     Func {
         name: "hexstr2bin",
-        arity: (1, 1),
-        signature: "hexstr2bin(text)",
-        doc: "the binary that hex text (either case) spells; an odd first digit stands alone",
-        call: |a, _| hexstr2bin(binary_arg("hexstr2bin", &a[0])?).map(Value::binary),
+        arity: (1, 2),
+        signature: "hexstr2bin(text[, prefix])",
+        doc: "the binary that hex text (either case) spells, after prefix when given; an odd first digit stands alone",
+        call: |a, _| {
+            let text = binary_arg("hexstr2bin", &a[0])?;
+            let digits = match a.get(1) {
+                None => text,
+                Some(p) => text
+                    .strip_prefix(binary_arg("hexstr2bin", p)?)
+                    .ok_or_else(|| {
+                        OpError::new("hexstr2bin(): the text does not start with the prefix")
+                    })?,
+            };
+            hexstr2bin(digits).map(Value::binary)
+        },
     },
     Func {
         name: "json_encode",
@@ -438,6 +467,19 @@ mod tests {
         // The documentation's bin2hexstr(hexstr2bin('ABEF123')) is '0ABEF123'
         // by the code (it says 'ABEF123').
         assert_eq!(call("bin2hexstr", &[unhex("ABEF123")]), Ok(s("0ABEF123")));
+        assert_eq!(
+            call("bin2hexstr", &[bin(&[1, 2]), s("0x")]),
+            Ok(s("0x0102"))
+        );
+        assert_eq!(
+            call("sqlserver_bin2hexstr", &[bin(&[17, 33])]),
+            Ok(s("0x1121"))
+        );
+        assert_eq!(
+            call("hexstr2bin", &[s("0x6364f"), s("0x")]),
+            Ok(bin(&[6, 54, 79]))
+        );
+        assert!(call("hexstr2bin", &[s("0x6364f"), s("ab")]).is_err());
         let err = call("hexstr2bin", &[s("0g")]).expect_err("not hex");
         assert_eq!(err.0, "hexstr2bin(): `g` is not a hex digit");
         assert!(call("hexstr2bin", &[s("0x12")]).is_err());

@@ -22,6 +22,13 @@ pub(super) const FUNCS: &[Func] = &[
         call: str_utf8,
     },
     Func {
+        name: "str_utf16_le",
+        arity: (1, 1),
+        signature: "str_utf16_le(x)",
+        doc: "the text of x, as str() gives it, encoded as UTF-16 little-endian bytes",
+        call: str_utf16_le,
+    },
+    Func {
         name: "int",
         arity: (1, 1),
         signature: "int(x)",
@@ -127,6 +134,31 @@ pub(super) const FUNCS: &[Func] = &[
         call: |a, _| Ok(Value::Bool(matches!(a[0], Value::Array(_)))),
     },
     Func {
+        name: "is_empty",
+        arity: (1, 1),
+        signature: "is_empty(x)",
+        doc: "whether x is an empty array, an empty object or the JSON text of an empty object",
+        call: is_empty,
+    },
+    Func {
+        name: "coalesce",
+        arity: (1, 2),
+        signature: "coalesce(array) | coalesce(a, b)",
+        doc: "the first value that is not undefined (undefined when there is none)",
+        call: |a, _| first_present("coalesce", a, |v| !v.is_undefined()),
+    },
+    Func {
+        name: "coalesce_ne",
+        arity: (1, 2),
+        signature: "coalesce_ne(array) | coalesce_ne(a, b)",
+        doc: "the first value that is neither undefined nor the empty string",
+        call: |a, _| {
+            first_present("coalesce_ne", a, |v| {
+                !v.is_undefined() && v.as_binary() != Some(&b""[..])
+            })
+        },
+    },
+    Func {
         name: "null",
         arity: (0, 0),
         signature: "null()",
@@ -143,6 +175,39 @@ fn str_utf8(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
             "str_utf8(): the value is not valid UTF-8 text",
         )),
     }
+}
+
+fn str_utf16_le(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
+    let text = String::from_utf8(conv::bin(&a[0]))
+        .map_err(|_| OpError::new("str_utf16_le(): the value is not valid UTF-8 text"))?;
+    Ok(Value::binary(
+        text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+    ))
+}
+
+/// EMQX's `is_empty/1`: arrays and objects by their length, text as the
+/// JSON of an object (`map/1`); anything else is refused.
+fn is_empty(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
+    match &a[0] {
+        Value::Array(items) => Ok(Value::Bool(items.is_empty())),
+        other => super::map::to_map("is_empty", other).map(|m| Value::Bool(m.is_empty())),
+    }
+}
+
+/// `coalesce`/`coalesce_ne`: EMQX defines both over a list, and the
+/// two-argument forms as that list of two.
+fn first_present(f: &str, a: &[Value], keep: fn(&Value) -> bool) -> Result<Value, OpError> {
+    let candidates = match a {
+        [list] => list
+            .as_array()
+            .ok_or_else(|| expects(f, "an array (or two values)", list))?,
+        two => two,
+    };
+    Ok(candidates
+        .iter()
+        .find(|v| keep(v))
+        .cloned()
+        .unwrap_or(Value::Undefined))
 }
 
 fn float(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
@@ -181,6 +246,52 @@ fn float2str(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
 mod tests {
     use crate::funcs::testing::call;
     use crate::value::Value;
+
+    #[test]
+    fn emptiness_and_coalescing_as_emqx_rule_funcs_suite_has_them() {
+        let arr = |v: Vec<Value>| Value::array(v);
+        for (x, empty) in [
+            (arr(vec![]), true),
+            (Value::str("{}"), true),
+            (arr(vec![Value::Int(1)]), false),
+            (Value::str(r#"{"a" : "b"}"#), false),
+        ] {
+            assert_eq!(call("is_empty", &[x]), Ok(Value::Bool(empty)));
+        }
+        assert!(call("is_empty", &[Value::Int(1)]).is_err());
+        let u = Value::Undefined;
+        assert_eq!(call("coalesce", &[arr(vec![])]), Ok(Value::Undefined));
+        assert_eq!(
+            call(
+                "coalesce",
+                &[arr(vec![u.clone(), Value::Int(42), u.clone()])]
+            ),
+            Ok(Value::Int(42))
+        );
+        assert_eq!(
+            call("coalesce", &[u.clone(), Value::str("world")]),
+            Ok(Value::str("world"))
+        );
+        assert_eq!(
+            call(
+                "coalesce_ne",
+                &[arr(vec![Value::str(""), u.clone(), Value::str("")])]
+            ),
+            Ok(Value::Undefined)
+        );
+        assert_eq!(
+            call("coalesce_ne", &[Value::str(""), Value::str("world")]),
+            Ok(Value::str("world"))
+        );
+        assert_eq!(
+            call("str_utf16_le", &[Value::str("a你")]),
+            Ok(Value::binary(vec![b'a', 0, 0x60, 0x4f]))
+        );
+        assert_eq!(
+            call("str_utf16_le", &[Value::Float(2.0)]),
+            Ok(Value::binary(vec![b'2', 0, b'.', 0, b'0', 0]))
+        );
+    }
 
     #[test]
     fn conversions_and_tests() {

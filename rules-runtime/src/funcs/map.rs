@@ -113,6 +113,13 @@ pub(super) const FUNCS: &[Func] = &[
         },
     },
     Func {
+        name: "map_size",
+        arity: (1, 1),
+        signature: "map_size(map)",
+        doc: "the number of members of map (an object or JSON text)",
+        call: |a, _| Ok(Value::from(to_map("map_size", &a[0])?.len() as i64)),
+    },
+    Func {
         name: "map",
         arity: (1, 1),
         signature: "map(x)",

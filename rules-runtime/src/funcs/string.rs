@@ -227,6 +227,13 @@ pub(super) const FUNCS: &[Func] = &[
         call: join_to_string,
     },
     Func {
+        name: "join_to_sql_values_string",
+        arity: (1, 1),
+        signature: "join_to_sql_values_string(array)",
+        doc: "the array's items as SQL values joined by ', ': text, objects and arrays quoted (`'a'`, `'[1,2]'`), numbers and booleans as they are",
+        call: join_to_sql_values_string,
+    },
+    Func {
         name: "unescape",
         arity: (1, 1),
         signature: "unescape(s)",
@@ -694,6 +701,45 @@ fn join_to_string(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
     Ok(Value::binary(out))
 }
 
+/// EMQX quotes each item as its SQL connectors quote a placeholder
+/// (`emqx_placeholder:quote_sql`): quotes around text with `\\` and `'`
+/// escaped by a backslash, JSON for arrays and objects, `undefined` and
+/// `NULL` bare, numbers and booleans as text.
+fn join_to_sql_values_string(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
+    let items = a[0]
+        .as_array()
+        .ok_or_else(|| expects("join_to_sql_values_string", "an array", &a[0]))?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        match item {
+            Value::Undefined => out.extend_from_slice(b"undefined"),
+            Value::Null => out.extend_from_slice(b"NULL"),
+            Value::Bool(_) | Value::Int(_) | Value::Big(_) | Value::Float(_) => {
+                out.extend_from_slice(&conv::bin(item))
+            }
+            quoted => {
+                // A list is JSON here, not the charlist text str() makes of it.
+                let text = match quoted {
+                    Value::Array(_) => crate::json::encode(quoted).into_bytes(),
+                    other => conv::bin(other),
+                };
+                out.push(b'\'');
+                for &byte in &text {
+                    if byte == b'\\' || byte == b'\'' {
+                        out.push(b'\\');
+                    }
+                    out.push(byte);
+                }
+                out.push(b'\'');
+            }
+        }
+    }
+    Ok(Value::binary(out))
+}
+
 fn unescape(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
     let s = subject("unescape", &a[0])?;
     let mut out = String::with_capacity(s.len());
@@ -771,6 +817,29 @@ mod tests {
             Ok(v) => panic!("{name}({args:?}) gave {v:?}, expected an error"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn sql_values_are_quoted_as_emqx_placeholder_quotes_them() {
+        let items = Value::array(vec![
+            Value::Int(1),
+            Value::str("c"),
+            Value::str("it's"),
+            Value::object(crate::value::Map::from([("a".to_string(), Value::Int(1))])),
+            Value::array(vec![Value::Int(1), Value::Int(2)]),
+            Value::Bool(true),
+            Value::Null,
+        ]);
+        assert_eq!(
+            call("join_to_sql_values_string", &[items]),
+            Ok(Value::str(
+                r#"1, 'c', 'it\'s', '{"a":1}', '[1,2]', true, NULL"#
+            ))
+        );
+        assert_eq!(
+            call("join_to_sql_values_string", &[Value::array(vec![])]),
+            Ok(Value::str(""))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod conformance;
 mod engine;
 mod errors;
 mod prop;
+mod suites;
 
 use super::{CompiledRule, Outcome, RecordOut};
 use crate::event::Event;
