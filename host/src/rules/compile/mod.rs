@@ -159,17 +159,29 @@ struct RawAction {
     #[serde(default)]
     record_template: Option<String>,
     #[serde(default)]
-    record_format: RecordFormat,
+    record_format: Option<RecordFormat>,
     #[serde(default)]
     dead_letter: Option<String>,
 }
 
+impl RawAction {
+    /// The format given, or else the one the template implies: a template
+    /// written as a JSON object is an HRecord; any other template (EMQX's
+    /// default `${payload}`, text) is raw, as EMQX stored every record, so
+    /// a rule carried over unchanged stores what it stored under EMQX.
+    fn record_format(&self) -> RecordFormat {
+        self.record_format.unwrap_or(match &self.record_template {
+            Some(t) if !t.trim_start().starts_with('{') => RecordFormat::Raw,
+            _ => RecordFormat::Hrecord,
+        })
+    }
+}
+
 /// `record_format`: an HRecord (the template is JSON) or raw bytes (the
 /// template is text).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum RecordFormat {
-    #[default]
     Hrecord,
     Raw,
 }
@@ -346,7 +358,7 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
         stream: stream.clone(),
         streams: vec![stream],
         partition_key: None,
-        format: match raw.action.record_format {
+        format: match raw.action.record_format() {
             RecordFormat::Hrecord => Format::Json,
             RecordFormat::Raw => Format::Raw,
         },
@@ -379,7 +391,7 @@ fn program_of(
             sources.push(filter);
         }
     }
-    let hrecord = raw.action.record_format == RecordFormat::Hrecord;
+    let hrecord = raw.action.record_format() == RecordFormat::Hrecord;
     let lowered = lower::lower(lower::Input {
         sql: sql_text,
         statement: &statement,

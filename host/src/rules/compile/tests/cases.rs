@@ -415,3 +415,27 @@ fn the_seed_rules_in_plugins_give_valid_json_records() {
         ]
     );
 }
+
+#[test]
+fn without_a_format_a_json_object_template_is_an_hrecord_and_any_other_is_raw() {
+    let event = event_from_json(&json!({"topic": "t/1", "payload": "[1]"})).expect("event");
+    for (template, raw, record) in [
+        // EMQX's default template: the payload's bytes, as EMQX stored them.
+        ("${payload}", true, "[1]"),
+        ("t=${topic}", true, "t=t/1"),
+        (r#" {"t": "${topic}"}"#, false, r#" {"t": "t/1"}"#),
+    ] {
+        let text = format!(
+            "sql = 'SELECT * FROM \"t/#\"'\n[action]\nstream = \"s\"\nrecord_template = {}\n",
+            toml::Value::String(template.to_owned())
+        );
+        match compile(&text).evaluate_native(&event) {
+            Outcome::Records(r) => {
+                assert_eq!(r.len(), 1, "{template}");
+                assert_eq!(r[0].raw, raw, "{template}");
+                assert_eq!(String::from_utf8_lossy(&r[0].record), record, "{template}");
+            }
+            Outcome::Error(e) => panic!("{template}: {e}"),
+        }
+    }
+}

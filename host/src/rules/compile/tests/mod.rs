@@ -76,8 +76,11 @@ pub(super) fn rule_file(sql: &str, template: Option<&str>, key: Option<&str>, ra
     if let Some(k) = key {
         text.push_str(&format!("partition_key = {}\n", lit(k)));
     }
-    if raw {
-        text.push_str("record_format = \"raw\"\n");
-    }
+    // Always explicit: what a rule without a format gets is its own test.
+    text.push_str(if raw {
+        "record_format = \"raw\"\n"
+    } else {
+        "record_format = \"hrecord\"\n"
+    });
     text
 }
