@@ -184,10 +184,15 @@ impl Subscriber {
         let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Ok(event) = eventloop.poll().await {
-                if let Event::Incoming(packet) = event
-                    && tx.send(packet).is_err()
-                {
-                    return;
+                match event {
+                    Event::Incoming(packet) => {
+                        if tx.send(packet).is_err() {
+                            return;
+                        }
+                    }
+                    // Polling on would reconnect.
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => return,
+                    Event::Outgoing(_) => {}
                 }
             }
         });
