@@ -59,32 +59,62 @@ pub mod code {
     pub const BAD_OUTPUT: u32 = 3;
 }
 
-/// The kind of an event, as encoded in a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kind of an event, as encoded in a batch. Kinds are only ever added
+/// (a module receives only the kinds its sources select, so one built
+/// before a kind existed never sees it); `crate::schema` has each kind's
+/// name, source and columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
     MessagePublish = 0,
     ClientConnected = 1,
     ClientDisconnected = 2,
+    ClientConnack = 3,
+    SessionSubscribed = 4,
+    SessionUnsubscribed = 5,
+    MessageDelivered = 6,
+    MessageAcked = 7,
+    MessageDropped = 8,
+    DeliveryDropped = 9,
 }
 
 impl Kind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 10;
+
+    /// Every kind, in number order.
+    pub const ALL: [Kind; Kind::COUNT] = [
+        Kind::MessagePublish,
+        Kind::ClientConnected,
+        Kind::ClientDisconnected,
+        Kind::ClientConnack,
+        Kind::SessionSubscribed,
+        Kind::SessionUnsubscribed,
+        Kind::MessageDelivered,
+        Kind::MessageAcked,
+        Kind::MessageDropped,
+        Kind::DeliveryDropped,
+    ];
+
     fn from_u8(byte: u8) -> Option<Kind> {
-        match byte {
-            0 => Some(Kind::MessagePublish),
-            1 => Some(Kind::ClientConnected),
-            2 => Some(Kind::ClientDisconnected),
-            _ => None,
-        }
+        Kind::ALL.get(usize::from(byte)).copied()
     }
 
     /// EMQX's `event` name: `message.publish`, `client.connected`, ...
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::MessagePublish => "message.publish",
-            Kind::ClientConnected => "client.connected",
-            Kind::ClientDisconnected => "client.disconnected",
-        }
+        crate::schema::schema(self).event
+    }
+
+    /// The `$events/...` rule source of the kind (`None` for
+    /// `message.publish`, which topic filters select).
+    pub fn source(self) -> Option<&'static str> {
+        crate::schema::schema(self).source
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -126,7 +156,8 @@ impl Flag {
 /// A field id: the stable number of an event field in ABI v1.
 pub type FieldId = u16;
 
-/// Stable field ids of ABI v1 (see the table in ABI.md). Never renumber.
+/// Stable field ids of ABI v1 (see the table in ABI.md). Never renumber;
+/// new ids are only added, and readers skip ids they do not know.
 pub mod field {
     use super::FieldId;
     pub const ID: FieldId = 1;
@@ -152,8 +183,14 @@ pub mod field {
     pub const CONNECTED_AT: FieldId = 21;
     pub const REASON: FieldId = 22;
     pub const DISCONNECTED_AT: FieldId = 23;
+    pub const FROM_CLIENTID: FieldId = 24;
+    pub const FROM_USERNAME: FieldId = 25;
+    pub const REASON_CODE: FieldId = 26;
+    pub const SUB_PROPS: FieldId = 27;
+    pub const UNSUB_PROPS: FieldId = 28;
+    pub const PUBACK_PROPS: FieldId = 29;
     /// One more than the largest field id.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 30;
 }
 
 /// EMQX's column name of every field id, in id order (index = id).
@@ -182,6 +219,12 @@ pub const FIELD_NAMES: [&str; field::COUNT] = [
     "connected_at",
     "reason",
     "disconnected_at",
+    "from_clientid",
+    "from_username",
+    "reason_code",
+    "sub_props",
+    "unsub_props",
+    "puback_props",
 ];
 
 /// The field id of an EMQX column name (`topic`, `flags.dup`, ...).

@@ -195,13 +195,12 @@ impl<'a> Event<'a> {
         self.str_field(field::USERNAME)
     }
 
-    /// `topic` of a message; for client events, the `$events/...` source.
+    /// `topic` of a message or subscription; for client events, the
+    /// `$events/...` source.
     pub fn topic(&self) -> &'a str {
         match (self.str_field(field::TOPIC), self.kind) {
             (Some(t), _) => t,
-            (None, Kind::ClientConnected) => "$events/client_connected",
-            (None, Kind::ClientDisconnected) => "$events/client_disconnected",
-            (None, Kind::MessagePublish) => "",
+            (None, kind) => kind.source().unwrap_or(""),
         }
     }
 
@@ -293,5 +292,20 @@ impl<'a> Event<'a> {
 
     pub fn disconnected_at(&self) -> Option<i64> {
         self.int_field(field::DISCONNECTED_AT)
+    }
+
+    /// `from_clientid` of a delivery: the publisher of the message.
+    pub fn from_clientid(&self) -> Option<&'a str> {
+        self.str_field(field::FROM_CLIENTID)
+    }
+
+    /// `from_username` of a delivery: the publisher's username.
+    pub fn from_username(&self) -> Option<&'a str> {
+        self.str_field(field::FROM_USERNAME)
+    }
+
+    /// `reason_code` of a `client.connack` (`success`, `not_authorized`, ...).
+    pub fn reason_code(&self) -> Option<&'a str> {
+        self.str_field(field::REASON_CODE)
     }
 }

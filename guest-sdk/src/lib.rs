@@ -7,6 +7,7 @@ mod host;
 pub mod json;
 mod output;
 mod runtime;
+pub mod schema;
 mod template;
 pub mod testing;
 

@@ -15,50 +15,25 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// One event, as a rule sees it.
+/// One event, as a rule sees it. `crate::schema` (re-exported from the guest
+/// SDK) lists each kind's columns; `rules::encode` writes exactly those.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     MessagePublish(MessagePublish),
     ClientConnected(ClientConnected),
     ClientDisconnected(ClientDisconnected),
+    ClientConnack(ClientConnack),
+    SessionSubscribed(Subscription),
+    SessionUnsubscribed(Subscription),
+    MessageDelivered(MessageDelivery),
+    MessageAcked(MessageAcked),
+    MessageDropped(MessageDropped),
+    DeliveryDropped(DeliveryDropped),
 }
 
-/// The three kinds of event, with EMQX's `event` names and `$events/` sources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    MessagePublish,
-    ClientConnected,
-    ClientDisconnected,
-}
-
-impl EventKind {
-    /// The value of the `event` field: `message.publish`, `client.connected`
-    /// or `client.disconnected`.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::MessagePublish => "message.publish",
-            EventKind::ClientConnected => "client.connected",
-            EventKind::ClientDisconnected => "client.disconnected",
-        }
-    }
-
-    /// The rule source that selects this kind of client event
-    /// (`$events/client_connected`); message events are selected by topic
-    /// filters instead.
-    pub fn event_source(self) -> Option<&'static str> {
-        match self {
-            EventKind::MessagePublish => None,
-            EventKind::ClientConnected => Some("$events/client_connected"),
-            EventKind::ClientDisconnected => Some("$events/client_disconnected"),
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The kinds of event, with EMQX's `event` names and `$events/` sources:
+/// the ABI's kind, so host and guest number them alike.
+pub use weir_guest_sdk::abi::Kind as EventKind;
 
 /// A 128-bit message id, unique per message, printed as 32 upper-case hex
 /// digits like EMQX's.
@@ -144,21 +119,120 @@ pub struct ClientDisconnected {
     pub node: String,
 }
 
+/// `client.connack`: weir answered a CONNECT (source
+/// `$events/client_connack`), accepting or refusing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConnack {
+    /// EMQX's word for the CONNACK reason: `success`, `not_authorized`,
+    /// `bad_username_or_password`, `client_identifier_not_valid`,
+    /// `server_busy`, `unsupported_protocol_version`.
+    pub reason_code: String,
+    pub clientid: String,
+    pub username: Option<String>,
+    pub peername: Option<String>,
+    pub sockname: Option<String>,
+    pub proto_name: Option<String>,
+    pub proto_ver: Option<u8>,
+    pub keepalive: Option<u16>,
+    pub clean_start: Option<bool>,
+    /// Session expiry interval the client asked for, in seconds.
+    pub expiry_interval: Option<u32>,
+    pub timestamp: i64,
+    pub node: String,
+}
+
+/// `session.subscribed` / `session.unsubscribed`: one topic filter of a
+/// SUBSCRIBE or UNSUBSCRIBE that weir accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub clientid: String,
+    pub username: Option<String>,
+    pub peerhost: Option<String>,
+    pub peername: Option<String>,
+    /// The topic filter.
+    pub topic: String,
+    /// The QoS granted (subscribed) or that the subscription had
+    /// (unsubscribed).
+    pub qos: u8,
+    /// MQTT 5 SUBSCRIBE / UNSUBSCRIBE properties with EMQX's keys: the
+    /// `sub_props` or `unsub_props` column.
+    pub props: Map<String, Value>,
+    pub timestamp: i64,
+    pub node: String,
+}
+
+/// The subscriber a message went (or did not go) to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receiver {
+    pub clientid: String,
+    pub username: Option<String>,
+    pub peerhost: Option<String>,
+    pub peername: Option<String>,
+}
+
+/// `message.delivered`: weir sent a PUBLISH to a subscriber. `clientid` and
+/// `username` are the receiver's; the publisher's are `from_clientid` and
+/// `from_username` (the message's `clientid` and `username`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDelivery {
+    /// The message as it was published (shared by every subscriber).
+    pub message: std::sync::Arc<MessagePublish>,
+    pub to: Receiver,
+    /// The QoS of the delivery (the lower of the message's and the
+    /// subscription's).
+    pub qos: u8,
+    pub timestamp: i64,
+}
+
+/// `message.acked`: a subscriber acknowledged a QoS 1 delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageAcked {
+    pub delivery: MessageDelivery,
+    /// MQTT 5 PUBACK properties with EMQX's keys.
+    pub puback_props: Map<String, Value>,
+}
+
+/// `delivery.dropped`: a message matched a subscriber but was not sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDropped {
+    pub delivery: MessageDelivery,
+    /// `queue_full` (the subscriber's queue was full) or `session_closed`
+    /// (the subscriber went away before the message was sent or
+    /// acknowledged).
+    pub reason: String,
+}
+
+/// `message.dropped`: a message no subscriber received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDropped {
+    pub message: std::sync::Arc<MessagePublish>,
+    /// `no_subscribers`.
+    pub reason: String,
+    pub timestamp: i64,
+}
+
 impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::MessagePublish(_) => EventKind::MessagePublish,
             Event::ClientConnected(_) => EventKind::ClientConnected,
             Event::ClientDisconnected(_) => EventKind::ClientDisconnected,
+            Event::ClientConnack(_) => EventKind::ClientConnack,
+            Event::SessionSubscribed(_) => EventKind::SessionSubscribed,
+            Event::SessionUnsubscribed(_) => EventKind::SessionUnsubscribed,
+            Event::MessageDelivered(_) => EventKind::MessageDelivered,
+            Event::MessageAcked(_) => EventKind::MessageAcked,
+            Event::MessageDropped(_) => EventKind::MessageDropped,
+            Event::DeliveryDropped(_) => EventKind::DeliveryDropped,
         }
     }
 
-    /// What rule sources match against: the topic of a message, or the
-    /// `$events/...` name of a client event.
+    /// What rule sources match against: the topic of a published message,
+    /// or the `$events/...` source of every other kind.
     pub fn source(&self) -> &str {
         match self {
             Event::MessagePublish(m) => &m.topic,
-            other => other.kind().event_source().unwrap_or_default(),
+            other => other.kind().source().unwrap_or_default(),
         }
     }
 
@@ -167,13 +241,151 @@ impl Event {
             Event::MessagePublish(m) => m.timestamp,
             Event::ClientConnected(c) => c.timestamp,
             Event::ClientDisconnected(d) => d.timestamp,
+            Event::ClientConnack(c) => c.timestamp,
+            Event::SessionSubscribed(s) | Event::SessionUnsubscribed(s) => s.timestamp,
+            Event::MessageDelivered(d) => d.timestamp,
+            Event::MessageAcked(a) => a.delivery.timestamp,
+            Event::DeliveryDropped(d) => d.delivery.timestamp,
+            Event::MessageDropped(m) => m.timestamp,
         }
     }
+}
+
+/// One event of every kind, with every optional field known, for tests
+/// that must cover each kind.
+#[cfg(test)]
+pub(crate) fn sample_events() -> Vec<Event> {
+    use std::sync::Arc;
+    let message = Arc::new(MessagePublish {
+        id: MessageId(0xABCD),
+        clientid: Some("pub-1".into()),
+        username: Some("alice".into()),
+        topic: "t/1".into(),
+        qos: 1,
+        flags: PublishFlags {
+            dup: false,
+            retain: true,
+        },
+        payload: Bytes::from_static(br#"{"temp":21}"#),
+        pub_props: Map::new(),
+        peerhost: Some("127.0.0.1".into()),
+        publish_received_at: 10,
+        timestamp: 10,
+        node: "weir@local".into(),
+    });
+    let delivery = MessageDelivery {
+        message: message.clone(),
+        to: Receiver {
+            clientid: "sub-1".into(),
+            username: Some("bob".into()),
+            peerhost: Some("127.0.0.2".into()),
+            peername: Some("127.0.0.2:5001".into()),
+        },
+        qos: 1,
+        timestamp: 11,
+    };
+    let subscription = Subscription {
+        clientid: "sub-1".into(),
+        username: None,
+        peerhost: Some("127.0.0.2".into()),
+        peername: Some("127.0.0.2:5001".into()),
+        topic: "t/#".into(),
+        qos: 1,
+        props: Map::new(),
+        timestamp: 9,
+        node: "weir@local".into(),
+    };
+    vec![
+        Event::MessagePublish((*message).clone()),
+        Event::ClientConnected(ClientConnected {
+            clientid: "c1".into(),
+            username: None,
+            peername: Some("127.0.0.1:5000".into()),
+            sockname: Some("127.0.0.1:1883".into()),
+            proto_name: Some("MQTT".into()),
+            proto_ver: Some(5),
+            keepalive: Some(60),
+            clean_start: Some(true),
+            expiry_interval: Some(0),
+            connected_at: 1,
+            timestamp: 2,
+            node: "weir@local".into(),
+        }),
+        Event::ClientDisconnected(ClientDisconnected {
+            clientid: "c1".into(),
+            username: None,
+            reason: "normal".into(),
+            peername: Some("127.0.0.1:5000".into()),
+            sockname: Some("127.0.0.1:1883".into()),
+            proto_name: Some("MQTT".into()),
+            proto_ver: Some(4),
+            disconnected_at: 3,
+            timestamp: 3,
+            node: "weir@local".into(),
+        }),
+        Event::ClientConnack(ClientConnack {
+            reason_code: "not_authorized".into(),
+            clientid: "c2".into(),
+            username: Some("mallory".into()),
+            peername: Some("127.0.0.1:5002".into()),
+            sockname: Some("127.0.0.1:1883".into()),
+            proto_name: Some("MQTT".into()),
+            proto_ver: Some(5),
+            keepalive: Some(30),
+            clean_start: Some(false),
+            expiry_interval: Some(60),
+            timestamp: 4,
+            node: "weir@local".into(),
+        }),
+        Event::SessionSubscribed(subscription.clone()),
+        Event::SessionUnsubscribed(subscription),
+        Event::MessageDelivered(delivery.clone()),
+        Event::MessageAcked(MessageAcked {
+            delivery: delivery.clone(),
+            puback_props: Map::new(),
+        }),
+        Event::MessageDropped(MessageDropped {
+            message,
+            reason: "no_subscribers".into(),
+            timestamp: 12,
+        }),
+        Event::DeliveryDropped(DeliveryDropped {
+            delivery,
+            reason: "queue_full".into(),
+        }),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/rules.md's table of sources lists each kind's columns in the
+    /// schema's order, so the documentation cannot drift from the code.
+    #[test]
+    fn the_documented_sources_are_the_schema() {
+        let docs = include_str!("../../docs/rules.md");
+        let rows: Vec<Vec<&str>> = docs
+            .lines()
+            .filter(|l| l.starts_with("| `\"$events/") || l.starts_with("| a topic filter |"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), EventKind::COUNT, "one row per kind");
+        for kind in EventKind::ALL {
+            let schema = weir_guest_sdk::schema::schema(kind);
+            let source = match schema.source {
+                Some(s) => format!("`\"{s}\"`"),
+                None => "a topic filter".to_owned(),
+            };
+            let row = rows
+                .iter()
+                .find(|r| r[1] == source)
+                .unwrap_or_else(|| panic!("docs/rules.md has no row for {source}"));
+            assert_eq!(row[2], format!("`{}`", schema.event), "{source}");
+            let columns: Vec<String> = schema.columns.iter().map(|c| format!("`{c}`")).collect();
+            assert_eq!(row[3], columns.join(", "), "columns of {source}");
+        }
+    }
 
     #[test]
     fn message_ids_print_as_32_hex_digits() {

@@ -328,13 +328,10 @@ fn subscription_set(subscriptions: &Subscriptions) -> SubscriptionSet {
             (filter.clone(), qos)
         })
         .collect();
-    // Client events are not MQTT messages: their QoS only matters for the
-    // presence topics a bridge subscribes to for them.
-    if subscriptions.client_connected {
-        set.insert("$events/client_connected".into(), Qos::AtLeastOnce);
-    }
-    if subscriptions.client_disconnected {
-        set.insert("$events/client_disconnected".into(), Qos::AtLeastOnce);
+    // Events are not MQTT messages: their QoS only matters for the
+    // presence topics a bridge subscribes to for client events.
+    for source in subscriptions.events.iter().filter_map(|k| k.source()) {
+        set.insert(source.into(), Qos::AtLeastOnce);
     }
     set
 }
@@ -504,8 +501,7 @@ mod tests {
     fn rule_sources_become_ingress_subscriptions() {
         let subscriptions = Subscriptions {
             topics: BTreeMap::from([("t/#".to_owned(), 1), ("s/+".to_owned(), 0)]),
-            client_connected: true,
-            client_disconnected: false,
+            events: [crate::event::EventKind::ClientConnected].into(),
         };
         let set = subscription_set(&subscriptions);
         assert_eq!(

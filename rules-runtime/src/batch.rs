@@ -156,11 +156,5 @@ fn hex_upper(bytes: &[u8]) -> String {
 
 /// The kind of an event, by EMQX's `event` name.
 pub fn kind_of(name: &str) -> Option<Kind> {
-    [
-        Kind::MessagePublish,
-        Kind::ClientConnected,
-        Kind::ClientDisconnected,
-    ]
-    .into_iter()
-    .find(|k| k.name() == name)
+    weir_guest_sdk::schema::kind_of_event(name)
 }

@@ -605,7 +605,8 @@ async fn shared_subscriptions_split_the_load_between_two_bridges() {
 #[tokio::test]
 async fn refused_subscriptions_are_reported_with_the_broker_and_reason() {
     // mosquitto 2.0 grants every subscription (its ACLs apply on delivery),
-    // so the broker here is weir's own listener, which refuses them all.
+    // so the broker here is weir's own listener, which refuses shared
+    // subscriptions.
     let server = start_listener(
         ListenerConfig {
             allow_anonymous: true,
@@ -615,10 +616,7 @@ async fn refused_subscriptions_are_reported_with_the_broker_and_reason() {
     )
     .await;
     for (version, reason) in [
-        (
-            MqttVersion::V5,
-            "implementation specific error (weir is an ingest gateway",
-        ),
+        (MqttVersion::V5, "shared subscriptions not supported"),
         (MqttVersion::V311, "failure (MQTT 3.1.1 gives no reason)"),
     ] {
         let url = format!("mqtt://127.0.0.1:{}", server.port);
@@ -626,13 +624,14 @@ async fn refused_subscriptions_are_reported_with_the_broker_and_reason() {
             url: url.clone(),
             version,
             client_id: unique_name("weir_refused"),
+            share_group: Some("g".into()),
             ..BridgeConfig::default()
         };
         let bridge = start_bridge(config, subscriptions(&[("x/#", Qos::AtLeastOnce)]));
         let error = wait_for_error(&bridge.status, "refused the subscription").await;
         assert!(error.contains(&url), "{error}");
         assert!(
-            error.contains(r#""x/#""#) && error.contains(reason),
+            error.contains(r#""$share/g/x/#""#) && error.contains(reason),
             "{error}"
         );
         assert_eq!(bridge.status.stats().refused_subscriptions, 1);

@@ -5,6 +5,7 @@
 
 mod admin;
 mod dev;
+mod events;
 mod harness;
 mod harness_selftest;
 mod hstream;

@@ -394,6 +394,11 @@ pub struct ListenerConfig {
     /// clean session off, which asks for "forever") gets this. Sessions live
     /// in memory only. Default 7200.
     pub max_session_expiry_secs: u32,
+    /// Per subscriber, the most messages waiting to be sent to it; a message
+    /// that finds the queue full is not delivered to that subscriber
+    /// (`delivery.dropped`, reason `queue_full`). Bounds the memory a slow
+    /// subscriber costs. Default 1000.
+    pub subscriber_queue: usize,
 }
 
 impl Default for ListenerConfig {
@@ -408,6 +413,7 @@ impl Default for ListenerConfig {
             window: 100,
             connect_timeout_secs: 10,
             max_session_expiry_secs: 7200,
+            subscriber_queue: 1000,
         }
     }
 }
@@ -471,6 +477,12 @@ impl ListenerConfig {
             return Err(config_error(
                 &format!("listener.users[{i}].username"),
                 "is empty",
+            ));
+        }
+        if self.subscriber_queue == 0 {
+            return Err(config_error(
+                "listener.subscriber_queue",
+                "must be at least 1",
             ));
         }
         if self.max_connections == 0 {

@@ -27,7 +27,7 @@ pub use listener::Listener;
 pub use presence::{PresenceConfig, PresenceFields};
 
 use crate::ack::{AckCounts, AckStats, AckToken};
-use crate::event::{Event, MessageId};
+use crate::event::{Event, EventKind, MessageId};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -97,8 +97,8 @@ pub(crate) enum Source {
     /// A topic filter, valid per MQTT (wildcards only as whole levels, `#`
     /// last).
     Topic(String),
-    ClientConnected,
-    ClientDisconnected,
+    /// An `$events/...` source.
+    Event(EventKind),
 }
 
 /// Why a rule source cannot be subscribed to.
@@ -119,20 +119,16 @@ impl Source {
             entry: source.to_owned(),
             reason: reason.to_owned(),
         };
-        match source {
-            // EMQX 5.9 also accepts the slash spelling.
-            "$events/client_connected" | "$events/client/connected" => {
-                return Ok(Source::ClientConnected);
-            }
-            "$events/client_disconnected" | "$events/client/disconnected" => {
-                return Ok(Source::ClientDisconnected);
-            }
-            _ => {}
+        // EMQX 5.9 also accepts the slash spellings (`$events/client/connected`).
+        if let Some(kind) = weir_guest_sdk::schema::kind_of_source(source) {
+            return Ok(Source::Event(kind));
         }
         if source.starts_with("$events/") {
-            return Err(error(
-                "is not an event weir produces: use $events/client_connected or $events/client_disconnected",
-            ));
+            let known: Vec<&str> = weir_guest_sdk::schema::event_sources().collect();
+            return Err(error(&format!(
+                "is not an event weir produces: use one of {}",
+                known.join(", ")
+            )));
         }
         if source.starts_with("$share/") || source.starts_with("$queue/") {
             return Err(error(
@@ -181,8 +177,8 @@ pub(crate) fn topic_matches(topic: &str, filter: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Sources {
     pub(crate) topics: BTreeMap<String, Qos>,
-    pub(crate) connected: Option<Qos>,
-    pub(crate) disconnected: Option<Qos>,
+    /// The `$events/...` kinds some rule reads, with the QoS it asked for.
+    pub(crate) events: BTreeMap<EventKind, Qos>,
 }
 
 impl Sources {
@@ -193,8 +189,9 @@ impl Sources {
                 Ok(Source::Topic(filter)) => {
                     sources.topics.insert(filter, qos);
                 }
-                Ok(Source::ClientConnected) => sources.connected = Some(qos),
-                Ok(Source::ClientDisconnected) => sources.disconnected = Some(qos),
+                Ok(Source::Event(kind)) => {
+                    sources.events.insert(kind, qos);
+                }
                 Err(error) => {
                     counters.invalid_sources.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(%error, "ignoring a rule source");
@@ -202,6 +199,11 @@ impl Sources {
             }
         }
         sources
+    }
+
+    /// Whether some rule reads events of `kind`.
+    pub(crate) fn wants(&self, kind: EventKind) -> bool {
+        self.events.contains_key(&kind)
     }
 
     /// Whether any topic source matches `topic`.
@@ -430,17 +432,21 @@ mod tests {
         );
         assert_eq!(
             Source::parse("$events/client_connected"),
-            Ok(Source::ClientConnected)
+            Ok(Source::Event(EventKind::ClientConnected))
         );
         assert_eq!(
             Source::parse("$events/client/disconnected"),
-            Ok(Source::ClientDisconnected)
+            Ok(Source::Event(EventKind::ClientDisconnected))
+        );
+        assert_eq!(
+            Source::parse("$events/message_acked"),
+            Ok(Source::Event(EventKind::MessageAcked))
         );
         for bad in [
             "",
             "t/#/x",
             "t/a+",
-            "$events/message_acked",
+            "$events/message_publish",
             "$share/g/t",
             "a\0b",
         ] {
@@ -481,8 +487,10 @@ mod tests {
             sources.topics,
             BTreeMap::from([("a/#".to_owned(), Qos::AtLeastOnce)])
         );
-        assert_eq!(sources.connected, Some(Qos::ExactlyOnce));
-        assert_eq!(sources.disconnected, None);
+        assert_eq!(
+            sources.events,
+            BTreeMap::from([(EventKind::ClientConnected, Qos::ExactlyOnce)])
+        );
         assert_eq!(counters.invalid_sources.load(Ordering::Relaxed), 1);
         assert!(sources.wants_topic("a/b"));
         assert!(!sources.wants_topic("b"));

@@ -1,4 +1,5 @@
-//! MQTT 5 publish properties → EMQX's `pub_props` column.
+//! MQTT 5 properties → EMQX's `pub_props`, `sub_props`, `unsub_props` and
+//! `puback_props` columns.
 //!
 //! EMQX names each property as in the MQTT specification with dashes
 //! (`Content-Type`, `Message-Expiry-Interval`, ...), turns the user
@@ -53,6 +54,37 @@ pub(crate) fn will_props(props: Option<&LastWillProperties>) -> Map<String, Valu
         response_topic: p.response_topic.as_deref(),
         correlation_data: p.correlation_data.as_deref(),
         user_properties: &p.user_properties,
+    }
+    .into_map()
+}
+
+/// The properties of a SUBSCRIBE or UNSUBSCRIBE, as `sub_props` /
+/// `unsub_props`: the user properties and the subscription identifier.
+pub(crate) fn subscribe_props(id: Option<usize>, user: &[(String, String)]) -> Map<String, Value> {
+    let mut out = user_props(user);
+    if let Some(id) = id {
+        out.insert("Subscription-Identifier".into(), json!(id));
+    }
+    out
+}
+
+/// The properties of a PUBACK, as `puback_props`.
+pub(crate) fn ack_props(reason: Option<&str>, user: &[(String, String)]) -> Map<String, Value> {
+    let mut out = user_props(user);
+    if let Some(reason) = reason {
+        out.insert("Reason-String".into(), json!(reason));
+    }
+    out
+}
+
+fn user_props(user: &[(String, String)]) -> Map<String, Value> {
+    Common {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: user,
     }
     .into_map()
 }

@@ -5,9 +5,12 @@
 //! extracted here on the host. A payload is parsed at most once per batch,
 //! however many plugins ask for paths in it (`PayloadCache`).
 
-use crate::event::{ClientConnected, ClientDisconnected, Event, MessagePublish};
+use crate::event::{Event, MessageDelivery, MessagePublish};
+use serde_json::Map;
 use std::cell::OnceCell;
-use weir_guest_sdk::abi::{self, BatchWriter, EventWriter, FieldsSpec, Kind, PathSeg, field};
+use weir_guest_sdk::abi::{
+    self, BatchReader, BatchWriter, EventWriter, FieldsSpec, Kind, PathSeg, field,
+};
 
 /// What a plugin reads of an event, resolved from its `weir.fields`.
 #[derive(Debug, Clone)]
@@ -72,15 +75,9 @@ impl PayloadCache {
     }
 }
 
-fn kind(event: &Event) -> Kind {
-    match event {
-        Event::MessagePublish(_) => Kind::MessagePublish,
-        Event::ClientConnected(_) => Kind::ClientConnected,
-        Event::ClientDisconnected(_) => Kind::ClientDisconnected,
-    }
-}
-
-/// Appends `event` (number `index` of the batch) to a batch frame.
+/// Appends `event` (number `index` of the batch) to a batch frame, with
+/// exactly the columns `weir_guest_sdk::schema` lists for its kind (a test
+/// holds the two together).
 pub(super) fn encode(
     batch: &mut BatchWriter<'_>,
     event: &Event,
@@ -88,221 +85,338 @@ pub(super) fn encode(
     sel: &Selection,
     cache: &PayloadCache,
 ) {
-    let mut w = batch.event(kind(event));
+    let mut w = batch.event(event.kind());
+    let mut out = Out { w: &mut w, sel };
     match event {
         Event::MessagePublish(m) => {
-            publish(&mut w, m, sel);
-            if sel.wants_paths() {
-                let parsed = cache.get(index, &m.payload);
-                for (i, path) in sel.paths.iter().enumerate() {
-                    if let Some(value) = parsed.and_then(|p| abi::lookup(p, path)) {
-                        let id = abi::PATH_FIELD_BASE + u16::try_from(i).unwrap_or(u16::MAX);
-                        w.json_value(id, value);
-                    }
-                }
+            out.opt_str(field::CLIENTID, m.clientid.as_deref());
+            out.opt_str(field::USERNAME, m.username.as_deref());
+            out.opt_str(field::PEERHOST, m.peerhost.as_deref());
+            out.message(m, m.qos);
+            out.common(m.timestamp, &m.node);
+        }
+        Event::ClientConnected(c) => {
+            out.str(field::CLIENTID, &c.clientid);
+            out.opt_str(field::USERNAME, c.username.as_deref());
+            out.connection(
+                c.peername.as_deref(),
+                c.sockname.as_deref(),
+                c.proto_name.as_deref(),
+                c.proto_ver,
+            );
+            out.session(c.keepalive, c.clean_start, c.expiry_interval);
+            out.i64(field::CONNECTED_AT, c.connected_at);
+            out.common(c.timestamp, &c.node);
+        }
+        Event::ClientDisconnected(d) => {
+            out.str(field::REASON, &d.reason);
+            out.str(field::CLIENTID, &d.clientid);
+            out.opt_str(field::USERNAME, d.username.as_deref());
+            out.connection(
+                d.peername.as_deref(),
+                d.sockname.as_deref(),
+                d.proto_name.as_deref(),
+                d.proto_ver,
+            );
+            out.i64(field::DISCONNECTED_AT, d.disconnected_at);
+            out.common(d.timestamp, &d.node);
+        }
+        Event::ClientConnack(c) => {
+            out.str(field::REASON_CODE, &c.reason_code);
+            out.str(field::CLIENTID, &c.clientid);
+            out.opt_str(field::USERNAME, c.username.as_deref());
+            out.connection(
+                c.peername.as_deref(),
+                c.sockname.as_deref(),
+                c.proto_name.as_deref(),
+                c.proto_ver,
+            );
+            out.session(c.keepalive, c.clean_start, c.expiry_interval);
+            out.common(c.timestamp, &c.node);
+        }
+        Event::SessionSubscribed(s) | Event::SessionUnsubscribed(s) => {
+            out.str(field::CLIENTID, &s.clientid);
+            out.opt_str(field::USERNAME, s.username.as_deref());
+            out.opt_str(field::PEERHOST, s.peerhost.as_deref());
+            out.opt_str(field::PEERNAME, s.peername.as_deref());
+            out.str(field::TOPIC, &s.topic);
+            out.i64(field::QOS, i64::from(s.qos));
+            let props = if event.kind() == Kind::SessionSubscribed {
+                field::SUB_PROPS
+            } else {
+                field::UNSUB_PROPS
+            };
+            out.map(props, &s.props);
+            out.common(s.timestamp, &s.node);
+        }
+        Event::MessageDelivered(d) => out.delivery(d),
+        Event::MessageAcked(a) => {
+            out.delivery(&a.delivery);
+            out.map(field::PUBACK_PROPS, &a.puback_props);
+        }
+        Event::DeliveryDropped(d) => {
+            out.delivery(&d.delivery);
+            out.str(field::REASON, &d.reason);
+        }
+        Event::MessageDropped(d) => {
+            let m = &d.message;
+            out.str(field::REASON, &d.reason);
+            out.opt_str(field::CLIENTID, m.clientid.as_deref());
+            out.opt_str(field::USERNAME, m.username.as_deref());
+            out.opt_str(field::PEERHOST, m.peerhost.as_deref());
+            out.message(m, m.qos);
+            out.common(d.timestamp, &m.node);
+        }
+    }
+    if sel.wants_paths()
+        && let Some(m) = message_of(event)
+    {
+        let parsed = cache.get(index, &m.payload);
+        for (i, path) in sel.paths.iter().enumerate() {
+            if let Some(value) = parsed.and_then(|p| abi::lookup(p, path)) {
+                let id = abi::PATH_FIELD_BASE + u16::try_from(i).unwrap_or(u16::MAX);
+                w.json_value(id, value);
             }
         }
-        Event::ClientConnected(c) => connected(&mut w, c, sel),
-        Event::ClientDisconnected(d) => disconnected(&mut w, d, sel),
     }
     w.finish();
 }
 
-fn publish(w: &mut EventWriter<'_, '_>, m: &MessagePublish, sel: &Selection) {
-    if sel.has(field::ID) {
-        w.bytes(field::ID, &m.id.0.to_be_bytes());
-    }
-    if sel.has(field::CLIENTID) {
-        w.opt_str(field::CLIENTID, m.clientid.as_deref());
-    }
-    if sel.has(field::USERNAME) {
-        w.opt_str(field::USERNAME, m.username.as_deref());
-    }
-    if sel.has(field::TOPIC) {
-        w.str(field::TOPIC, &m.topic);
-    }
-    if sel.has(field::QOS) {
-        w.i64(field::QOS, i64::from(m.qos));
-    }
-    if sel.has(field::FLAGS_DUP) {
-        w.bool(field::FLAGS_DUP, m.flags.dup);
-    }
-    if sel.has(field::FLAGS_RETAIN) {
-        w.bool(field::FLAGS_RETAIN, m.flags.retain);
-    }
-    if sel.has(field::PAYLOAD) {
-        w.bytes(field::PAYLOAD, &m.payload);
-    }
-    if sel.has(field::PUB_PROPS) {
-        w.json_value(
-            field::PUB_PROPS,
-            &serde_json::Value::Object(m.pub_props.clone()),
-        );
-    }
-    if sel.has(field::PEERHOST) {
-        w.opt_str(field::PEERHOST, m.peerhost.as_deref());
-    }
-    if sel.has(field::PUBLISH_RECEIVED_AT) {
-        w.i64(field::PUBLISH_RECEIVED_AT, m.publish_received_at);
-    }
-    common(w, m.timestamp, &m.node, sel);
-}
-
-fn common(w: &mut EventWriter<'_, '_>, timestamp: i64, node: &str, sel: &Selection) {
-    if sel.has(field::TIMESTAMP) {
-        w.i64(field::TIMESTAMP, timestamp);
-    }
-    if sel.has(field::NODE) {
-        w.str(field::NODE, node);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn client(
-    w: &mut EventWriter<'_, '_>,
-    sel: &Selection,
-    clientid: &str,
-    username: Option<&str>,
-    peername: Option<&str>,
-    sockname: Option<&str>,
-    proto_name: Option<&str>,
-    proto_ver: Option<u8>,
-) {
-    if sel.has(field::CLIENTID) {
-        w.str(field::CLIENTID, clientid);
-    }
-    if sel.has(field::USERNAME) {
-        w.opt_str(field::USERNAME, username);
-    }
-    if sel.has(field::PEERNAME) {
-        w.opt_str(field::PEERNAME, peername);
-    }
-    if sel.has(field::SOCKNAME) {
-        w.opt_str(field::SOCKNAME, sockname);
-    }
-    if sel.has(field::PROTO_NAME) {
-        w.opt_str(field::PROTO_NAME, proto_name);
-    }
-    if sel.has(field::PROTO_VER) {
-        w.opt_i64(field::PROTO_VER, proto_ver.map(i64::from));
-    }
-}
-
-fn connected(w: &mut EventWriter<'_, '_>, c: &ClientConnected, sel: &Selection) {
-    client(
-        w,
-        sel,
-        &c.clientid,
-        c.username.as_deref(),
-        c.peername.as_deref(),
-        c.sockname.as_deref(),
-        c.proto_name.as_deref(),
-        c.proto_ver,
-    );
-    if sel.has(field::KEEPALIVE) {
-        w.opt_i64(field::KEEPALIVE, c.keepalive.map(i64::from));
-    }
-    if sel.has(field::CLEAN_START) {
-        match c.clean_start {
-            Some(b) => w.bool(field::CLEAN_START, b),
-            None => w.null(field::CLEAN_START),
-        }
-    }
-    if sel.has(field::EXPIRY_INTERVAL) {
-        w.opt_i64(field::EXPIRY_INTERVAL, c.expiry_interval.map(i64::from));
-    }
-    if sel.has(field::CONNECTED_AT) {
-        w.i64(field::CONNECTED_AT, c.connected_at);
-    }
-    common(w, c.timestamp, &c.node, sel);
-}
-
-fn disconnected(w: &mut EventWriter<'_, '_>, d: &ClientDisconnected, sel: &Selection) {
-    client(
-        w,
-        sel,
-        &d.clientid,
-        d.username.as_deref(),
-        d.peername.as_deref(),
-        d.sockname.as_deref(),
-        d.proto_name.as_deref(),
-        d.proto_ver,
-    );
-    if sel.has(field::REASON) {
-        w.str(field::REASON, &d.reason);
-    }
-    if sel.has(field::DISCONNECTED_AT) {
-        w.i64(field::DISCONNECTED_AT, d.disconnected_at);
-    }
-    common(w, d.timestamp, &d.node, sel);
-}
-
-/// The event as an object of EMQX columns, for dead-letter records. A
-/// payload that is not UTF-8 is given as `payload_hex` so nothing is lost.
-pub fn event_to_json(event: &Event) -> serde_json::Value {
-    use serde_json::json;
+/// The message an event is about, whose payload paths a rule may read.
+fn message_of(event: &Event) -> Option<&MessagePublish> {
     match event {
-        Event::MessagePublish(m) => {
-            let mut v = json!({
-                "event": "message.publish",
-                "id": m.id.to_string(),
-                "clientid": m.clientid,
-                "username": m.username,
-                "topic": m.topic,
-                "qos": m.qos,
-                "flags": {"dup": m.flags.dup, "retain": m.flags.retain},
-                "pub_props": m.pub_props,
-                "peerhost": m.peerhost,
-                "publish_received_at": m.publish_received_at,
-                "timestamp": m.timestamp,
-                "node": m.node,
-            });
-            match std::str::from_utf8(&m.payload) {
-                Ok(text) => v["payload"] = json!(text),
-                Err(_) => {
-                    let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
-                    v["payload_hex"] = json!(hex);
-                }
-            }
-            v
-        }
-        Event::ClientConnected(c) => json!({
-            "event": "client.connected",
-            "clientid": c.clientid,
-            "username": c.username,
-            "peername": c.peername,
-            "sockname": c.sockname,
-            "proto_name": c.proto_name,
-            "proto_ver": c.proto_ver,
-            "keepalive": c.keepalive,
-            "clean_start": c.clean_start,
-            "expiry_interval": c.expiry_interval,
-            "connected_at": c.connected_at,
-            "timestamp": c.timestamp,
-            "node": c.node,
-        }),
-        Event::ClientDisconnected(d) => json!({
-            "event": "client.disconnected",
-            "clientid": d.clientid,
-            "username": d.username,
-            "reason": d.reason,
-            "peername": d.peername,
-            "sockname": d.sockname,
-            "proto_name": d.proto_name,
-            "proto_ver": d.proto_ver,
-            "disconnected_at": d.disconnected_at,
-            "timestamp": d.timestamp,
-            "node": d.node,
-        }),
+        Event::MessagePublish(m) => Some(m),
+        Event::MessageDelivered(d) => Some(&d.message),
+        Event::MessageAcked(a) => Some(&a.delivery.message),
+        Event::DeliveryDropped(d) => Some(&d.delivery.message),
+        Event::MessageDropped(d) => Some(&d.message),
+        Event::ClientConnected(_)
+        | Event::ClientDisconnected(_)
+        | Event::ClientConnack(_)
+        | Event::SessionSubscribed(_)
+        | Event::SessionUnsubscribed(_) => None,
     }
+}
+
+/// An event writer that skips the fields a plugin did not ask for.
+struct Out<'w, 'b, 'a> {
+    w: &'w mut EventWriter<'b, 'a>,
+    sel: &'w Selection,
+}
+
+impl Out<'_, '_, '_> {
+    fn str(&mut self, id: u16, v: &str) {
+        if self.sel.has(id) {
+            self.w.str(id, v);
+        }
+    }
+
+    fn opt_str(&mut self, id: u16, v: Option<&str>) {
+        if self.sel.has(id) {
+            self.w.opt_str(id, v);
+        }
+    }
+
+    fn i64(&mut self, id: u16, v: i64) {
+        if self.sel.has(id) {
+            self.w.i64(id, v);
+        }
+    }
+
+    fn opt_i64(&mut self, id: u16, v: Option<i64>) {
+        if self.sel.has(id) {
+            self.w.opt_i64(id, v);
+        }
+    }
+
+    fn map(&mut self, id: u16, v: &Map<String, serde_json::Value>) {
+        if self.sel.has(id) {
+            self.w.json_value(id, &serde_json::Value::Object(v.clone()));
+        }
+    }
+
+    /// The columns of a message itself, whoever it is delivered to.
+    fn message(&mut self, m: &MessagePublish, qos: u8) {
+        if self.sel.has(field::ID) {
+            self.w.bytes(field::ID, &m.id.0.to_be_bytes());
+        }
+        self.str(field::TOPIC, &m.topic);
+        self.i64(field::QOS, i64::from(qos));
+        if self.sel.has(field::FLAGS_DUP) {
+            self.w.bool(field::FLAGS_DUP, m.flags.dup);
+        }
+        if self.sel.has(field::FLAGS_RETAIN) {
+            self.w.bool(field::FLAGS_RETAIN, m.flags.retain);
+        }
+        if self.sel.has(field::PAYLOAD) {
+            self.w.bytes(field::PAYLOAD, &m.payload);
+        }
+        self.map(field::PUB_PROPS, &m.pub_props);
+        self.i64(field::PUBLISH_RECEIVED_AT, m.publish_received_at);
+    }
+
+    /// A delivery's columns: the message, its publisher as `from_*`, the
+    /// receiver as `clientid`, `username`, `peerhost`, `peername`.
+    fn delivery(&mut self, d: &MessageDelivery) {
+        let m = &d.message;
+        self.opt_str(field::FROM_CLIENTID, m.clientid.as_deref());
+        self.opt_str(field::FROM_USERNAME, m.username.as_deref());
+        self.str(field::CLIENTID, &d.to.clientid);
+        self.opt_str(field::USERNAME, d.to.username.as_deref());
+        self.opt_str(field::PEERHOST, d.to.peerhost.as_deref());
+        self.opt_str(field::PEERNAME, d.to.peername.as_deref());
+        // The QoS the receiver got it with.
+        self.message(m, d.qos);
+        self.common(d.timestamp, &m.node);
+    }
+
+    fn connection(
+        &mut self,
+        peername: Option<&str>,
+        sockname: Option<&str>,
+        proto_name: Option<&str>,
+        proto_ver: Option<u8>,
+    ) {
+        self.opt_str(field::PEERNAME, peername);
+        self.opt_str(field::SOCKNAME, sockname);
+        self.opt_str(field::PROTO_NAME, proto_name);
+        self.opt_i64(field::PROTO_VER, proto_ver.map(i64::from));
+    }
+
+    fn session(&mut self, keepalive: Option<u16>, clean_start: Option<bool>, expiry: Option<u32>) {
+        self.opt_i64(field::KEEPALIVE, keepalive.map(i64::from));
+        if self.sel.has(field::CLEAN_START) {
+            match clean_start {
+                Some(b) => self.w.bool(field::CLEAN_START, b),
+                None => self.w.null(field::CLEAN_START),
+            }
+        }
+        self.opt_i64(field::EXPIRY_INTERVAL, expiry.map(i64::from));
+    }
+
+    fn common(&mut self, timestamp: i64, node: &str) {
+        self.i64(field::TIMESTAMP, timestamp);
+        self.str(field::NODE, node);
+    }
+}
+
+/// The event as an object of EMQX columns (and `event`), for dead-letter
+/// records, read back from its own ABI encoding so it cannot list other
+/// columns than a rule sees. A payload that is not UTF-8 is given as
+/// `payload_hex` so nothing is lost.
+pub fn event_to_json(event: &Event) -> serde_json::Value {
+    use serde_json::Value as J;
+    let mut buf = Vec::new();
+    let mut batch = BatchWriter::new(&mut buf);
+    encode(
+        &mut batch,
+        event,
+        0,
+        &Selection::all(),
+        &PayloadCache::new(0),
+    );
+    batch.finish();
+    let mut out = Map::new();
+    out.insert("event".into(), J::from(event.kind().name()));
+    let mut flags = Map::new();
+    let frame = BatchReader::new(&buf).ok().and_then(|mut r| r.next_event());
+    let fields = frame.and_then(Result::ok).map(|f| f.fields());
+    for (id, value) in fields.into_iter().flatten().filter_map(Result::ok) {
+        let name = abi::FIELD_NAMES.get(usize::from(id)).copied().unwrap_or("");
+        let json = match value {
+            abi::Value::Null => J::Null,
+            abi::Value::Bool(b) => J::Bool(b),
+            abi::Value::I64(n) => J::from(n),
+            abi::Value::F64(x) => J::from(x),
+            abi::Value::Str(s) => J::from(s),
+            abi::Value::Json(text) => serde_json::from_str(text).unwrap_or(J::Null),
+            abi::Value::Bytes(b) if id == field::ID => J::from(hex(b).to_uppercase()),
+            abi::Value::Bytes(b) => match std::str::from_utf8(b) {
+                Ok(text) => J::from(text),
+                Err(_) => {
+                    out.insert(format!("{name}_hex"), J::from(hex(b)));
+                    continue;
+                }
+            },
+        };
+        match id {
+            field::FLAGS_DUP => drop(flags.insert("dup".into(), json)),
+            field::FLAGS_RETAIN => drop(flags.insert("retain".into(), json)),
+            _ => drop(out.insert(name.to_owned(), json)),
+        }
+    }
+    if !flags.is_empty() {
+        out.insert("flags".into(), J::Object(flags));
+    }
+    J::Object(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The partition key of an event's dead-letter record: the topic of a
-/// message, the client id of a client event.
+/// message or subscription, the client id of a client event.
 pub(super) fn dead_letter_key(event: &Event) -> &str {
     match event {
-        Event::MessagePublish(m) => &m.topic,
         Event::ClientConnected(c) => &c.clientid,
         Event::ClientDisconnected(d) => &d.clientid,
+        Event::ClientConnack(c) => &c.clientid,
+        Event::SessionSubscribed(s) | Event::SessionUnsubscribed(s) => &s.topic,
+        other => message_of(other).map_or("", |m| m.topic.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::sample_events;
+    use weir_guest_sdk::schema;
+
+    /// Every kind is encoded with exactly the columns the schema lists.
+    #[test]
+    fn encoding_writes_the_schema_columns_of_every_kind() {
+        let events = sample_events();
+        for kind in Kind::ALL {
+            let event = events
+                .iter()
+                .find(|e| e.kind() == kind)
+                .unwrap_or_else(|| panic!("no sample event of {kind}"));
+            let mut buf = Vec::new();
+            let mut batch = BatchWriter::new(&mut buf);
+            encode(
+                &mut batch,
+                event,
+                0,
+                &Selection::all(),
+                &PayloadCache::new(1),
+            );
+            batch.finish();
+            let mut reader = BatchReader::new(&buf).expect("batch");
+            let frame = reader.next_event().expect("one event").expect("valid");
+            assert_eq!(frame.kind, kind);
+            let mut written: Vec<u16> = frame.fields().map(|f| f.expect("field").0).collect();
+            let mut expected: Vec<u16> = schema::schema(kind).fields().collect();
+            let unsorted = written.clone();
+            written.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(written, expected, "{kind}: {unsorted:?}");
+        }
+    }
+
+    #[test]
+    fn dead_letter_json_names_every_column() {
+        for event in sample_events() {
+            let json = event_to_json(&event);
+            let object = json.as_object().expect("an object");
+            for column in schema::schema(event.kind()).columns {
+                assert!(
+                    object.contains_key(*column)
+                        || (*column == "payload" && object.contains_key("payload_hex")),
+                    "{}: {column} missing from {json}",
+                    event.kind()
+                );
+            }
+        }
     }
 }

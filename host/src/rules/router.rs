@@ -3,52 +3,47 @@
 //! Filters are stored in a trie keyed by topic level, with separate edges
 //! for `+` and `#`, so matching a topic costs one walk over its levels (plus
 //! the `+` branches that exist), independent of how many plugins are loaded:
-//! no linear scan of filters or regexes. Client events are not topics; the
-//! `$events/...` sources map to plain lists. MQTT's rule that `+` and `#` at
+//! no linear scan of filters or regexes. Other events are not topics: each
+//! `$events/...` source (from `weir_guest_sdk::schema`) maps to a plain list. MQTT's rule that `+` and `#` at
 //! the first level do not match topics beginning with `$` is kept.
 
 use crate::event::{Event, EventKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use weir_guest_sdk::schema;
 
 /// A parsed plugin source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Filter {
     /// An MQTT topic filter, as written.
     Topic(String),
-    /// `$events/client_connected` or `$events/client_disconnected`.
-    Event(ClientEvent),
+    /// An `$events/...` source: every event of that kind.
+    Event(EventKind),
 }
 
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Filter::Topic(topic) => topic,
-            Filter::Event(ClientEvent::Connected) => "$events/client_connected",
-            Filter::Event(ClientEvent::Disconnected) => "$events/client_disconnected",
+            Filter::Event(kind) => kind.source().unwrap_or_default(),
         })
     }
-}
-
-/// The client events a plugin may listen to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum ClientEvent {
-    Connected,
-    Disconnected,
 }
 
 /// Checks a source string: an MQTT topic filter (`+` a whole level, `#`
 /// only as the last level) or one of the `$events/` names.
 pub(super) fn parse_filter(source: &str) -> Result<Filter, String> {
-    match source {
-        "$events/client_connected" => return Ok(Filter::Event(ClientEvent::Connected)),
-        "$events/client_disconnected" => return Ok(Filter::Event(ClientEvent::Disconnected)),
-        _ if source.starts_with("$events/") => {
-            return Err(format!(
-                "unknown event source `{source}`; known: $events/client_connected, $events/client_disconnected"
-            ));
-        }
-        "" => return Err("a topic filter cannot be empty".into()),
-        _ => {}
+    if let Some(kind) = schema::kind_of_source(source) {
+        return Ok(Filter::Event(kind));
+    }
+    if source.starts_with("$events/") {
+        let known: Vec<&str> = schema::event_sources().collect();
+        return Err(format!(
+            "unknown event source `{source}`; known: {}",
+            known.join(", ")
+        ));
+    }
+    if source.is_empty() {
+        return Err("a topic filter cannot be empty".into());
     }
     if source.len() > 65535 {
         return Err("a topic filter is at most 65535 bytes".into());
@@ -86,16 +81,15 @@ struct Node {
 #[derive(Debug, Default)]
 pub(super) struct TopicIndex {
     root: Node,
-    connected: Vec<usize>,
-    disconnected: Vec<usize>,
+    /// Plugins by the kind of their `$events/...` sources.
+    events: [Vec<usize>; EventKind::COUNT],
 }
 
 impl TopicIndex {
     /// Adds `filter` for plugin `id`.
     pub(super) fn insert(&mut self, filter: &Filter, id: usize) {
         match filter {
-            Filter::Event(ClientEvent::Connected) => self.connected.push(id),
-            Filter::Event(ClientEvent::Disconnected) => self.disconnected.push(id),
+            Filter::Event(kind) => self.events[*kind as usize].push(id),
             Filter::Topic(topic) => {
                 let mut node = &mut self.root;
                 for level in topic.split('/') {
@@ -118,8 +112,7 @@ impl TopicIndex {
     pub(super) fn matches(&self, event: &Event, found: &mut impl FnMut(usize)) {
         match event.kind() {
             EventKind::MessagePublish => self.matches_topic(event.source(), found),
-            EventKind::ClientConnected => self.connected.iter().for_each(|id| found(*id)),
-            EventKind::ClientDisconnected => self.disconnected.iter().for_each(|id| found(*id)),
+            kind => self.events[kind as usize].iter().for_each(|id| found(*id)),
         }
     }
 
@@ -159,13 +152,12 @@ fn descend(node: &Node, tail: Option<&str>, dollar: bool, found: &mut impl FnMut
 }
 
 /// What weir must subscribe to for the loaded plugins: the union of their
-/// topic filters with the highest QoS any plugin asks for, and whether any
-/// plugin wants client events.
+/// topic filters with the highest QoS any plugin asks for, and the kinds of
+/// the `$events/...` sources any plugin reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subscriptions {
     pub topics: BTreeMap<String, u8>,
-    pub client_connected: bool,
-    pub client_disconnected: bool,
+    pub events: BTreeSet<EventKind>,
 }
 
 impl Subscriptions {
@@ -175,8 +167,9 @@ impl Subscriptions {
                 let q = self.topics.entry(t.clone()).or_insert(qos);
                 *q = (*q).max(qos);
             }
-            Filter::Event(ClientEvent::Connected) => self.client_connected = true,
-            Filter::Event(ClientEvent::Disconnected) => self.client_disconnected = true,
+            Filter::Event(kind) => {
+                self.events.insert(*kind);
+            }
         }
     }
 }
@@ -227,12 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn every_event_source_of_the_schema_is_a_filter() {
+        for kind in EventKind::ALL.into_iter().skip(1) {
+            let source = kind.source().expect("a source");
+            assert_eq!(parse_filter(source), Ok(Filter::Event(kind)));
+            assert_eq!(Filter::Event(kind).to_string(), source);
+        }
+        let err = parse_filter("$events/message_publish").expect_err("not a source");
+        assert!(err.contains("$events/message_delivered"), "{err}");
+    }
+
+    #[test]
     fn subscriptions_keep_the_highest_qos() {
         let mut subs = Subscriptions::default();
         subs.add(&parse_filter("t/#").expect("valid"), 0);
         subs.add(&parse_filter("t/#").expect("valid"), 2);
         subs.add(&parse_filter("$events/client_connected").expect("valid"), 1);
         assert_eq!(subs.topics.get("t/#"), Some(&2));
-        assert!(subs.client_connected && !subs.client_disconnected);
+        assert_eq!(subs.events, BTreeSet::from([EventKind::ClientConnected]));
     }
 }

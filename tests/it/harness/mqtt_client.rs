@@ -164,3 +164,129 @@ pub(crate) async fn paho(script: &str, args: &[&str]) -> (Option<i32>, String) {
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.code(), text)
 }
+
+/// An MQTT 5 subscriber (rumqttc) whose event loop runs in the background;
+/// every packet it receives is kept, in order, for the test to wait on.
+pub(crate) struct Subscriber {
+    client: rumqttc::v5::AsyncClient,
+    incoming: tokio::sync::mpsc::UnboundedReceiver<rumqttc::v5::Incoming>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Connects as `client_id`; with `manual_acks` the subscriber never
+    /// acknowledges a QoS 1 message (a stuck device).
+    pub(crate) async fn connect(port: u16, client_id: &str, manual_acks: bool) -> Subscriber {
+        use rumqttc::v5::{AsyncClient, Event, Incoming, MqttOptions};
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+        options.set_manual_acks(manual_acks);
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Ok(event) = eventloop.poll().await {
+                match event {
+                    Event::Incoming(packet) => {
+                        if tx.send(packet).is_err() {
+                            return;
+                        }
+                    }
+                    // Polling on would reconnect.
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => return,
+                    Event::Outgoing(_) => {}
+                }
+            }
+        });
+        let mut subscriber = Subscriber {
+            client,
+            incoming,
+            task,
+        };
+        subscriber
+            .wait_for("CONNACK", |p| matches!(p, Incoming::ConnAck(_)))
+            .await;
+        subscriber
+    }
+
+    /// Waits for the next packet `wanted` accepts, skipping others.
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&rumqttc::v5::Incoming) -> bool,
+    ) -> rumqttc::v5::Incoming {
+        let found = tokio::time::timeout(CLIENT_DEADLINE, async {
+            while let Some(packet) = self.incoming.recv().await {
+                if wanted(&packet) {
+                    return Some(packet);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(packet)) => packet,
+            Ok(None) => panic!("the subscriber's connection ended before {what}"),
+            Err(_) => panic!("no {what} in time"),
+        }
+    }
+
+    /// Subscribes and returns the SUBACK's reason codes.
+    pub(crate) async fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: u8,
+    ) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+        use rumqttc::v5::Incoming;
+        use rumqttc::v5::mqttbytes::QoS;
+        let qos = match qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        self.client
+            .subscribe(filter, qos)
+            .await
+            .expect("queue a SUBSCRIBE");
+        match self
+            .wait_for("SUBACK", |p| matches!(p, Incoming::SubAck(_)))
+            .await
+        {
+            Incoming::SubAck(ack) => ack.return_codes,
+            _ => unreachable!("wait_for returned a SUBACK"),
+        }
+    }
+
+    pub(crate) async fn unsubscribe(&mut self, filter: &str) {
+        use rumqttc::v5::Incoming;
+        self.client
+            .unsubscribe(filter)
+            .await
+            .expect("queue an UNSUBSCRIBE");
+        self.wait_for("UNSUBACK", |p| matches!(p, Incoming::UnsubAck(_)))
+            .await;
+    }
+
+    /// The next PUBLISH weir sent: its topic, payload and QoS level.
+    pub(crate) async fn next_message(&mut self) -> (String, Vec<u8>, u8) {
+        use rumqttc::v5::Incoming;
+        match self
+            .wait_for("a PUBLISH", |p| matches!(p, Incoming::Publish(_)))
+            .await
+        {
+            Incoming::Publish(p) => (
+                String::from_utf8_lossy(&p.topic).into_owned(),
+                p.payload.to_vec(),
+                p.qos as u8,
+            ),
+            _ => unreachable!("wait_for returned a PUBLISH"),
+        }
+    }
+
+    /// Sends DISCONNECT and waits for the connection to end.
+    pub(crate) async fn disconnect(self) {
+        self.client.disconnect().await.expect("queue DISCONNECT");
+        tokio::time::timeout(CLIENT_DEADLINE, self.task)
+            .await
+            .expect("the subscriber disconnected in time")
+            .expect("the subscriber's task did not panic");
+    }
+}

@@ -63,7 +63,7 @@ use super::{
     SubscriptionSet, now_ms, tls,
 };
 use crate::ack::{AckGroup, AckQueue, MessageOutcome};
-use crate::event::{Event, MessagePublish, PublishFlags};
+use crate::event::{Event, EventKind, MessagePublish, PublishFlags};
 use client::{Client, Connection, Polled, Received, Request};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -74,6 +74,16 @@ use tokio::sync::{mpsc, watch};
 /// How many polled events may wait between the driver and the bridge task.
 /// The bridge task never blocks, so this only absorbs bursts.
 const POLLED_CAPACITY: usize = 64;
+
+/// The events a bridge can produce: messages it subscribes to, and client
+/// events from the broker's presence topics. Deliveries, acknowledgements,
+/// drops, subscriptions and CONNACKs happen inside the broker, out of
+/// weir's sight.
+pub(crate) const BRIDGE_EVENTS: [EventKind; 3] = [
+    EventKind::MessagePublish,
+    EventKind::ClientConnected,
+    EventKind::ClientDisconnected,
+];
 
 /// How long shutdown waits for the DISCONNECT to go out.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
@@ -313,7 +323,18 @@ impl DropLog {
 
 impl Task {
     fn set_sources(&mut self, set: &SubscriptionSet) {
-        self.sources = Sources::from_set(set, &self.status.counters);
+        let sources = Sources::from_set(set, &self.status.counters);
+        for kind in sources.events.keys() {
+            if !BRIDGE_EVENTS.contains(kind) && !self.sources.events.contains_key(kind) {
+                tracing::warn!(
+                    source = kind.source().unwrap_or_default(),
+                    "a rule reads an event that bridge mode cannot observe (the broker \
+                     delivers weir only messages and presence topics); it will see no events. \
+                     Run weir in listener mode for subscription and delivery events"
+                );
+            }
+        }
+        self.sources = sources;
         self.reconcile();
     }
 
@@ -331,10 +352,10 @@ impl Task {
         for (filter, &qos) in &self.sources.topics {
             want(shared(filter), qos);
         }
-        if let Some(qos) = self.sources.connected {
+        if let Some(&qos) = self.sources.events.get(&EventKind::ClientConnected) {
             want(shared(self.presence.filter(PresenceKind::Connected)), qos);
         }
-        if let Some(qos) = self.sources.disconnected {
+        if let Some(&qos) = self.sources.events.get(&EventKind::ClientDisconnected) {
             want(
                 shared(self.presence.filter(PresenceKind::Disconnected)),
                 qos,
@@ -491,8 +512,8 @@ impl Task {
             }
         };
         let presence = self.presence.kind_of(&topic).filter(|kind| match kind {
-            PresenceKind::Connected => self.sources.connected.is_some(),
-            PresenceKind::Disconnected => self.sources.disconnected.is_some(),
+            PresenceKind::Connected => self.sources.wants(EventKind::ClientConnected),
+            PresenceKind::Disconnected => self.sources.wants(EventKind::ClientDisconnected),
         });
         let event = match presence {
             Some(kind) => {

@@ -11,6 +11,24 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+fn to_v4_qos(qos: Qos) -> rumqttc::QoS {
+    match qos {
+        Qos::AtMostOnce => rumqttc::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+        Qos::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+fn to_v5_qos(qos: Qos) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS;
+    match qos {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
 
 /// The protocol spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +80,50 @@ pub(super) struct Publish {
     pub(super) dup: bool,
     pub(super) pkid: u16,
     pub(super) props: Map<String, Value>,
+    /// The MQTT 5 properties as sent, to forward to MQTT 5 subscribers.
+    pub(super) raw_props: Option<ForwardProps>,
+}
+
+/// MQTT 5 publish properties a PUBLISH to a subscriber carries on: the
+/// publisher's, without its topic alias and subscription identifiers
+/// (those belong to one connection).
+pub(super) type ForwardProps = Arc<v5::PublishProperties>;
+
+fn forward_props(props: Option<v5::PublishProperties>) -> Option<ForwardProps> {
+    props.map(|mut p| {
+        p.topic_alias = None;
+        p.subscription_identifiers.clear();
+        Arc::new(p)
+    })
+}
+
+/// One topic filter of a SUBSCRIBE.
+#[derive(Debug, Clone)]
+pub(super) struct SubscribeFilter {
+    pub(super) filter: String,
+    pub(super) qos: Qos,
+    /// MQTT 5's no-local option: do not deliver the client's own messages.
+    pub(super) no_local: bool,
+}
+
+/// The outcome of one filter of a SUBSCRIBE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SubscribeCode {
+    Granted(Qos),
+    /// Not a valid topic filter.
+    InvalidFilter,
+    /// A `$share/` or `$queue/` filter.
+    SharedUnsupported,
+}
+
+/// A PUBLISH to a subscriber.
+#[derive(Debug, Clone)]
+pub(super) struct OutPublish {
+    pub(super) topic: String,
+    pub(super) payload: Bytes,
+    pub(super) qos: Qos,
+    pub(super) pkid: u16,
+    pub(super) props: Option<ForwardProps>,
 }
 
 /// The packets a client sends that the listener handles.
@@ -71,19 +133,29 @@ pub(super) enum Inbound {
     PubRel(u16),
     Subscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<SubscribeFilter>,
+        /// MQTT 5 SUBSCRIBE properties, as `sub_props`.
+        props: Map<String, Value>,
     },
     Unsubscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<String>,
+        /// MQTT 5 UNSUBSCRIBE properties, as `unsub_props`.
+        props: Map<String, Value>,
+    },
+    /// A subscriber acknowledged a QoS 1 PUBLISH weir sent it.
+    PubAck {
+        pkid: u16,
+        /// MQTT 5 PUBACK properties, as `puback_props`.
+        props: Map<String, Value>,
     },
     PingReq,
     Disconnect {
         reason: u8,
         session_expiry: Option<u32>,
     },
-    /// Acknowledgements of server publishes: weir sends none, so these are
-    /// unexpected but harmless.
+    /// Acknowledgements of QoS 2 server publishes: weir grants at most
+    /// QoS 1, so these are unexpected but harmless.
     Ignored,
 }
 
@@ -138,12 +210,14 @@ pub(super) enum Outbound {
     PingResp,
     SubAck {
         pkid: u16,
-        filters: usize,
+        codes: Vec<SubscribeCode>,
     },
     UnsubAck {
         pkid: u16,
-        filters: usize,
+        /// Per filter: whether the client had that subscription.
+        existed: Vec<bool>,
     },
+    Publish(OutPublish),
     Disconnect(CloseReason, String),
 }
 
@@ -313,22 +387,37 @@ fn from_v4(packet: v4::Packet) -> Result<Inbound, DecodeError> {
             dup: p.dup,
             pkid: p.pkid,
             props: Map::new(),
+            raw_props: None,
         }),
         v4::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
         v4::Packet::Subscribe(s) => Inbound::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            filters: s
+                .filters
+                .into_iter()
+                .map(|f| SubscribeFilter {
+                    filter: f.path,
+                    qos: from_v4_qos(f.qos),
+                    no_local: false,
+                })
+                .collect(),
+            props: Map::new(),
         },
         v4::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
             pkid: u.pkid,
-            filters: u.topics.len(),
+            filters: u.topics,
+            props: Map::new(),
+        },
+        v4::Packet::PubAck(p) => Inbound::PubAck {
+            pkid: p.pkid,
+            props: Map::new(),
         },
         v4::Packet::PingReq => Inbound::PingReq,
         v4::Packet::Disconnect => Inbound::Disconnect {
             reason: 0,
             session_expiry: None,
         },
-        v4::Packet::PubAck(_) | v4::Packet::PubRec(_) | v4::Packet::PubComp(_) => Inbound::Ignored,
+        v4::Packet::PubRec(_) | v4::Packet::PubComp(_) => Inbound::Ignored,
         v4::Packet::Connect(_) => {
             return Err(DecodeError::Protocol("a second CONNECT".into()));
         }
@@ -344,6 +433,7 @@ fn from_v5(packet: v5::Packet) -> Result<Inbound, DecodeError> {
     Ok(match packet {
         v5::Packet::Publish(p) => Inbound::Publish(Publish {
             props: props::publish_props(p.properties.as_ref()),
+            raw_props: forward_props(p.properties),
             topic: utf8_topic(p.topic)?,
             payload: p.payload,
             qos: from_v5_qos(p.qos),
@@ -354,18 +444,38 @@ fn from_v5(packet: v5::Packet) -> Result<Inbound, DecodeError> {
         v5::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
         v5::Packet::Subscribe(s) => Inbound::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            props: s.properties.as_ref().map_or_else(Map::new, |p| {
+                props::subscribe_props(p.id, &p.user_properties)
+            }),
+            filters: s
+                .filters
+                .into_iter()
+                .map(|f| SubscribeFilter {
+                    filter: f.path,
+                    qos: from_v5_qos(f.qos),
+                    no_local: f.nolocal,
+                })
+                .collect(),
         },
         v5::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
             pkid: u.pkid,
-            filters: u.filters.len(),
+            filters: u.filters,
+            props: u.properties.as_ref().map_or_else(Map::new, |p| {
+                props::subscribe_props(None, &p.user_properties)
+            }),
+        },
+        v5::Packet::PubAck(p) => Inbound::PubAck {
+            pkid: p.pkid,
+            props: p.properties.as_ref().map_or_else(Map::new, |p| {
+                props::ack_props(p.reason_string.as_deref(), &p.user_properties)
+            }),
         },
         v5::Packet::PingReq(_) => Inbound::PingReq,
         v5::Packet::Disconnect(d) => Inbound::Disconnect {
             reason: d.reason_code as u8,
             session_expiry: d.properties.and_then(|p| p.session_expiry_interval),
         },
-        v5::Packet::PubAck(_) | v5::Packet::PubRec(_) | v5::Packet::PubComp(_) => Inbound::Ignored,
+        v5::Packet::PubRec(_) | v5::Packet::PubComp(_) => Inbound::Ignored,
         v5::Packet::Connect(..) => {
             return Err(DecodeError::Protocol("a second CONNECT".into()));
         }
@@ -381,10 +491,6 @@ fn from_v5(packet: v5::Packet) -> Result<Inbound, DecodeError> {
         }
     })
 }
-
-/// Why weir refuses every subscription: it is a gateway with nothing to
-/// deliver.
-const NO_SUBSCRIPTIONS: &str = "weir is an ingest gateway and delivers no messages to subscribers";
 
 /// Appends `packet` to `buf` in the connection's protocol version.
 pub(super) fn write(version: Version, packet: Outbound, buf: &mut BytesMut) {
@@ -430,11 +536,24 @@ fn to_v4(packet: Outbound) -> Option<v4::Packet> {
         Outbound::PubRec(pkid) => v4::Packet::PubRec(v4::PubRec::new(pkid)),
         Outbound::PubComp(pkid) => v4::Packet::PubComp(v4::PubComp::new(pkid)),
         Outbound::PingResp => v4::Packet::PingResp,
-        Outbound::SubAck { pkid, filters } => v4::Packet::SubAck(v4::SubAck::new(
+        Outbound::SubAck { pkid, codes } => v4::Packet::SubAck(v4::SubAck::new(
             pkid,
-            vec![v4::SubscribeReasonCode::Failure; filters],
+            codes
+                .into_iter()
+                .map(|code| match code {
+                    SubscribeCode::Granted(qos) => v4::SubscribeReasonCode::Success(to_v4_qos(qos)),
+                    SubscribeCode::InvalidFilter | SubscribeCode::SharedUnsupported => {
+                        v4::SubscribeReasonCode::Failure
+                    }
+                })
+                .collect(),
         )),
         Outbound::UnsubAck { pkid, .. } => v4::Packet::UnsubAck(v4::UnsubAck::new(pkid)),
+        Outbound::Publish(p) => {
+            let mut publish = v4::Publish::from_bytes(p.topic, to_v4_qos(p.qos), p.payload);
+            publish.pkid = p.pkid;
+            v4::Packet::Publish(publish)
+        }
         // MQTT 3.1.1 servers close without a DISCONNECT.
         Outbound::Disconnect(..) => return None,
     })
@@ -469,7 +588,7 @@ fn to_v5(packet: Outbound) -> v5::Packet {
                 topic_alias_max: None,
                 reason_string: None,
                 user_properties: Vec::new(),
-                wildcard_subscription_available: Some(0),
+                wildcard_subscription_available: None,
                 subscription_identifiers_available: Some(0),
                 shared_subscription_available: Some(0),
                 server_keep_alive: None,
@@ -488,19 +607,44 @@ fn to_v5(packet: Outbound) -> v5::Packet {
         Outbound::PubRec(pkid) => v5::Packet::PubRec(v5::PubRec::new(pkid, None)),
         Outbound::PubComp(pkid) => v5::Packet::PubComp(v5::PubComp::new(pkid, None)),
         Outbound::PingResp => v5::Packet::PingResp(v5::PingResp),
-        Outbound::SubAck { pkid, filters } => v5::Packet::SubAck(v5::SubAck {
+        Outbound::SubAck { pkid, codes } => v5::Packet::SubAck(v5::SubAck {
             pkid,
-            return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
-            properties: Some(v5::SubAckProperties {
-                reason_string: Some(NO_SUBSCRIPTIONS.into()),
-                user_properties: Vec::new(),
-            }),
-        }),
-        Outbound::UnsubAck { pkid, filters } => v5::Packet::UnsubAck(v5::UnsubAck {
-            pkid,
-            reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
+            return_codes: codes
+                .into_iter()
+                .map(|code| match code {
+                    SubscribeCode::Granted(qos) => v5::SubscribeReasonCode::Success(to_v5_qos(qos)),
+                    SubscribeCode::InvalidFilter => v5::SubscribeReasonCode::TopicFilterInvalid,
+                    SubscribeCode::SharedUnsupported => {
+                        v5::SubscribeReasonCode::SharedSubscriptionsNotSupported
+                    }
+                })
+                .collect(),
             properties: None,
         }),
+        Outbound::UnsubAck { pkid, existed } => v5::Packet::UnsubAck(v5::UnsubAck {
+            pkid,
+            reasons: existed
+                .into_iter()
+                .map(|had| {
+                    if had {
+                        v5::UnsubAckReason::Success
+                    } else {
+                        v5::UnsubAckReason::NoSubscriptionExisted
+                    }
+                })
+                .collect(),
+            properties: None,
+        }),
+        Outbound::Publish(p) => {
+            let mut publish = v5::Publish::new(
+                p.topic,
+                to_v5_qos(p.qos),
+                p.payload,
+                p.props.map(|props| (*props).clone()),
+            );
+            publish.pkid = p.pkid;
+            v5::Packet::Publish(publish)
+        }
         Outbound::Disconnect(reason, text) => {
             use v5::DisconnectReasonCode as D;
             let code = match reason {

@@ -1,17 +1,27 @@
 //! One client connection of the listener: CONNECT and authentication, then
-//! a loop that reads packets, hands messages to the pipeline, and writes
-//! acknowledgements in arrival order as their records are stored.
+//! a loop that reads packets, hands messages to the pipeline and to the
+//! broker, writes acknowledgements in arrival order as their records are
+//! stored, and sends the client what it subscribed to. Every step a rule
+//! can observe (`client.connack`, `session.subscribed`, `message.delivered`,
+//! ...) becomes an event here, only when some rule reads that kind.
 
+use super::broker::{Broker, MAX_GRANTED_QOS, Outgoing, SubOptions};
 use super::codec::{
-    self, CloseReason, ConnackCode, Connect, DecodeError, Inbound, Outbound, Version, Will,
+    self, CloseReason, ConnackCode, Connect, DecodeError, Inbound, OutPublish, Outbound,
+    SubscribeCode, SubscribeFilter, Version, Will,
 };
 use super::{Kick, Sessions, next_id};
 use crate::ack::{AckGroup, AckQueue, AckToken, MessageOutcome};
-use crate::event::{ClientConnected, ClientDisconnected, Event, MessagePublish, PublishFlags};
+use crate::event::{
+    ClientConnack, ClientConnected, ClientDisconnected, DeliveryDropped, Event, EventKind,
+    MessageAcked, MessageDelivery, MessageDropped, MessagePublish, PublishFlags, Receiver,
+    Subscription,
+};
 use crate::ingress::config::ListenerConfig;
 use crate::ingress::{Delivery, MessageIds, Qos, Sources, StatusWriter, now_ms};
 use bytes::BytesMut;
-use std::collections::{HashMap, HashSet};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +39,7 @@ pub(super) struct Shared {
     pub(super) out: mpsc::Sender<Delivery>,
     pub(super) sources: watch::Receiver<Arc<Sources>>,
     pub(super) sessions: Sessions,
+    pub(super) broker: Broker,
     pub(super) ids: MessageIds,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) next_connection: AtomicU64,
@@ -129,6 +140,7 @@ pub(super) async fn serve<S>(
     };
     if let Err(code) = check_connect(&shared, &connect) {
         refuse(&shared, &mut stream, connect.version, code, peer).await;
+        send_connack_event(&shared, &connect, &connect.client_id, code, peer, local).await;
         return;
     }
     // Count the client in, unless the listener is full.
@@ -150,6 +162,8 @@ pub(super) async fn serve<S>(
             peer,
         )
         .await;
+        let code = ConnackCode::ServerBusy;
+        send_connack_event(&shared, &connect, &connect.client_id, code, peer, local).await;
         return;
     }
     Connection::start(&shared, stream, rbuf, connect, peer, local, closed_word).await;
@@ -158,6 +172,66 @@ pub(super) async fn serve<S>(
         .counters
         .clients_connected
         .fetch_sub(1, Ordering::AcqRel);
+}
+
+/// EMQX's word for a CONNACK outcome (the `reason_code` column).
+fn connack_word(code: ConnackCode) -> &'static str {
+    match code {
+        ConnackCode::Accepted => "success",
+        ConnackCode::UnsupportedVersion => "unsupported_protocol_version",
+        ConnackCode::BadClientId => "client_identifier_not_valid",
+        ConnackCode::BadCredentials => "bad_username_or_password",
+        ConnackCode::NotAuthorized => "not_authorized",
+        ConnackCode::ServerBusy => "server_busy",
+    }
+}
+
+/// The `client.connack` event of a CONNACK, if a rule reads them.
+fn connack_event(
+    shared: &Shared,
+    connect: &Connect,
+    client_id: &str,
+    code: ConnackCode,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<Event> {
+    if !shared.sources.borrow().wants(EventKind::ClientConnack) {
+        return None;
+    }
+    Some(Event::ClientConnack(ClientConnack {
+        reason_code: connack_word(code).to_owned(),
+        clientid: client_id.to_owned(),
+        username: connect.username.clone(),
+        peername: Some(peer.to_string()),
+        sockname: Some(local.to_string()),
+        proto_name: Some("MQTT".into()),
+        proto_ver: Some(connect.version.level()),
+        keepalive: Some(connect.keepalive),
+        clean_start: Some(connect.clean_start),
+        expiry_interval: Some(connect.session_expiry.unwrap_or(0)),
+        timestamp: now_ms(),
+        node: shared.node.clone(),
+    }))
+}
+
+/// Reports a refused CONNECT as `client.connack` (a refusal before the
+/// CONNECT could be read names no client, so it has no event).
+async fn send_connack_event(
+    shared: &Shared,
+    connect: &Connect,
+    client_id: &str,
+    code: ConnackCode,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    if let Some(event) = connack_event(shared, connect, client_id, code, peer, local) {
+        let group = AckGroup::new(&shared.status.acks);
+        let delivery = Delivery {
+            event,
+            ack: group.unacknowledged(),
+        };
+        let _ = shared.out.send(delivery).await;
+    }
 }
 
 /// Why a CONNECT is refused, if it is.
@@ -232,11 +306,20 @@ struct Connection<'a, S> {
     group: AckGroup,
     acks: AckQueue<(Qos, u16)>,
     qos2: Arc<Mutex<HashSet<u16>>>,
-    /// A delivery waiting for room in the pipeline's channel.
-    pending: Option<Delivery>,
+    /// Deliveries waiting, in order, for room in the pipeline's channel.
+    pending: VecDeque<Delivery>,
     last_heard: Instant,
     sources: watch::Receiver<Arc<Sources>>,
+    /// Messages the broker routed to this client, not yet sent.
+    outgoing: mpsc::Receiver<Outgoing>,
+    /// QoS 1 messages sent to this client and not yet acknowledged.
+    inflight: BTreeMap<u16, MessageDelivery>,
+    next_pkid: u16,
 }
+
+/// QoS 1 messages sent to a subscriber and not acknowledged, at most; more
+/// wait in its queue.
+const MAX_INFLIGHT: usize = 32;
 
 impl<'a, S> Connection<'a, S>
 where
@@ -268,6 +351,20 @@ where
         let opened = shared
             .sessions
             .open(&client_id, id, connect.clean_start, session_expiry);
+        let (queue, outgoing) = mpsc::channel(shared.config.subscriber_queue);
+        let receiver = Receiver {
+            clientid: client_id.clone(),
+            username: connect.username.clone(),
+            peerhost: Some(peer.ip().to_string()),
+            peername: Some(peer.to_string()),
+        };
+        let mut subscriptions = opened.subscriptions;
+        if let Some(previous) = opened.taken_from {
+            subscriptions.extend(shared.broker.detach(previous));
+        }
+        shared
+            .broker
+            .attach(id, &client_id, receiver, subscriptions, queue);
         let group = AckGroup::new(&shared.status.acks);
         let mut conn = Connection {
             shared,
@@ -287,9 +384,12 @@ where
             acks: AckQueue::new(group.clone()),
             group,
             qos2: opened.qos2,
-            pending: None,
+            pending: VecDeque::new(),
             last_heard: Instant::now(),
             sources: shared.sources.clone(),
+            outgoing,
+            inflight: BTreeMap::new(),
+            next_pkid: 0,
         };
         let receive_maximum = u16::try_from(shared.config.window).unwrap_or(u16::MAX);
         codec::write(
@@ -308,8 +408,18 @@ where
         );
         shared.status.count(|c| &c.connections_accepted);
         tracing::debug!(client_id = %conn.client_id, peer = %peer, "client connected");
+        if let Some(event) = connack_event(
+            shared,
+            &connect,
+            &conn.client_id,
+            ConnackCode::Accepted,
+            peer,
+            local,
+        ) {
+            conn.send_event(event).await;
+        }
         let connected_at = now_ms();
-        if conn.sources.borrow().connected.is_some() {
+        if conn.sources.borrow().wants(EventKind::ClientConnected) {
             let event = Event::ClientConnected(conn.client_connected(connected_at));
             conn.send_event(event).await;
         }
@@ -349,7 +459,57 @@ where
     /// Whether weir has stopped reading from this client: its window is
     /// full or a message waits for room in the pipeline.
     fn paused(&self) -> bool {
-        self.pending.is_some() || self.group.outstanding() >= self.shared.config.window
+        !self.pending.is_empty() || self.group.outstanding() >= self.shared.config.window
+    }
+
+    /// Whether to take the next routed message off the queue.
+    fn can_deliver(&self) -> bool {
+        !self.paused() && self.inflight.len() < MAX_INFLIGHT
+    }
+
+    /// Hands a delivery to the pipeline, behind those already waiting.
+    fn enqueue(&mut self, delivery: Delivery) {
+        if !self.pending.is_empty() {
+            self.pending.push_back(delivery);
+            return;
+        }
+        match self.shared.out.try_send(delivery) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(delivery))
+            | Err(mpsc::error::TrySendError::Closed(delivery)) => self.pending.push_back(delivery),
+        }
+    }
+
+    /// Queues the event `make` builds, when some rule reads `kind`.
+    fn emit(&mut self, kind: EventKind, make: impl FnOnce(&Self) -> Event) {
+        if self.sources.borrow().wants(kind) {
+            let event = make(self);
+            let ack = self.group.unacknowledged();
+            self.enqueue(Delivery { event, ack });
+        }
+    }
+
+    fn receiver(&self) -> Receiver {
+        Receiver {
+            clientid: self.client_id.clone(),
+            username: self.username.clone(),
+            peerhost: Some(self.peer.ip().to_string()),
+            peername: Some(self.peer.to_string()),
+        }
+    }
+
+    fn subscription(&self, topic: String, qos: Qos, props: Map<String, Value>) -> Subscription {
+        Subscription {
+            clientid: self.client_id.clone(),
+            username: self.username.clone(),
+            peerhost: Some(self.peer.ip().to_string()),
+            peername: Some(self.peer.to_string()),
+            topic,
+            qos: qos.level(),
+            props,
+            timestamp: now_ms(),
+            node: self.shared.node.clone(),
+        }
     }
 
     async fn run(
@@ -398,10 +558,11 @@ where
                     Ok(0) | Err(_) => return Ending::by_client(closed_word),
                     Ok(_) => self.last_heard = Instant::now(),
                 },
-                permit = self.shared.out.reserve(), if self.pending.is_some() => match (permit, self.pending.take()) {
+                permit = self.shared.out.reserve(), if !self.pending.is_empty() => match (permit, self.pending.pop_front()) {
                     (Ok(permit), Some(delivery)) => permit.send(delivery),
                     _ => return Ending::by_server("shutdown", CloseReason::ShuttingDown, "weir is stopping"),
                 },
+                Some(outgoing) = self.outgoing.recv(), if self.can_deliver() => self.deliver(outgoing),
                 () = self.group.completed() => {
                     if let Some(ending) = self.release_acks() {
                         return ending;
@@ -436,20 +597,53 @@ where
                 self.lock_qos2().remove(&pkid);
                 codec::write(self.version, Outbound::PubComp(pkid), &mut self.wbuf);
             }
-            Inbound::Subscribe { pkid, filters } => {
-                tracing::debug!(client_id = %self.client_id, "refusing a SUBSCRIBE: weir delivers nothing");
+            Inbound::Subscribe {
+                pkid,
+                filters,
+                props,
+            } => {
+                let codes = filters
+                    .into_iter()
+                    .map(|f| self.subscribe(f, &props))
+                    .collect();
                 codec::write(
                     self.version,
-                    Outbound::SubAck { pkid, filters },
+                    Outbound::SubAck { pkid, codes },
                     &mut self.wbuf,
                 );
             }
-            Inbound::Unsubscribe { pkid, filters } => {
+            Inbound::Unsubscribe {
+                pkid,
+                filters,
+                props,
+            } => {
+                let mut existed = Vec::with_capacity(filters.len());
+                for filter in filters {
+                    let removed = self.shared.broker.unsubscribe(self.id, &filter);
+                    existed.push(removed.is_some());
+                    if let Some(options) = removed {
+                        let props = props.clone();
+                        self.emit(EventKind::SessionUnsubscribed, |c| {
+                            Event::SessionUnsubscribed(c.subscription(filter, options.qos, props))
+                        });
+                    }
+                }
                 codec::write(
                     self.version,
-                    Outbound::UnsubAck { pkid, filters },
+                    Outbound::UnsubAck { pkid, existed },
                     &mut self.wbuf,
                 );
+            }
+            Inbound::PubAck { pkid, props } => {
+                if let Some(mut delivery) = self.inflight.remove(&pkid) {
+                    delivery.timestamp = now_ms();
+                    self.emit(EventKind::MessageAcked, |_| {
+                        Event::MessageAcked(MessageAcked {
+                            delivery,
+                            puback_props: props,
+                        })
+                    });
+                }
             }
             Inbound::PingReq => codec::write(self.version, Outbound::PingResp, &mut self.wbuf),
             Inbound::Disconnect {
@@ -476,25 +670,94 @@ where
         self.qos2.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Grants one filter of a SUBSCRIBE (at most QoS 1).
+    fn subscribe(&mut self, f: SubscribeFilter, props: &Map<String, Value>) -> SubscribeCode {
+        if f.filter.starts_with("$share/") || f.filter.starts_with("$queue/") {
+            return SubscribeCode::SharedUnsupported;
+        }
+        if f.filter.is_empty() || f.filter.contains('\0') || !rumqttc::valid_filter(&f.filter) {
+            return SubscribeCode::InvalidFilter;
+        }
+        let qos = f.qos.min(MAX_GRANTED_QOS);
+        let options = SubOptions {
+            qos,
+            no_local: f.no_local,
+        };
+        self.shared.broker.subscribe(self.id, &f.filter, options);
+        let props = props.clone();
+        self.emit(EventKind::SessionSubscribed, |c| {
+            Event::SessionSubscribed(c.subscription(f.filter, qos, props))
+        });
+        SubscribeCode::Granted(qos)
+    }
+
+    /// Sends a routed message to this client.
+    fn deliver(&mut self, outgoing: Outgoing) {
+        let pkid = if outgoing.qos == Qos::AtMostOnce {
+            0
+        } else {
+            self.next_packet_id()
+        };
+        let message = outgoing.message;
+        codec::write(
+            self.version,
+            Outbound::Publish(OutPublish {
+                topic: message.topic.clone(),
+                payload: message.payload.clone(),
+                qos: outgoing.qos,
+                pkid,
+                props: outgoing.props,
+            }),
+            &mut self.wbuf,
+        );
+        let delivery = MessageDelivery {
+            message,
+            to: self.receiver(),
+            qos: outgoing.qos.level(),
+            timestamp: now_ms(),
+        };
+        if pkid != 0 {
+            self.inflight.insert(pkid, delivery.clone());
+        }
+        self.emit(EventKind::MessageDelivered, |_| {
+            Event::MessageDelivered(delivery)
+        });
+    }
+
+    /// A packet id no unacknowledged delivery uses (1 to 65535).
+    fn next_packet_id(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.contains_key(&self.next_pkid) {
+                return self.next_pkid;
+            }
+        }
+    }
+
     fn on_publish(&mut self, publish: codec::Publish) {
         self.shared.status.count(|c| &c.received);
         let token: AckToken = match publish.qos {
             Qos::AtMostOnce => self.group.unacknowledged(),
             Qos::ExactlyOnce if self.lock_qos2().contains(&publish.pkid) => {
                 // Already stored and acknowledged with PUBREC: the client
-                // did not see the PUBREC. Answer again without storing twice.
+                // did not see the PUBREC. Answer again without storing (or
+                // delivering) twice.
                 codec::write(self.version, Outbound::PubRec(publish.pkid), &mut self.wbuf);
                 return;
             }
             qos => self.acks.push((qos, publish.pkid)),
         };
-        if !self.sources.borrow().wants_topic(&publish.topic) {
-            // No rule reads this topic: nothing to store.
+        let ingest = self.sources.borrow().wants_topic(&publish.topic);
+        let route = self.shared.broker.has_subscribers()
+            || self.sources.borrow().wants(EventKind::MessageDropped);
+        if !ingest && !route {
+            // No rule reads this topic and no one subscribes: nothing to do.
             token.seal();
             return;
         }
         let at = now_ms();
-        let event = Event::MessagePublish(MessagePublish {
+        let raw_props = publish.raw_props;
+        let message = MessagePublish {
             id: self.shared.ids.next(),
             clientid: Some(self.client_id.clone()),
             username: self.username.clone(),
@@ -510,12 +773,48 @@ where
             publish_received_at: at,
             timestamp: at,
             node: self.shared.node.clone(),
-        });
-        let delivery = Delivery { event, ack: token };
-        match self.shared.out.try_send(delivery) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(delivery))
-            | Err(mpsc::error::TrySendError::Closed(delivery)) => self.pending = Some(delivery),
+        };
+        if !route {
+            self.enqueue(Delivery {
+                event: Event::MessagePublish(message),
+                ack: token,
+            });
+            return;
+        }
+        let message = Arc::new(message);
+        if ingest {
+            self.enqueue(Delivery {
+                event: Event::MessagePublish((*message).clone()),
+                ack: token,
+            });
+        } else {
+            token.seal();
+        }
+        let routed = self
+            .shared
+            .broker
+            .route(&message, &self.client_id, raw_props.as_ref());
+        if routed.matched == 0 {
+            self.emit(EventKind::MessageDropped, |_| {
+                Event::MessageDropped(MessageDropped {
+                    message: message.clone(),
+                    reason: "no_subscribers".into(),
+                    timestamp: now_ms(),
+                })
+            });
+        }
+        for dropped in routed.not_delivered {
+            self.emit(EventKind::DeliveryDropped, |_| {
+                Event::DeliveryDropped(DeliveryDropped {
+                    delivery: MessageDelivery {
+                        message: message.clone(),
+                        to: dropped.to,
+                        qos: dropped.qos.level(),
+                        timestamp: now_ms(),
+                    },
+                    reason: dropped.reason.to_owned(),
+                })
+            });
         }
     }
 
@@ -558,13 +857,36 @@ where
             let _ = self.stream.write_all(&self.wbuf).await;
         }
         let _ = self.stream.shutdown().await;
+        let subscriptions = self.shared.broker.detach(self.id);
         self.shared
             .sessions
-            .close(&self.client_id, self.id, self.session_expiry);
+            .close(&self.client_id, self.id, self.session_expiry, subscriptions);
         tracing::debug!(client_id = %self.client_id, reason = ending.reason, "client disconnected");
-        // A message still waiting for the pipeline goes in before the will,
-        // so events keep the order the client sent them in.
-        if let Some(delivery) = self.pending.take() {
+        // What was routed to the client and never sent, or sent at QoS 1 and
+        // never acknowledged, is lost with the connection.
+        self.outgoing.close();
+        let mut lost: Vec<MessageDelivery> =
+            std::mem::take(&mut self.inflight).into_values().collect();
+        while let Ok(outgoing) = self.outgoing.try_recv() {
+            lost.push(MessageDelivery {
+                message: outgoing.message,
+                to: self.receiver(),
+                qos: outgoing.qos.level(),
+                timestamp: 0,
+            });
+        }
+        for mut delivery in lost {
+            delivery.timestamp = now_ms();
+            self.emit(EventKind::DeliveryDropped, |_| {
+                Event::DeliveryDropped(DeliveryDropped {
+                    delivery,
+                    reason: "session_closed".into(),
+                })
+            });
+        }
+        // Messages still waiting for the pipeline go in before the will, so
+        // events keep the order the client sent them in.
+        while let Some(delivery) = self.pending.pop_front() {
             let _ = self.shared.out.send(delivery).await;
         }
         let sources = self.sources.borrow().clone();
@@ -592,7 +914,7 @@ where
             self.send_event(event).await;
         }
 
-        if sources.disconnected.is_some() {
+        if sources.wants(EventKind::ClientDisconnected) {
             let at = now_ms();
             let event = Event::ClientDisconnected(ClientDisconnected {
                 clientid: self.client_id.clone(),

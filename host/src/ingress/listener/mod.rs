@@ -29,11 +29,27 @@
 //!   restart of weir. A second connection with the same client id takes the
 //!   session over and the first is closed (`takenover`, or `discarded` when
 //!   the new one starts clean).
-//! - Subscriptions: weir delivers nothing to clients, so every SUBSCRIBE is
-//!   refused (3.1.1: failure 0x80; 5: "implementation specific error" with a
-//!   reason string) and the connection stays up; UNSUBSCRIBE is answered.
-//!   MQTT 5 clients are told in CONNACK that wildcard, shared and identified
-//!   subscriptions are unavailable.
+//! - Subscriptions: weir is a small broker (`broker`). SUBSCRIBE is granted
+//!   per filter at most QoS 1 (QoS 2 deliveries are not implemented; a QoS 2
+//!   request gets QoS 1, which MQTT allows), wildcards included; shared
+//!   subscriptions (`$share/`, `$queue/`) are refused, and MQTT 5 clients are
+//!   told in CONNACK that shared and identified subscriptions are
+//!   unavailable. Messages published to weir go to every subscriber with a
+//!   matching filter, one copy each at the highest matching QoS, through a
+//!   bounded queue per connection (`subscriber_queue`; a full queue drops
+//!   that delivery) and at most 32 unacknowledged QoS 1 messages in flight.
+//!   Delivery is independent of ingest: it neither waits for a message's
+//!   records to be stored nor holds up the publisher's acknowledgement. A
+//!   resumed session keeps its subscriptions; messages are not queued while
+//!   its client is away, unacknowledged deliveries are not resent, and there
+//!   is no retained-message store. MQTT 5 publish properties are forwarded.
+//! - Events: what a broker sees becomes events for the rules that read them:
+//!   `client.connack` (every CONNACK that answers a readable CONNECT,
+//!   refusals included), `session.subscribed` / `session.unsubscribed` (per
+//!   filter), `message.delivered`, `message.acked` (the subscriber's PUBACK),
+//!   `message.dropped` (`no_subscribers`), `delivery.dropped` (`queue_full`,
+//!   `no_local`, or `session_closed` for what the connection still held when
+//!   it ended). Events acknowledge nothing.
 //! - Keepalive: a client silent for 1.5 × its keepalive is disconnected
 //!   (`keepalive_timeout`). Time during which weir itself stops reading (the
 //!   window is full) does not count against the client.
@@ -49,6 +65,7 @@
 //!   stops reading from that client). No topic aliases are granted. Enhanced
 //!   authentication (AUTH) is not supported; passwords must be UTF-8.
 
+mod broker;
 mod codec;
 mod connection;
 
@@ -57,7 +74,8 @@ use super::{
     ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, SubscriptionSet,
     tls,
 };
-use std::collections::{HashMap, HashSet};
+use broker::SubOptions;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,6 +179,7 @@ impl Listener {
             out,
             sources,
             sessions: Sessions::default(),
+            broker: broker::Broker::default(),
             ids: MessageIds::new(),
             stop,
             next_connection: AtomicU64::new(0),
@@ -299,6 +318,9 @@ struct Session {
     owner: Option<(u64, oneshot::Sender<Kick>)>,
     /// QoS 2 packet ids acknowledged with PUBREC and not yet released.
     qos2: Arc<Mutex<HashSet<u16>>>,
+    /// The session's subscriptions while no connection holds it (a
+    /// connection's live ones are in the broker).
+    subscriptions: BTreeMap<String, SubOptions>,
     /// How long the session outlives its connection, in seconds.
     expiry_secs: u32,
     /// When an unowned session ends.
@@ -310,6 +332,11 @@ struct Session {
 pub(super) struct Opened {
     pub(super) session_present: bool,
     pub(super) qos2: Arc<Mutex<HashSet<u16>>>,
+    /// The subscriptions of a resumed session that no connection held.
+    pub(super) subscriptions: BTreeMap<String, SubOptions>,
+    /// The connection this one took the session over from: its live
+    /// subscriptions (in the broker) belong to the session too.
+    pub(super) taken_from: Option<u64>,
     pub(super) kicked: oneshot::Receiver<Kick>,
 }
 
@@ -329,40 +356,57 @@ impl Sessions {
         let previous = sessions
             .remove(client_id)
             .filter(|s| s.expires_at.is_none_or(|at| at > now));
-        let (session_present, qos2, previous_owner) = match previous {
-            Some(old) if !clean_start => {
-                (true, old.qos2, old.owner.map(|(_, k)| (k, Kick::TakenOver)))
-            }
+        let (session_present, qos2, subscriptions, previous_owner) = match previous {
+            Some(old) if !clean_start => (
+                true,
+                old.qos2,
+                old.subscriptions,
+                old.owner.map(|(id, k)| (id, k, Kick::TakenOver)),
+            ),
             Some(old) => (
                 false,
                 Arc::default(),
-                old.owner.map(|(_, k)| (k, Kick::Discarded)),
+                BTreeMap::new(),
+                old.owner.map(|(id, k)| (id, k, Kick::Discarded)),
             ),
-            None => (false, Arc::default(), None),
+            None => (false, Arc::default(), BTreeMap::new(), None),
+        };
+        let taken_from = match &previous_owner {
+            Some((id, _, Kick::TakenOver)) => Some(*id),
+            _ => None,
         };
         sessions.insert(
             client_id.to_owned(),
             Session {
                 owner: Some((id, kick)),
                 qos2: qos2.clone(),
+                subscriptions: BTreeMap::new(),
                 expiry_secs,
                 expires_at: None,
             },
         );
         drop(sessions);
-        if let Some((kick, why)) = previous_owner {
+        if let Some((_, kick, why)) = previous_owner {
             let _ = kick.send(why);
         }
         Opened {
             session_present,
             qos2,
+            subscriptions,
+            taken_from,
             kicked,
         }
     }
 
-    /// Connection `id` ended: start its session's expiry, unless another
-    /// connection has taken it over.
-    pub(super) fn close(&self, client_id: &str, id: u64, expiry_secs: u32) {
+    /// Connection `id` ended: start its session's expiry, keeping its
+    /// `subscriptions`, unless another connection has taken it over.
+    pub(super) fn close(
+        &self,
+        client_id: &str,
+        id: u64,
+        expiry_secs: u32,
+        subscriptions: BTreeMap<String, SubOptions>,
+    ) {
         let mut sessions = self.by_client.lock().unwrap_or_else(|p| p.into_inner());
         let Some(session) = sessions.get_mut(client_id) else {
             return;
@@ -374,6 +418,7 @@ impl Sessions {
             sessions.remove(client_id);
         } else {
             session.owner = None;
+            session.subscriptions = subscriptions;
             session.expiry_secs = expiry_secs;
             session.expires_at = Some(Instant::now() + Duration::from_secs(expiry_secs.into()));
         }
@@ -415,7 +460,7 @@ mod tests {
         assert_eq!(first_kicked.try_recv(), Ok(Kick::TakenOver));
 
         // The old connection closing does not end the new one's session.
-        sessions.close("c", 1, 60);
+        sessions.close("c", 1, 60, BTreeMap::new());
         let mut second_kicked = second.kicked;
         let third = sessions.open("c", 3, true, 0);
         assert!(!third.session_present, "clean start discards the session");
@@ -423,7 +468,7 @@ mod tests {
         assert_eq!(second_kicked.try_recv(), Ok(Kick::Discarded));
 
         // Expiry 0 ends the session with the connection.
-        sessions.close("c", 3, 0);
+        sessions.close("c", 3, 0, BTreeMap::new());
         assert_eq!(sessions.len(), 0);
     }
 
@@ -431,9 +476,15 @@ mod tests {
     fn a_closed_session_is_resumed_until_it_expires() {
         let sessions = Sessions::default();
         let _ = sessions.open("c", 1, false, 3600);
-        sessions.close("c", 1, 3600);
+        let options = SubOptions {
+            qos: crate::ingress::Qos::AtLeastOnce,
+            no_local: false,
+        };
+        sessions.close("c", 1, 3600, BTreeMap::from([("t/#".to_owned(), options)]));
         sessions.sweep();
         assert_eq!(sessions.len(), 1, "not expired yet");
-        assert!(sessions.open("c", 2, false, 3600).session_present);
+        let resumed = sessions.open("c", 2, false, 3600);
+        assert!(resumed.session_present);
+        assert_eq!(resumed.subscriptions.get("t/#"), Some(&options));
     }
 }

@@ -12,48 +12,17 @@ use super::Located;
 use super::sql::{Arith, Cmp, Node, NodeKind, Seg, SelectField, Statement};
 use super::template::{TPart, Var};
 use std::collections::BTreeSet;
+use weir_guest_sdk::abi::Kind;
+use weir_guest_sdk::schema;
 use weir_rules_runtime::funcs;
 use weir_rules_runtime::program::{
     Call, Expr, Field, Foreach, Literal, Part, Program, PutStep, Record, Step, Template,
 };
 use weir_rules_runtime::{ArithOp, CmpOp, Mode};
 
-/// Event kinds a rule's FROM lets through.
+/// Event kinds a rule's FROM lets through, as a bit set by kind number.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Kinds {
-    pub publish: bool,
-    pub connected: bool,
-    pub disconnected: bool,
-}
-
-/// The columns of each event kind with EMQX's names, in the order a
-/// `SELECT *` output lists them, and which kinds (publish, connected,
-/// disconnected) have them.
-const COLUMNS: &[(&str, [bool; 3])] = &[
-    ("event", [true, true, true]),
-    ("id", [true, false, false]),
-    ("clientid", [true, true, true]),
-    ("username", [true, true, true]),
-    ("topic", [true, false, false]),
-    ("qos", [true, false, false]),
-    ("flags", [true, false, false]),
-    ("payload", [true, false, false]),
-    ("pub_props", [true, false, false]),
-    ("peerhost", [true, false, false]),
-    ("publish_received_at", [true, false, false]),
-    ("peername", [false, true, true]),
-    ("sockname", [false, true, true]),
-    ("proto_name", [false, true, true]),
-    ("proto_ver", [false, true, true]),
-    ("keepalive", [false, true, false]),
-    ("clean_start", [false, true, false]),
-    ("expiry_interval", [false, true, false]),
-    ("connected_at", [false, true, false]),
-    ("reason", [false, false, true]),
-    ("disconnected_at", [false, false, true]),
-    ("timestamp", [true, true, true]),
-    ("node", [true, true, true]),
-];
+pub(crate) struct Kinds(u32);
 
 /// Functions of the library that read the event themselves (so the rule
 /// needs the event's columns sent whatever it names).
@@ -61,33 +30,33 @@ const READS_EVENT: &[&str] = &[
     "msgid", "qos", "flags", "flag", "topic", "clientip", "peerhost", "username", "payload",
 ];
 
+/// Whether any kind of event has column `name`.
+fn is_column(name: &str) -> bool {
+    schema::EVENTS.iter().any(|s| s.has(name))
+}
+
 impl Kinds {
-    fn has(&self, available: [bool; 3]) -> bool {
-        (self.publish && available[0])
-            || (self.connected && available[1])
-            || (self.disconnected && available[2])
+    pub(crate) fn insert(&mut self, kind: Kind) {
+        self.0 |= 1 << kind as u32;
     }
 
-    /// The names of the columns the kinds have.
+    fn iter(&self) -> impl Iterator<Item = Kind> + '_ {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| self.0 & (1 << *k as u32) != 0)
+    }
+
+    /// The names of the columns the kinds have, each once, in the schema's
+    /// order.
     pub(crate) fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
-        COLUMNS
-            .iter()
-            .filter(|(_, k)| self.has(*k))
-            .map(|(name, _)| *name)
+        let mut seen = BTreeSet::new();
+        self.iter()
+            .flat_map(|k| schema::schema(k).columns.iter().copied())
+            .filter(move |c| seen.insert(*c))
     }
 
     fn text(&self) -> String {
-        let mut k = Vec::new();
-        if self.publish {
-            k.push("message.publish");
-        }
-        if self.connected {
-            k.push("client.connected");
-        }
-        if self.disconnected {
-            k.push("client.disconnected");
-        }
-        k.join(", ")
+        self.iter().map(Kind::name).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -539,7 +508,7 @@ impl Cx<'_> {
 
     fn unknown_function(&self, name: &str) -> String {
         let lower = name.to_ascii_lowercase();
-        if COLUMNS.iter().any(|(c, _)| *c == lower) {
+        if is_column(&lower) {
             return format!("`{name}()` is not a function: {lower} is a column, write {lower}");
         }
         let mut near: Vec<(usize, &str)> = funcs::all()
@@ -558,20 +527,17 @@ impl Cx<'_> {
     /// Checks that a name means something: an earlier field, a FOREACH
     /// name, or a column of the rule's events.
     fn name(&mut self, name: &str, quoted: bool, at: usize) -> Result<(), Located> {
-        let column = COLUMNS
-            .iter()
-            .find(|(c, available)| *c == name && self.kinds.has(*available));
-        if let Some((col, _)) = column {
+        let column = self.kinds.columns().find(|c| *c == name);
+        if let Some(col) = column {
             // Even under an alias of the same name: an alias that turns out
             // undefined falls back to the column.
-            self.used.insert(*col);
+            self.used.insert(col);
         }
         if self.defined.iter().any(|d| d == name) || self.extra.iter().any(|d| d == name) {
             return Ok(());
         }
-        if let Some((col, available)) = COLUMNS.iter().find(|(c, _)| *c == name) {
-            if self.kinds.has(*available) {
-                self.used.insert(*col);
+        if is_column(name) {
+            if column.is_some() {
                 return Ok(());
             }
             return Err(self.err(
@@ -648,10 +614,9 @@ impl Cx<'_> {
             return Ok(());
         }
         if out.star
-            && let Some((col, available)) = COLUMNS.iter().find(|(c, _)| *c == var.root)
-            && self.kinds.has(*available)
+            && let Some(col) = self.kinds.columns().find(|c| *c == var.root)
         {
-            self.used.insert(*col);
+            self.used.insert(col);
             return Ok(());
         }
         let mut names: Vec<&str> = out.names.iter().map(String::as_str).collect();

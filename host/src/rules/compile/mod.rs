@@ -35,6 +35,7 @@ pub use native::{Outcome, RecordOut};
 
 use super::manifest::{self, Format, Limits, Manifest};
 use super::router::{self, Filter};
+use crate::event::EventKind;
 use lower::Kinds;
 use serde::Deserialize;
 use std::fmt;
@@ -382,11 +383,10 @@ fn program_of(
     for (source, at) in &statement.sources {
         let filter = router::parse_filter(source)
             .map_err(|m| sql_err(Located::at_offset(sql_text, *at, m)))?;
-        match &filter {
-            Filter::Topic(_) => kinds.publish = true,
-            Filter::Event(router::ClientEvent::Connected) => kinds.connected = true,
-            Filter::Event(router::ClientEvent::Disconnected) => kinds.disconnected = true,
-        }
+        kinds.insert(match &filter {
+            Filter::Topic(_) => EventKind::MessagePublish,
+            Filter::Event(kind) => *kind,
+        });
         if !sources.contains(&filter) {
             sources.push(filter);
         }

@@ -190,10 +190,17 @@ fn subscriptions_follow_the_loaded_plugins() {
     {
         let now = subs.borrow_and_update();
         assert_eq!(now.topics.get("t/#"), Some(&1));
-        assert!(!now.client_connected);
+        assert!(
+            !now.events
+                .contains(&crate::event::EventKind::ClientConnected)
+        );
     }
     install(&engine, &CONNECT);
-    assert!(subs.borrow_and_update().client_connected);
+    assert!(
+        subs.borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
 
     // A manifest with new topics re-subscribes.
     let manifest = MESSAGE

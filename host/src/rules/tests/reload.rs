@@ -212,7 +212,11 @@ fn deleting_the_files_unloads_and_adding_them_loads() {
             .status("presence")
             .is_some_and(|s| s.state == PluginState::Loaded)
     });
-    assert!(subs.borrow_and_update().client_connected);
+    assert!(
+        subs.borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
     assert_eq!(engine.process(&[connected("c", 1)]).outputs.len(), 1);
 
     std::fs::remove_file(dir.path().join("presence.wasm")).expect("remove");
@@ -221,7 +225,12 @@ fn deleting_the_files_unloads_and_adding_them_loads() {
         engine.status("presence").is_none()
     });
     assert!(engine.process(&[connected("c", 2)]).outputs.is_empty());
-    assert!(!subs.borrow_and_update().client_connected);
+    assert!(
+        !subs
+            .borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
     assert!(engine.statuses().is_empty());
 }
 
@@ -239,7 +248,11 @@ fn a_disabled_plugin_stays_unloaded_until_enabled() {
     .expect("engine starts");
     let mut subs = engine.subscriptions();
     let _watcher = engine.watch().expect("watching");
-    assert!(subs.borrow_and_update().client_connected);
+    assert!(
+        subs.borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
     assert!(
         !engine.disable("nope").expect("nothing to write"),
         "an unknown plugin cannot be disabled"
@@ -250,7 +263,12 @@ fn a_disabled_plugin_stays_unloaded_until_enabled() {
     let status = engine.status("presence").expect("still listed");
     assert_eq!(status.state, PluginState::Disabled);
     assert_eq!(status.version, None);
-    assert!(!subs.borrow_and_update().client_connected);
+    assert!(
+        !subs
+            .borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
     assert!(engine.process(&[connected("c", 1)]).outputs.is_empty());
 
     // Neither an explicit reload, a rescan nor new files bring it back.
@@ -279,7 +297,11 @@ fn a_disabled_plugin_stays_unloaded_until_enabled() {
     ));
     let status = engine.status("presence").expect("listed");
     assert_eq!(status.state, PluginState::Loaded);
-    assert!(subs.borrow_and_update().client_connected);
+    assert!(
+        subs.borrow_and_update()
+            .events
+            .contains(&crate::event::EventKind::ClientConnected)
+    );
     assert_eq!(engine.process(&[connected("c", 2)]).outputs.len(), 1);
 }
 

@@ -71,6 +71,11 @@ fn sql_errors_point_at_the_position() {
     assert!(m.contains("unknown event source"), "{m}");
     let (_, m) = sql_error("SELECT reason FROM \"t/#\"");
     assert!(m.contains("not a column of the events"), "{m}");
+    let (_, m) = sql_error("SELECT from_clientid FROM \"$events/message_dropped\"");
+    assert!(
+        m.contains("not a column of the events") && m.contains("message.dropped"),
+        "{m}"
+    );
     let (_, m) = sql_error("SELECT float(qos, 1, 2) FROM \"t/#\"");
     assert!(m.contains("takes 1 to 2 argument"), "{m}");
     let (_, m) = sql_error("SELECT * FROM \"t/#\" WHERE topic ~ 'x'");

@@ -11,7 +11,9 @@
 
 use super::{engine, rule_file, run_compiled};
 use crate::event::{
-    ClientConnected, ClientDisconnected, Event, MessageId, MessagePublish, PublishFlags,
+    ClientConnack, ClientConnected, ClientDisconnected, DeliveryDropped, Event, MessageAcked,
+    MessageDelivery, MessageDropped, MessageId, MessagePublish, PublishFlags, Receiver,
+    Subscription,
 };
 use crate::rules::compile::{CompiledRule, Outcome};
 use proptest::prelude::*;
@@ -19,6 +21,7 @@ use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The rules (SQL, record template, partition key, raw), with whether each
 /// selects client events (the others select messages on every topic).
@@ -55,6 +58,20 @@ const RULES: &[(&str, Option<&str>, Option<&str>, bool)] = &[
         Some("${clientid}"),
         false,
     ),
+    (
+        r##"SELECT *, payload.a.b AS ab FROM "$events/message_delivered", "$events/message_acked", "$events/delivery_dropped", "$events/message_dropped" WHERE qos < 2 or reason = 'queue_full'"##,
+        Some(
+            r##"{"e": "${event}", "id": "${id}", "to": ${clientid}, "from": ${from_clientid}, "fu": ${from_username}, "p": ${payload}, "r": ${reason}, "pa": ${puback_props}, "ab": ${ab}}"##,
+        ),
+        Some("${topic}"),
+        false,
+    ),
+    (
+        r##"SELECT clientid, username, peerhost, topic, qos, sub_props, unsub_props, reason_code, keepalive FROM "$events/session_subscribed", "$events/session_unsubscribed", "$events/client_connack""##,
+        None,
+        Some("${clientid}"),
+        false,
+    ),
 ];
 
 /// Whether the engine routes `event` to a rule with `sql` (`#` does not
@@ -62,7 +79,10 @@ const RULES: &[(&str, Option<&str>, Option<&str>, bool)] = &[
 fn routes(sql: &str, event: &Event) -> bool {
     match event {
         Event::MessagePublish(m) => !sql.contains("$events/") && !m.topic.starts_with('$'),
-        _ => sql.contains("$events/"),
+        other => other
+            .kind()
+            .source()
+            .is_some_and(|source| sql.contains(&format!("\"{source}\""))),
     }
 }
 
@@ -313,8 +333,92 @@ fn client() -> BoxedStrategy<Event> {
         .boxed()
 }
 
+/// Events weir's broker derives from a message or a subscription:
+/// deliveries, acknowledgements, drops, subscriptions and CONNACKs.
+fn derived() -> BoxedStrategy<Event> {
+    let peer =
+        proptest::option::of(select(vec!["127.0.0.1", "::1"])).prop_map(|p| p.map(str::to_owned));
+    (
+        publish(),
+        (text(), opt_text(), peer, 0u8..=1, 0u8..7, time()),
+        (
+            pub_props(),
+            select(vec!["success", "not_authorized", "queue_full"]),
+        ),
+    )
+        .prop_map(
+            |(message, (clientid, username, peerhost, qos, which, timestamp), (props, word))| {
+                let Event::MessagePublish(message) = message else {
+                    unreachable!("publish() makes messages")
+                };
+                let to = Receiver {
+                    clientid: clientid.clone(),
+                    username: username.clone(),
+                    peerhost: peerhost.clone(),
+                    peername: peerhost.as_ref().map(|h| format!("{h}:5000")),
+                };
+                let topic = message.topic.clone();
+                let node = message.node.clone();
+                let delivery = MessageDelivery {
+                    message: Arc::new(message),
+                    to,
+                    qos,
+                    timestamp,
+                };
+                let subscription = Subscription {
+                    clientid: clientid.clone(),
+                    username: username.clone(),
+                    peerhost: peerhost.clone(),
+                    peername: None,
+                    topic,
+                    qos,
+                    props: props.clone(),
+                    timestamp,
+                    node: node.clone(),
+                };
+                match which {
+                    0 => Event::MessageDelivered(delivery),
+                    1 => Event::MessageAcked(MessageAcked {
+                        delivery,
+                        puback_props: props,
+                    }),
+                    2 => Event::DeliveryDropped(DeliveryDropped {
+                        delivery,
+                        reason: word.to_owned(),
+                    }),
+                    3 => Event::MessageDropped(MessageDropped {
+                        message: delivery.message,
+                        reason: "no_subscribers".into(),
+                        timestamp,
+                    }),
+                    4 => Event::SessionSubscribed(subscription),
+                    5 => Event::SessionUnsubscribed(subscription),
+                    _ => Event::ClientConnack(ClientConnack {
+                        reason_code: word.to_owned(),
+                        clientid,
+                        username,
+                        peername: peerhost,
+                        sockname: None,
+                        proto_name: Some("MQTT".into()),
+                        proto_ver: Some(qos + 4),
+                        keepalive: Some(u16::from(qos) * 30),
+                        clean_start: Some(qos == 0),
+                        expiry_interval: None,
+                        timestamp,
+                        node,
+                    }),
+                }
+            },
+        )
+        .boxed()
+}
+
 fn events() -> BoxedStrategy<Vec<Event>> {
-    proptest::collection::vec(prop_oneof![4 => publish(), 1 => client()], 1..48).boxed()
+    proptest::collection::vec(
+        prop_oneof![4 => publish(), 1 => client(), 2 => derived()],
+        1..48,
+    )
+    .boxed()
 }
 
 /// Checks every rule on one generated batch.
