@@ -4,6 +4,7 @@
 //! shared harness in `harness/`.
 
 mod admin;
+mod cluster;
 mod dev;
 mod harness;
 mod harness_selftest;
