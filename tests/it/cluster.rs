@@ -13,23 +13,23 @@ use crate::harness::{
 };
 use ::weir::sink::client::{Client, ClientOptions, ReadRecord, TlsOptions};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_plugin_artifacts::{CONNECT, MESSAGE};
+use weir_proto::pb::LookupShardRequest;
+use weir_proto::pb::h_stream_api_client::HStreamApiClient;
 
 /// The stream the seed's message rule writes to.
 const STREAM: &str = "mqtt_message";
 
-/// Topics the load spreads over (the message rule keys records by topic).
-const TOPICS: [&str; 4] = ["t/0", "t/1", "t/2", "t/3"];
-
-/// Shards of the streams weir creates: more than nodes, so every node owns
-/// some.
-const SHARDS: usize = 4;
+/// Shards of the streams weir creates: many more than nodes, so that a
+/// joining node takes some.
+const SHARDS: usize = 16;
 
 /// The bridge's window of QoS 1 messages in flight to weir.
 const BRIDGE_WINDOW: u64 = 200;
@@ -92,6 +92,25 @@ async fn progress(load: &LoadPublisher, count: u64, what: &str) {
     .await;
 }
 
+/// The node id LookupShard names for each shard, asked at `node`.
+async fn owners(node: &ClusterNode, shards: &[u64]) -> BTreeMap<u64, u32> {
+    let mut api = HStreamApiClient::connect(format!("http://{}", node.listen))
+        .await
+        .expect("connect to the node");
+    let mut owners = BTreeMap::new();
+    for &shard_id in shards {
+        let owner = api
+            .lookup_shard(LookupShardRequest { shard_id })
+            .await
+            .expect("lookup")
+            .into_inner()
+            .server_node
+            .expect("a node");
+        owners.insert(shard_id, owner.id);
+    }
+    owners
+}
+
 /// Every record of `stream` now, read through any running node.
 async fn stored(hstream: &Client, stream: &str) -> Result<Vec<ReadRecord>, String> {
     hstream
@@ -139,10 +158,32 @@ health_check_interval_ms = 500
     let weir = Gateway::start(dir.path(), &config).await;
     broker.wait_for_subscription(&client_id, "t/#").await;
     let hstream = crate::harness::gateway::client(&cluster.url());
+    // One topic per shard, so that every shard has traffic and any shard
+    // that changes node is one weir must follow.
+    let hstream_ref = &hstream;
+    let shard_ids: Vec<u64> =
+        eventually("the stream weir creates", DEFAULT_DEADLINE, || async move {
+            hstream_ref
+                .shards(STREAM)
+                .await
+                .map(|map| map.shard_ids().collect())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    let mut topic_of: BTreeMap<u64, String> = BTreeMap::new();
+    for n in 0.. {
+        let topic = format!("t/{n}");
+        let shard = hstream.shard_for_key(STREAM, &topic).await.expect("route");
+        topic_of.entry(shard).or_insert(topic);
+        if topic_of.len() == shard_ids.len() {
+            break;
+        }
+    }
+    let topics: Vec<&str> = topic_of.values().map(String::as_str).collect();
     let load = LoadPublisher::start(LoadOptions::new(
         broker.port(),
         &unique_name("load"),
-        &TOPICS,
+        &topics,
         Some(RATE),
     ));
     progress(&load, 1000, "messages flowing before the node loss").await;
@@ -162,7 +203,7 @@ health_check_interval_ms = 500
     let owner = node_at(cluster.nodes(), &owner_addr).clone();
 
     cluster.stop_node(owner.id).await;
-    progress(&load, 3000, "messages acknowledged while the node is down").await;
+    progress(&load, 6000, "messages acknowledged while the node is down (20 s)").await;
     let during = connector(&weir).await;
     let dead = during["cluster"]["nodes"]
         .as_array()
@@ -190,33 +231,38 @@ health_check_interval_ms = 500
     .await;
     progress(&load, 1000, "messages acknowledged after the return").await;
 
-    let joined = cluster.add_node().await;
-    eventually("shards routed to the new node", DEFAULT_DEADLINE, || {
-        let joined = joined.advertised.clone();
-        async move {
-            let view = connector(weir_ref).await;
-            let nodes = view["cluster"]["nodes"].as_array().map_or(0, Vec::len);
-            let on_new = view["cluster"]["shards"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["owner"] == joined.as_str())
-                .count();
-            if nodes == 4 && on_new > 0 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{nodes} nodes, {on_new} shards on the new node: {view}"
-                ))
-            }
+    // Nodes join until one owns a shard of the stream (the ring decides;
+    // with 16 shards the first join nearly always takes some).
+    let (joined, moved_shard) = loop {
+        let joined = cluster.add_node().await;
+        let owned = owners(&joined, &shard_ids).await;
+        if let Some((&shard, _)) = owned.iter().find(|(_, id)| **id == joined.id) {
+            break (joined, shard);
         }
-    })
+        assert!(
+            cluster.nodes().len() < 6,
+            "no joining node took a shard: {owned:?}"
+        );
+    };
+    let joined_addr = joined.advertised.clone();
+    eventually(
+        "a moved shard routed to the new node",
+        DEFAULT_DEADLINE,
+        || {
+            let joined_addr = joined_addr.clone();
+            async move {
+                match route_of(&connector(weir_ref).await, moved_shard) {
+                    Some(addr) if addr == joined_addr => Ok(()),
+                    other => Err(format!("routed to {other:?}")),
+                }
+            }
+        },
+    )
     .await;
     progress(&load, 1000, "messages acknowledged after the join").await;
     let report = load.finish(DEFAULT_DEADLINE).await;
 
     let acked = &report.acked;
-    let hstream_ref = &hstream;
     let duplicates = eventually(
         "every acknowledged message in the stream",
         DEFAULT_DEADLINE,
@@ -279,8 +325,11 @@ struct Pki {
 }
 
 impl Pki {
-    fn issuer() -> CertifiedIssuer<'static, KeyPair> {
+    /// A CA whose name is its own: BoringSSL (the Python client's gRPC)
+    /// takes a leaf with its issuer's name for a self-signed certificate.
+    fn issuer(name: &str) -> CertifiedIssuer<'static, KeyPair> {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
             .expect("CA certificate")
@@ -293,28 +342,37 @@ impl Pki {
         let write = |name: &str, pem: String| {
             std::fs::write(dir.path().join(name), pem).expect("write PEM");
         };
-        let ca = Self::issuer();
+        let ca = Self::issuer("weir test CA");
         write("ca.pem", ca.pem());
         let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
         let server_key = KeyPair::generate().expect("server key");
-        let server = CertificateParams::new(names.clone())
-            .expect("server params")
+        let mut server_params = CertificateParams::new(names.clone()).expect("server params");
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "weir devserver");
+        let server = server_params
             .signed_by(&server_key, &ca)
             .expect("server certificate");
         write("server.pem", server.pem());
         write("server.key", server_key.serialize_pem());
         let client_key = KeyPair::generate().expect("client key");
         let mut client_params = CertificateParams::new(vec!["weir".into()]).expect("params");
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "weir");
         client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let client = client_params
             .signed_by(&client_key, &ca)
             .expect("client certificate");
         write("client.pem", client.pem());
         write("client.key", client_key.serialize_pem());
-        let other = Self::issuer();
+        let other = Self::issuer("another CA");
         let other_key = KeyPair::generate().expect("key");
-        let other_server = CertificateParams::new(names)
-            .expect("params")
+        let mut other_params = CertificateParams::new(names).expect("params");
+        other_params
+            .distinguished_name
+            .push(DnType::CommonName, "weir devserver");
+        let other_server = other_params
             .signed_by(&other_key, &other)
             .expect("certificate");
         write("other-server.pem", other_server.pem());
