@@ -203,7 +203,12 @@ health_check_interval_ms = 500
     let owner = node_at(cluster.nodes(), &owner_addr).clone();
 
     cluster.stop_node(owner.id).await;
-    progress(&load, 6000, "messages acknowledged while the node is down (20 s)").await;
+    progress(
+        &load,
+        6000,
+        "messages acknowledged while the node is down (20 s)",
+    )
+    .await;
     let during = connector(&weir).await;
     let dead = during["cluster"]["nodes"]
         .as_array()
