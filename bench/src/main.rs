@@ -58,6 +58,11 @@ struct Args {
     /// Shards of the `mqtt_message` stream.
     #[arg(long, default_value_t = 1)]
     shards: u32,
+    /// Nodes of the development HStreamDB cluster (`weir devserver --nodes`);
+    /// weir is given every node as a seed and appends to each shard's owner.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    hstream_nodes: u32,
     /// The weir binary [default: `weir` next to weir-bench].
     #[arg(long, value_name = "PATH")]
     weir: Option<PathBuf>,
@@ -146,6 +151,7 @@ struct Bench {
     inflight: u16,
     payload_bytes: usize,
     shards: u32,
+    hstream_nodes: u32,
     /// The seed rule, in the record format asked for.
     seed_rule: String,
     timeout: Duration,
@@ -187,6 +193,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         inflight: args.inflight,
         payload_bytes: args.payload_bytes,
         shards: args.shards,
+        hstream_nodes: args.hstream_nodes,
         seed_rule: match args.record_format {
             RecordFormat::Hrecord => SEED_RULE.to_owned(),
             RecordFormat::Raw => services::raw_seed_rule()?,
@@ -210,6 +217,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     figure("bench.inflight", bench.inflight, "msgs");
     figure("bench.payload", bench.payload_bytes, "bytes");
     figure("bench.shards", bench.shards, "shards");
+    figure("bench.hstream_nodes", bench.hstream_nodes, "nodes");
     if let Some(format) = args.record_format.to_possible_value() {
         figure("bench.record_format", format.get_name(), "format");
     }
@@ -276,7 +284,12 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     cpu_figure(&prefix, "mosquitto_cpu", before.0, after.0);
     cpu_figure(&prefix, "bench_cpu", before.1, after.1);
 
-    let devserver = DevServer::start(&bench.weir, &dir.path().join("hstream")).await?;
+    let devserver = DevServer::start(
+        &bench.weir,
+        &dir.path().join("hstream"),
+        bench.hstream_nodes,
+    )
+    .await?;
     create_stream(&devserver.url(), bench.shards).await?;
     let gateway_dir = dir.path().join("weir");
     let ingress = Ingress::Bridge {
@@ -360,7 +373,12 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
 async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<()> {
     let tag = format!("listener.qos{}", qos as u8);
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let devserver = DevServer::start(&bench.weir, &dir.path().join("hstream")).await?;
+    let devserver = DevServer::start(
+        &bench.weir,
+        &dir.path().join("hstream"),
+        bench.hstream_nodes,
+    )
+    .await?;
     create_stream(&devserver.url(), bench.shards).await?;
 
     let gateway = Gateway::start(

@@ -168,32 +168,56 @@ impl Mosquitto {
     }
 }
 
-/// `weir devserver` with its data in a directory, as HStreamDB would keep it.
+/// `weir devserver` with its data in a directory, as HStreamDB would keep it:
+/// one node, or a cluster of `nodes` sharing the directory's store.
 #[derive(Debug)]
 pub(crate) struct DevServer {
     pub(crate) child: Child,
-    pub(crate) addr: SocketAddr,
+    /// Every node's advertised address, the first node's first.
+    pub(crate) seeds: Vec<String>,
 }
 
 impl DevServer {
-    pub(crate) async fn start(weir: &Path, data_dir: &Path) -> anyhow::Result<DevServer> {
+    pub(crate) async fn start(
+        weir: &Path,
+        data_dir: &Path,
+        nodes: u32,
+    ) -> anyhow::Result<DevServer> {
         let data = path_str(data_dir)?;
+        let nodes = nodes.to_string();
         let mut child = Child::spawn(
             "weir devserver",
             weir,
-            &["devserver", "--listen", "127.0.0.1:0", "--data-dir", data],
+            &[
+                "devserver",
+                "--nodes",
+                &nodes,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data,
+            ],
         )?;
-        let addr = child
+        let mut seeds = Vec::new();
+        child
             .wait_for_line(LineMark::default(), "its address", START_DEADLINE, |line| {
+                // `weir devserver node ID listening on ADDR advertised HOST:PORT`
+                if let Some((_, advertised)) = line
+                    .strip_prefix("weir devserver node ")
+                    .and_then(|rest| rest.split_once(" advertised "))
+                {
+                    seeds.push(advertised.trim().to_owned());
+                }
                 line.strip_prefix("weir devserver listening on ")
                     .and_then(|a| a.trim().parse::<SocketAddr>().ok())
             })
             .await?;
-        Ok(DevServer { child, addr })
+        Ok(DevServer { child, seeds })
     }
 
+    /// `hstream://` with every node as a seed.
     pub(crate) fn url(&self) -> String {
-        format!("hstream://{}", self.addr)
+        format!("hstream://{}", self.seeds.join(","))
     }
 
     pub(crate) async fn stop(self) {

@@ -1,7 +1,7 @@
 //! Fault injection, driven by tests through the `FaultControl` gRPC service
-//! on the server's own port, so a test can make a server in another process
-//! misbehave: fail Appends with UNAVAILABLE (for a while, or the next N),
-//! or answer them late.
+//! on each node's own port, so a test can make a node in another process
+//! misbehave: fail Appends with UNAVAILABLE or FAILED_PRECONDITION
+//! (WrongServer), for a while or the next N, or answer them late.
 //!
 //! Latency is applied before the append is processed, so an Append whose
 //! client gives up during the delay stores nothing. A failed Append stores
@@ -9,13 +9,14 @@
 //! sends with UNAVAILABLE, so clients take the same path as with the real
 //! thing.
 
+use crate::service::error::ApiError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use weir_proto::pb::devserver::fault_control_server::FaultControl;
-use weir_proto::pb::devserver::{FaultPlan, GetFaultsRequest};
+use weir_proto::pb::devserver::{FaultPlan, GetFaultsRequest, InjectedFailure};
 
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
@@ -28,6 +29,7 @@ struct Plan {
     fail_until: Option<Instant>,
     fail_next: u64,
     latency: Duration,
+    fail_with: InjectedFailure,
 }
 
 impl Faults {
@@ -38,7 +40,7 @@ impl Faults {
     /// Applies the plan to one Append: waits the configured latency, then
     /// fails it if the plan says so.
     pub(crate) async fn before_append(&self) -> Result<(), Status> {
-        let latency = self.with_plan(|plan| plan.latency);
+        let (latency, fail_with) = self.with_plan(|plan| (plan.latency, plan.fail_with));
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -54,10 +56,15 @@ impl Faults {
         });
         if fail {
             self.injected.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("failing an Append as the fault plan says");
-            return Err(Status::unavailable(
-                "NOSEQUENCER: injected by the weir devserver fault plan",
-            ));
+            tracing::debug!(?fail_with, "failing an Append as the fault plan says");
+            return Err(match fail_with {
+                InjectedFailure::Unavailable => {
+                    Status::unavailable("NOSEQUENCER: injected by the weir devserver fault plan")
+                }
+                InjectedFailure::WrongServer => Status::from(ApiError::WrongServer(
+                    "injected by the weir devserver fault plan".into(),
+                )),
+            });
         }
         Ok(())
     }
@@ -72,6 +79,7 @@ impl Faults {
             append_latency_ms: millis(plan.latency),
             injected_failures: self.injected.load(Ordering::Relaxed),
             fail_next_appends: plan.fail_next,
+            fail_with: plan.fail_with as i32,
         }
     }
 }
@@ -92,12 +100,15 @@ impl FaultControl for Faults {
                     .flatten(),
                 fail_next: wanted.fail_next_appends,
                 latency: Duration::from_millis(wanted.append_latency_ms),
+                fail_with: InjectedFailure::try_from(wanted.fail_with)
+                    .unwrap_or(InjectedFailure::Unavailable),
             };
         });
         tracing::info!(
             fail_appends_for_ms = wanted.fail_appends_for_ms,
             fail_next_appends = wanted.fail_next_appends,
             append_latency_ms = wanted.append_latency_ms,
+            fail_with = wanted.fail_with,
             "fault plan set"
         );
         Ok(Response::new(self.snapshot()))

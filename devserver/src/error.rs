@@ -44,6 +44,12 @@ pub enum Error {
     Listener(io::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("no devserver node has id {0}")]
+    UnknownNode(u32),
+    #[error("two devserver nodes cannot both have id {0}")]
+    DuplicateNode(u32),
+    #[error("a devserver cluster needs at least one node")]
+    NoNodes,
     #[error("the server task ended abnormally: {0}")]
     Task(String),
 }

@@ -5,12 +5,14 @@
 //! the wire (status codes, JSON error bodies, record ids, advertised address)
 //! for the RPCs weir and the official clients use: streams, shards, lookups,
 //! appends, shard readers and streaming reads. It also serves
-//! `weir.devserver.v1.FaultControl` on the same port, so a test can make
-//! Appends fail or slow down in a server running in another process.
+//! `weir.devserver.v1.FaultControl` and `ClusterControl` on the same port, so
+//! a test can make Appends fail or slow down, or stop, start and add nodes,
+//! in a server running in another process.
 //!
-//! Use [`serve`] to run until a shutdown future completes (the `weir
-//! devserver` command), or [`DevServer`] to run in the background of the
-//! current process and stop and start again (`weir dev`, tests).
+//! Use [`serve`] to run until a shutdown future completes, [`DevServer`] to
+//! run one node in the background of the current process and stop and start
+//! again (`weir dev`, tests), or [`DevCluster`] for several nodes sharing one
+//! store (`weir devserver --nodes N`), as HStreamDB's nodes share LogDevice.
 //!
 //! Where it differs from HStreamDB, on purpose:
 //! - Every Append batch is decompressed and decoded; a corrupt batch or a
@@ -26,14 +28,22 @@
 //!   `extra` where HStreamDB sends `null`.
 //! - Subscriptions, queries, connectors and the other RPCs weir does not use
 //!   are not served (UNIMPLEMENTED); shard readers live in memory only.
+//! - Appends are taken by any node, as in HStreamDB, unless the cluster is
+//!   started with `strict_ownership`: then a node that does not own the shard
+//!   answers FAILED_PRECONDITION (WrongServer), which HStreamDB only does for
+//!   shard readers and subscriptions.
+//! - A stopped node is reported Dead in DescribeCluster at once; HStreamDB's
+//!   gossip takes a while to notice.
 //! - An IPv6 listener address is advertised in brackets (`[::1]`), so the
 //!   `host:port` that clients build from it parses.
 //!
 //! Module map: `store` (streams, shards and batches; persistence),
 //! `log_file` (on-disk framing and crash recovery), `service` (the gRPC
-//! handlers and their errors), `control` (fault injection), `tls`, `server`
-//! (wiring and lifecycle).
+//! handlers and their errors), `control` (fault injection), `tls`, `cluster`
+//! (nodes, the hash ring, node control, lifecycle), `server` (the one-node
+//! shapes).
 
+mod cluster;
 mod control;
 mod error;
 mod log_file;
@@ -42,6 +52,7 @@ mod service;
 mod store;
 mod tls;
 
+pub use cluster::{ClusterConfig, DevCluster, NodeConfig, NodeInfo};
 pub use error::Error;
 pub use server::{DevServer, serve};
 

@@ -7,7 +7,7 @@
 //! like) in one place is what keeps the two sides from drifting apart.
 //!
 //! - [`pb`]: the generated messages and gRPC stubs for `hstream.server.HStreamApi`
-//!   (and the development server's fault-control service).
+//!   (and the development server's `FaultControl` and `ClusterControl` services).
 //! - [`record`]: encoding and decoding of record batches, compression, HRecords.
 //! - [`keyspace`]: the 128-bit MD5 key space, its division into shards and the
 //!   key-to-shard lookup.
@@ -27,7 +27,7 @@ pub mod pb {
     )]
     tonic::include_proto!("hstream.server");
 
-    /// The development server's test-control service (not part of HStreamDB).
+    /// The development server's test-control services (not part of HStreamDB).
     pub mod devserver {
         #![allow(
             missing_docs,

@@ -1,7 +1,7 @@
 //! The HStreamDB side on its own: the development server as a process, the
 //! official Python client against it, and weir's stream and check commands.
 
-use crate::harness::devserver::DevServer;
+use crate::harness::devserver::{DevCluster, DevServer};
 use crate::harness::{python, repo_root, scratch_dir, unique_name, weir};
 use ::weir::sink::client::{Client, ClientOptions, Compression};
 use serde_json::{Value, json};
@@ -40,6 +40,26 @@ async fn the_official_python_client_round_trips_records_through_the_devserver() 
         official_client(&["roundtrip", "--url", &server.url(), "--stream", &stream]).await;
     let summary: Value = serde_json::from_str(printed.trim()).expect("a JSON summary");
     assert_eq!(summary["records"], 48);
+}
+
+#[tokio::test]
+async fn the_official_python_client_round_trips_records_through_a_two_node_cluster() {
+    let cluster = DevCluster::start(2, &["--first-node-id".into(), "100".into()]).await;
+    let stream = unique_name("official_cluster");
+    let seed = format!("hstream://{}", cluster.nodes()[0].advertised);
+    let printed = official_client(&[
+        "roundtrip",
+        "--url",
+        &seed,
+        "--stream",
+        &stream,
+        "--nodes",
+        "2",
+    ])
+    .await;
+    let summary: Value = serde_json::from_str(printed.trim()).expect("a JSON summary");
+    assert_eq!(summary["records"], 48);
+    cluster.stop().await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! shared harness in `harness/`.
 
 mod admin;
+mod cluster;
 mod dev;
 mod events;
 mod harness;

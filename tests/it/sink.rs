@@ -11,14 +11,15 @@
 //! allows (see ARCHITECTURE.md, "Sink").
 
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client, json_of};
-use crate::harness::load::{LoadOptions, LoadPublisher, LoadReport, memory_of, seq_of};
+use crate::harness::gateway::{Gateway, client};
+use crate::harness::load::{
+    LoadOptions, LoadPublisher, LoadReport, account, memory_of, seq_of_record,
+};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, publish};
 use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir, unique_name};
-use ::weir::sink::client::{Client, ReadRecord, StartFrom};
+use ::weir::sink::client::{Client, StartFrom};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,13 +86,6 @@ async fn connector(gateway: &Gateway) -> Value {
         .await
         .expect("the connector as JSON");
     body["connector"].take()
-}
-
-/// The sequence number a stored record carries.
-fn seq_of_record(record: &ReadRecord) -> Result<u64, String> {
-    let json = json_of(record);
-    let payload = json["payload"].as_str().unwrap_or_default();
-    seq_of(payload).ok_or_else(|| format!("a record without a sequence number: {json}"))
 }
 
 /// Follows a stream from its start, keeping the sequence numbers stored.
@@ -177,26 +171,6 @@ impl Follower {
 impl Drop for Follower {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-#[derive(Debug)]
-struct Accounting {
-    /// Acknowledged but not stored.
-    missing: Vec<u64>,
-    /// Stored records beyond the first of each sequence number.
-    duplicates: usize,
-}
-
-fn account(acked: &[u64], stored: &[u64]) -> Accounting {
-    let distinct: BTreeSet<u64> = stored.iter().copied().collect();
-    Accounting {
-        missing: acked
-            .iter()
-            .copied()
-            .filter(|seq| !distinct.contains(seq))
-            .collect(),
-        duplicates: stored.len() - distinct.len(),
     }
 }
 

@@ -16,6 +16,20 @@ Commands (each exits 0 on success and non-zero with a message on stderr):
       Read N records from every shard of an existing stream through shard
       readers and print them as JSON lines (key, payload, record id), so a
       test can compare what weir wrote with what the official client reads.
+
+Options for both:
+
+  --nodes N    the cluster must describe N running nodes, and the client's
+               lookups must have sent it to more than one of them (roundtrip
+               creates 8 shards then, so that they spread).
+  --tls-ca FILE [--tls-cert FILE --tls-key FILE]
+               connect with secure_client to an hstreams:// URL. The client
+               opens the channels to nodes it learns from lookups without
+               TLS (a bug of hstreamdb 0.5.0); this script gives those
+               channels the same credentials, so a TLS cluster can be read.
+
+The URL names one seed (the client parses a single host); the client learns
+the other nodes from DescribeCluster.
 """
 
 import argparse
@@ -25,7 +39,13 @@ import sys
 import time
 
 import grpc
-from hstreamdb import insecure_client, BufferedProducer, ShardOffset, SpecialOffset
+from hstreamdb import (
+    insecure_client,
+    secure_client,
+    BufferedProducer,
+    ShardOffset,
+    SpecialOffset,
+)
 
 DEADLINE_SECONDS = 60
 
@@ -81,9 +101,51 @@ def sort_key(key, payload):
     return (key or "", text)
 
 
-async def roundtrip(url, stream):
-    client = await insecure_client(url=url)
-    await client.create_stream(stream, replication_factor=1, backlog=0, shard_count=2)
+async def connect(args):
+    if not args.tls_ca:
+        return await insecure_client(url=args.url)
+    read = lambda path: open(path, "rb").read() if path else None
+    root, key, chain = read(args.tls_ca), read(args.tls_key), read(args.tls_cert)
+    client = await secure_client(
+        url=args.url, root_certificates=root, private_key=key, certificate_chain=chain
+    )
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=root, private_key=key, certificate_chain=chain
+    )
+
+    def secure_channel(target):
+        channel = client._channels.get(target)
+        if not channel:
+            channel = grpc.aio.secure_channel(target, credentials)
+            client._channels[target] = channel
+        return channel
+
+    client._get_channel = secure_channel
+    return client
+
+
+async def check_cluster(client, stream, nodes):
+    """The cluster lists `nodes` running nodes and the shards of `stream`
+    are served by more than one of them."""
+    if not nodes:
+        return
+    info = await client._stub.DescribeCluster(None)
+    running = [s.node.id for s in info.serverNodesStatus if s.state == 1]
+    expect(len(info.serverNodes) == nodes, f"DescribeCluster lists {len(info.serverNodes)} nodes, want {nodes}")
+    expect(len(running) == nodes, f"{len(running)} running nodes, want {nodes}: {info}")
+    owners = set()
+    for shard in await client.list_shards(stream):
+        node = await client._lookup_append_api(shard.id)
+        owners.add((node.host, node.port))
+    expect(len(owners) > 1, f"every shard of {stream} is on one node: {owners}")
+
+
+async def roundtrip(args):
+    client = await connect(args)
+    stream = args.stream
+    shard_count = 8 if args.nodes else 2
+    await client.create_stream(stream, replication_factor=1, backlog=0, shard_count=shard_count)
+    await check_cluster(client, stream, args.nodes)
 
     names = [s.name for s in await client.list_streams()]
     expect(stream in names, f"list_streams does not show {stream}: {names}")
@@ -152,9 +214,10 @@ async def roundtrip(url, stream):
     print(json.dumps({"records": len(records), "stream": stream}))
 
 
-async def read(url, stream, count):
-    client = await insecure_client(url=url)
-    records = await read_all(client, stream, count)
+async def read(args):
+    client = await connect(args)
+    await check_cluster(client, args.stream, args.nodes)
+    records = await read_all(client, args.stream, args.count)
     for r in records:
         payload = r.payload
         if isinstance(payload, bytes):
@@ -179,12 +242,14 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--stream", required=True)
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--nodes", type=int, default=0)
+    parser.add_argument("--tls-ca")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     try:
-        if args.command == "roundtrip":
-            asyncio.run(asyncio.wait_for(roundtrip(args.url, args.stream), DEADLINE_SECONDS))
-        else:
-            asyncio.run(asyncio.wait_for(read(args.url, args.stream, args.count), DEADLINE_SECONDS))
+        command = roundtrip if args.command == "roundtrip" else read
+        asyncio.run(asyncio.wait_for(command(args), DEADLINE_SECONDS))
     except CheckFailed as e:
         print(f"check failed: {e}", file=sys.stderr)
         sys.exit(1)

@@ -39,6 +39,8 @@ pub(crate) enum ApiError {
     InvalidResourceType(i32),
     /// Plain-text UNAVAILABLE, as HStreamDB's store errors.
     Unavailable(String),
+    /// The resource belongs to another node (HStreamDB's WrongServer, 800).
+    WrongServer(String),
     Internal(String),
 }
 
@@ -155,6 +157,10 @@ impl ApiError {
                 ),
             ),
             Unavailable(text) => return (Code::Unavailable, text),
+            WrongServer(reason) => (
+                Code::FailedPrecondition,
+                ErrorBody::new(ErrorCode::WrongServer, "WrongServer", json!(reason)),
+            ),
             Internal(reason) => (
                 Code::Internal,
                 ErrorBody::new(

@@ -1,8 +1,11 @@
 //! The `hstream.server.HStreamApi` gRPC handlers: request validation as
 //! HStreamDB does it, the calls into the store, and the replies.
 //!
-//! This server is a single node that owns everything: every lookup answers
-//! with the node it advertises, and no request is ever redirected.
+//! Every node of a cluster runs these handlers over the shared store.
+//! Lookups (LookupShard, LookupResource, LookupKey, LookupShardReader)
+//! answer with the owner on the cluster's hash ring, whichever node is
+//! asked; Append and reads work at any node, as in HStreamDB, unless the
+//! cluster has `strict_ownership`.
 //!
 //! Names of streams and shard readers follow HStreamDB's rule: 1 to 255
 //! characters, the first a letter, the rest letters, digits, `-` or `_`
@@ -11,12 +14,12 @@
 pub(crate) mod error;
 pub(crate) mod read;
 
+use crate::cluster::Shared;
 use crate::control::Faults;
 use crate::store::{NewStream, Store, Stream as StoredStream};
 use error::ApiError;
 use read::{Offset, ReadContext, Readers};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -24,16 +27,14 @@ use weir_proto::pb::h_stream_api_server::HStreamApi;
 use weir_proto::pb::*;
 use weir_proto::record::decode_batch;
 
-/// HStreamDB's protocol version, sent in DescribeCluster.
-const PROTOCOL_VERSION: &str = "0.1.0";
-
 #[derive(Debug)]
 pub(crate) struct Service {
     pub(crate) store: Arc<Store>,
     pub(crate) faults: Arc<Faults>,
-    pub(crate) readers: Readers,
+    pub(crate) readers: Arc<Readers>,
+    pub(crate) cluster: Arc<Shared>,
+    /// The node these handlers serve as.
     pub(crate) node: ServerNode,
-    pub(crate) started: Instant,
     pub(crate) max_record_bytes: usize,
     pub(crate) max_decoded_bytes: usize,
     pub(crate) stop: watch::Receiver<bool>,
@@ -79,6 +80,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Service {
+    /// The owner of a resource on the ring. The node answering is running,
+    /// so the ring is never empty; should it be, the node answers for itself.
+    fn owner(&self, resource: &str) -> ServerNode {
+        self.cluster
+            .owner(resource)
+            .unwrap_or_else(|| self.node.clone())
+    }
+
     fn read_context(&self) -> ReadContext {
         ReadContext {
             store: self.store.clone(),
@@ -212,6 +221,18 @@ impl HStreamApi for Service {
     ) -> Result<Response<AppendResponse>, Status> {
         self.faults.before_append().await?;
         let request = request.into_inner();
+        if self.cluster.strict_ownership {
+            let owner = self.cluster.owner_id(&request.shard_id.to_string());
+            if owner.is_some_and(|owner| owner != self.node.id) {
+                return Err(ApiError::WrongServer(format!(
+                    "shard {} is served by node {}, not node {}",
+                    request.shard_id,
+                    owner.unwrap_or_default(),
+                    self.node.id
+                ))
+                .into());
+            }
+        }
         self.check_batch(request.records.as_ref())?;
         let AppendRequest {
             stream_name,
@@ -280,9 +301,10 @@ impl HStreamApi for Service {
         &self,
         request: Request<LookupShardRequest>,
     ) -> Result<Response<LookupShardResponse>, Status> {
+        let shard_id = request.into_inner().shard_id;
         Ok(Response::new(LookupShardResponse {
-            shard_id: request.into_inner().shard_id,
-            server_node: Some(self.node.clone()),
+            shard_id,
+            server_node: Some(self.owner(&shard_id.to_string())),
         }))
     }
 
@@ -290,31 +312,26 @@ impl HStreamApi for Service {
         &self,
         request: Request<LookupResourceRequest>,
     ) -> Result<Response<ServerNode>, Status> {
-        let res_type = request.into_inner().res_type;
+        let request = request.into_inner();
+        let res_type = request.res_type;
         ResourceType::try_from(res_type).map_err(|_| ApiError::InvalidResourceType(res_type))?;
-        Ok(Response::new(self.node.clone()))
+        Ok(Response::new(self.owner(&request.res_id)))
     }
 
     async fn lookup_key(
         &self,
-        _request: Request<LookupKeyRequest>,
+        request: Request<LookupKeyRequest>,
     ) -> Result<Response<ServerNode>, Status> {
-        Ok(Response::new(self.node.clone()))
+        Ok(Response::new(
+            self.owner(&request.into_inner().partition_key),
+        ))
     }
 
     async fn describe_cluster(
         &self,
         _request: Request<()>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        Ok(Response::new(DescribeClusterResponse {
-            protocol_version: PROTOCOL_VERSION.into(),
-            server_nodes: vec![self.node.clone()],
-            server_nodes_status: vec![ServerNodeStatus {
-                node: Some(self.node.clone()),
-                state: NodeState::Running as i32,
-            }],
-            cluster_up_time: self.started.elapsed().as_secs(),
-        }))
+        Ok(Response::new(self.cluster.describe()))
     }
 
     async fn create_shard_reader(
@@ -360,9 +377,10 @@ impl HStreamApi for Service {
         &self,
         request: Request<LookupShardReaderRequest>,
     ) -> Result<Response<LookupShardReaderResponse>, Status> {
+        let reader_id = request.into_inner().reader_id;
         Ok(Response::new(LookupShardReaderResponse {
-            reader_id: request.into_inner().reader_id,
-            server_node: Some(self.node.clone()),
+            server_node: Some(self.owner(&reader_id)),
+            reader_id,
         }))
     }
 

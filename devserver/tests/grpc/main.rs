@@ -3,6 +3,7 @@
 //! drive HStreamDB.
 
 mod append;
+mod cluster;
 mod faults;
 mod read;
 mod restart;

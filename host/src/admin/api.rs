@@ -443,10 +443,41 @@ fn connector_view(handles: &Handles) -> Value {
             "torn_bytes": d.torn_bytes,
         })
     });
+    let cluster = handles.client.cluster_view();
+    let nodes: Vec<Value> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "addr": n.addr.to_string(),
+                "state": n.state,
+                "reachable": n.last_error.is_none(),
+                "last_error": n.last_error,
+            })
+        })
+        .collect();
+    let routes: Vec<Value> = cluster
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "stream": r.stream,
+                "shard": r.shard_id,
+                "owner": r.owner.to_string(),
+                "via": r.via.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect();
     json!({
         "name": CONNECTOR,
         "type": "hstreamdb",
         "url": handles.client.url().to_string(),
+        "cluster": {
+            "nodes": nodes,
+            "shards": routes,
+            "reroutes": cluster.reroutes,
+        },
         "state": connector_state(status.state),
         "last_error": status.last_error,
         "missing_streams": status.missing_streams,

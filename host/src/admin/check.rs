@@ -2,8 +2,9 @@
 //! shared by `weir check` and `POST /api/v1/connectors/hstreamdb/test`.
 //!
 //! It Echoes every seed server, describes the cluster, Echoes every running
-//! node at the address it advertises (what the sink will dial), and checks
-//! that the given streams exist. EMQX's test is a single Echo, so it reports
+//! node at the address it advertises (what the sink will dial), naming each
+//! by its id, and checks that the given streams exist. Every seed and every
+//! node must answer for the check to pass. EMQX's test is a single Echo, so it reports
 //! "connected" for a cluster whose nodes advertise unreachable addresses or
 //! whose stream was deleted; this one names the failing step.
 
@@ -82,15 +83,20 @@ pub async fn test_connection(
 
     // Every seed must answer: a seed that does not is a broken part of the
     // configuration even when another one works.
+    // While one seed answers, the check goes on, so that the nodes are
+    // reported one by one (a seed that failed is Echoed again as its node,
+    // to name it).
     let mut echoed = BTreeSet::new();
     let mut failures = Vec::new();
     for seed in client.url().seeds() {
-        if let Err(error) = echo(client, "seed", seed, &mut step).await {
-            failures.push(error);
+        match echo(client, "seed", seed, &mut step).await {
+            Ok(()) => {
+                echoed.insert(seed.clone());
+            }
+            Err(error) => failures.push(error),
         }
-        echoed.insert(seed.clone());
     }
-    if !failures.is_empty() {
+    if echoed.is_empty() {
         return failed(client, &failures, steps);
     }
 

@@ -14,6 +14,7 @@ use crate::config::MqttMode;
 use crate::ingress::{ConnectionState, IngressStats};
 use crate::pipeline::Handles;
 use crate::rules::{PluginState, PluginStatus};
+use crate::sink::client::{ClusterView, NodeView};
 use crate::sink::{ConnectorStatus, LATENCY_BUCKETS_MS, SinkMetrics};
 use axum::Router;
 use axum::extract::State;
@@ -74,6 +75,7 @@ pub(super) struct Scrape {
     pub(super) plugins: Vec<PluginStatus>,
     pub(super) sink: SinkMetrics,
     pub(super) connector: ConnectorStatus,
+    pub(super) cluster: ClusterView,
     pub(super) mqtt_mode: MqttMode,
     pub(super) ingress_state: Option<ConnectionState>,
     pub(super) ingress: IngressStats,
@@ -88,6 +90,7 @@ impl Scrape {
             plugins: handles.engine.statuses(),
             sink: (handles.sink_metrics)(),
             connector: handles.sink_status.borrow().clone(),
+            cluster: handles.client.cluster_view(),
             mqtt_mode: handles.mqtt_mode,
             ingress_state: Some(handles.ingress.connection().state),
             ingress: handles.ingress.stats(),
@@ -179,12 +182,87 @@ impl Collector for Scrape {
         self.encode_rules(&mut f)?;
         self.encode_plugins(&mut f)?;
         self.encode_sink(&mut f)?;
+        self.encode_cluster(&mut f)?;
         self.encode_ingress(&mut f)?;
         self.encode_pipeline(&mut f)
     }
 }
 
 impl Scrape {
+    /// The HStreamDB cluster as the client knows it: nodes, their state,
+    /// where each shard's appends go, and re-routes.
+    fn encode_cluster(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        const NODE_STATES: [&str; 5] = ["starting", "running", "unavailable", "dead", "unknown"];
+        let nodes: Vec<(String, String, &NodeView)> = self
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.id.to_string(), n.addr.to_string(), n))
+            .collect();
+        f.gauge(
+            "weir_hstream_node_state",
+            "1 for the state the cluster reports for the HStreamDB node (starting, running, unavailable, dead, unknown), 0 for the others.",
+            nodes.iter().flat_map(|(id, addr, n)| {
+                states(n.state, &NODE_STATES).map(move |(state, v)| {
+                    (
+                        [
+                            ("node", id.as_str()),
+                            ("addr", addr.as_str()),
+                            ("state", state),
+                        ],
+                        v,
+                    )
+                })
+            }),
+        )?;
+        f.gauge(
+            "weir_hstream_node_reachable",
+            "1 when the last call weir made at the HStreamDB node reached it, 0 when it could not (connection, TLS, timeout).",
+            nodes.iter().map(|(id, addr, n)| {
+                (
+                    [("node", id.as_str()), ("addr", addr.as_str())],
+                    i64::from(n.last_error.is_none()),
+                )
+            }),
+        )?;
+        let routes: Vec<(String, String, String)> = self
+            .cluster
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.shard_id.to_string(),
+                    r.owner.to_string(),
+                    r.via.as_ref().unwrap_or(&r.owner).to_string(),
+                )
+            })
+            .collect();
+        f.gauge(
+            "weir_hstream_shard_route",
+            "1 per known shard: the node that owns it and the node its appends go to (another one while the owner cannot be reached).",
+            self.cluster
+                .routes
+                .iter()
+                .zip(&routes)
+                .map(|(r, (shard, owner, via))| {
+                    (
+                        [
+                            ("stream", r.stream.as_str()),
+                            ("shard", shard.as_str()),
+                            ("owner", owner.as_str()),
+                            ("via", via.as_str()),
+                        ],
+                        1,
+                    )
+                }),
+        )?;
+        f.counter(
+            "weir_hstream_reroutes",
+            "Times a shard's appends moved to another HStreamDB node (its owner left, joined or refused).",
+            [([("connector", CONNECTOR)], self.cluster.reroutes)],
+        )
+    }
+
     /// EMQX's rule metrics, per rule.
     fn encode_rules(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
         let per = |value: fn(&PluginStatus) -> u64| {

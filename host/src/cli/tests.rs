@@ -396,3 +396,72 @@ fn errors_print_each_cause_once() {
     let io = anyhow::Error::new(std::io::Error::other("disk full")).context("writing a segment");
     assert_eq!(error_chain(&io), "writing a segment: disk full");
 }
+
+#[test]
+fn per_node_options_take_one_value_for_all_or_one_per_node() {
+    use super::devserver::per_node;
+    assert_eq!(per_node::<u8>("x", &[], 2).expect("none"), [None, None]);
+    assert_eq!(per_node("x", &[7], 3).expect("one"), [Some(7); 3]);
+    assert_eq!(per_node("x", &[1, 2], 2).expect("each"), [Some(1), Some(2)]);
+    let error = per_node("tls-cert", &[1, 2], 3).expect_err("two for three");
+    assert!(
+        error
+            .to_string()
+            .contains("--tls-cert was given 2 times for 3 nodes"),
+        "{error}"
+    );
+    for args in [
+        &["devserver", "--nodes", "0"][..],
+        &["devserver", "--tls-cert-path", "c.pem"],
+        &["dev", "--nodes", "0"],
+    ] {
+        assert!(parse(args).is_err(), "{args:?} should be refused");
+    }
+    parse(&[
+        "devserver",
+        "--nodes",
+        "2",
+        "--tls-cert-path",
+        "a.pem",
+        "--tls-key-path",
+        "a.key",
+        "--tls-cert-path",
+        "b.pem",
+        "--tls-key-path",
+        "b.key",
+        "--listen",
+        "127.0.0.10:6570",
+        "--listen",
+        "127.0.0.11:6570",
+    ])
+    .expect("the seed's flags, once per node");
+}
+
+#[tokio::test]
+async fn nodes_bind_consecutive_ports_or_one_address_each() {
+    use super::devserver::bind_nodes;
+    let free = bind_nodes(&["127.0.0.1:0".into()], 3)
+        .await
+        .expect("free ports");
+    let ports: std::collections::BTreeSet<u16> = free
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    assert_eq!(ports.len(), 3, "three different ports");
+    let first = free[0].local_addr().expect("addr");
+    drop(free);
+    // A fixed port counts up; the port after it may have been taken by
+    // another process meanwhile, which is a bind error, not a wrong port.
+    let counted = bind_nodes(&[first.to_string()], 2).await;
+    if let Ok(counted) = counted {
+        let got: Vec<u16> = counted
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        assert_eq!(got, [first.port(), first.port() + 1]);
+    }
+    let error = bind_nodes(&["127.0.0.1:0".into(), "127.0.0.1:0".into()], 3)
+        .await
+        .expect_err("two addresses for three nodes");
+    assert!(error.to_string().contains("--listen"), "{error}");
+}

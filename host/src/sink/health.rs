@@ -1,5 +1,10 @@
 //! The periodic health check behind the connector status: is the cluster
-//! reachable, and do the target streams exist?
+//! reachable, node by node, and do the target streams exist?
+//!
+//! Every running node is Echoed at the address it advertises, so a node
+//! weir cannot reach (down, a certificate it does not trust) is named
+//! while the others keep the connector connected; the client keeps the
+//! per-node result for the admin API and metrics.
 //!
 //! EMQX only echoes the server and never looks at the stream, so an action
 //! writing to a deleted stream shows "connected" while it drops everything;
@@ -56,15 +61,33 @@ async fn check(
     client: &Client,
     targets: &[Arc<str>],
 ) -> (ConnectorState, Option<String>, Vec<String>) {
-    if let Err(error) = client.describe_cluster().await {
+    let cluster = match client.describe_cluster().await {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            return (
+                ConnectorState::Disconnected,
+                Some(error.to_string()),
+                Vec::new(),
+            );
+        }
+    };
+    let mut failing_nodes = Vec::new();
+    let mut reachable = 0;
+    for node in cluster.nodes.iter().filter(|n| n.running) {
+        match client.echo_at(&node.addr, "weir health check").await {
+            Ok(()) => reachable += 1,
+            Err(error) => failing_nodes.push(format!("node {}: {error}", node.id)),
+        }
+    }
+    if reachable == 0 {
         return (
             ConnectorState::Disconnected,
-            Some(error.to_string()),
+            Some(failing_nodes.join("; ")),
             Vec::new(),
         );
     }
     let mut missing = Vec::new();
-    let mut last_error = None;
+    let mut last_error = (!failing_nodes.is_empty()).then(|| failing_nodes.join("; "));
     for name in targets {
         match client.stream_exists(name).await {
             Ok(true) => {}

@@ -3,7 +3,9 @@
 //!
 //! The rule is that nothing is retried for ever unless retrying can help:
 //! an outage is waited out (within the request TTL), a moved shard is found
-//! again, and a record the server will never take is dead-lettered at once.
+//! again, a node that refuses a shard it does not serve (FAILED_PRECONDITION)
+//! sends the retry to the shard's owner, and a record the server will never
+//! take is dead-lettered at once.
 
 use super::client::ClientError;
 use std::time::Duration;
@@ -13,7 +15,8 @@ use tonic::Code;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// The server or the network cannot serve now (UNAVAILABLE,
-    /// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, connection loss, timeouts), or
+    /// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, connection loss, timeouts), the
+    /// node does not serve the shard (FAILED_PRECONDITION on Append), or
     /// something is wrong with the whole cluster (TLS, authentication) that
     /// an operator fixes without touching the records: retry later.
     Retriable,
@@ -34,7 +37,9 @@ pub(crate) fn classify(error: &ClientError) -> Failure {
     if error.is_shard_gone() {
         return Failure::ShardGone;
     }
-    if error.is_retriable() {
+    // A refusal because of routing is retried at the shard's owner, which
+    // the client looks up again after the failure.
+    if error.is_retriable() || error.is_wrong_server() {
         return Failure::Retriable;
     }
     match error {
@@ -120,6 +125,22 @@ mod tests {
                 Failure::Permanent,
             ),
             (status(append, Code::Internal, None), Failure::Permanent),
+            (
+                status(
+                    append,
+                    Code::FailedPrecondition,
+                    Some(ErrorBody::new(
+                        ErrorCode::WrongServer,
+                        "WrongServer",
+                        serde_json::json!("shard 1 is served by node 2"),
+                    )),
+                ),
+                Failure::Retriable,
+            ),
+            (
+                status("DeleteStream", Code::FailedPrecondition, None),
+                Failure::Permanent,
+            ),
             (
                 status(
                     append,

@@ -1,13 +1,17 @@
 //! The HStreamDB-compatible development server, run as its own process
-//! (`weir devserver`) the way HStreamDB runs beside weir in production.
+//! (`weir devserver`) the way HStreamDB runs beside weir in production: one
+//! node ([`DevServer`]) or a cluster ([`DevCluster`]).
 
 use super::process::Process;
 use super::{DEFAULT_DEADLINE, weir};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_proto::pb::devserver::FaultPlan;
+use weir_proto::pb::devserver::cluster_control_client::ClusterControlClient;
 use weir_proto::pb::devserver::fault_control_client::FaultControlClient;
+use weir_proto::pb::devserver::{
+    AddNodeRequest, FaultPlan, ListNodesRequest, NodeFaults, NodeRequest,
+};
 
 #[derive(Debug)]
 pub(crate) struct DevServer {
@@ -136,4 +140,174 @@ impl DevServer {
 
 fn path_arg(path: &Path) -> String {
     path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// One node of a [`DevCluster`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterNode {
+    pub(crate) id: u32,
+    pub(crate) listen: SocketAddr,
+    /// `host:port` the node advertises.
+    pub(crate) advertised: String,
+}
+
+/// `weir devserver --nodes N` as its own process, driven through its plain
+/// control listener (which stays reachable when nodes speak TLS or stop).
+#[derive(Debug)]
+pub(crate) struct DevCluster {
+    process: Process,
+    control: SocketAddr,
+    nodes: Vec<ClusterNode>,
+    tls: bool,
+}
+
+impl DevCluster {
+    /// Starts `nodes` in-memory nodes on free loopback ports; `extra` are
+    /// more `weir devserver` arguments (TLS files, advertised hosts).
+    pub(crate) async fn start(nodes: usize, extra: &[String]) -> DevCluster {
+        let mut args = vec![
+            "devserver".to_owned(),
+            "--nodes".to_owned(),
+            nodes.to_string(),
+            "--control-listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        if !extra.iter().any(|a| a == "--listen") {
+            args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
+        args.extend(extra.iter().cloned());
+        let tls = extra
+            .iter()
+            .any(|a| a == "--tls-cert" || a == "--tls-cert-path");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut process = weir::spawn("weir devserver --nodes", &args);
+        let mut control = None;
+        let mut found = Vec::new();
+        process
+            .wait_for_line(DEFAULT_DEADLINE, |line| {
+                if let Some(addr) = line.strip_prefix("weir devserver control on ") {
+                    control = addr.trim().parse().ok();
+                }
+                if let Some(rest) = line.strip_prefix("weir devserver node ") {
+                    found.extend(parse_node_line(rest));
+                }
+                line.starts_with("weir devserver listening on ")
+                    .then_some(())
+            })
+            .await;
+        DevCluster {
+            process,
+            control: control.expect("the devserver printed its control address"),
+            nodes: found,
+            tls,
+        }
+    }
+
+    /// The nodes as started (stopped ones included).
+    pub(crate) fn nodes(&self) -> &[ClusterNode] {
+        &self.nodes
+    }
+
+    /// `hstream://a,b,...` (or `hstreams://`) with every node as a seed.
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls { "hstreams" } else { "hstream" };
+        let seeds: Vec<&str> = self.nodes.iter().map(|n| n.advertised.as_str()).collect();
+        format!("{scheme}://{}", seeds.join(","))
+    }
+
+    pub(crate) fn output(&self) -> String {
+        self.process.output()
+    }
+
+    async fn control(&self) -> ClusterControlClient<tonic::transport::Channel> {
+        ClusterControlClient::connect(format!("http://{}", self.control))
+            .await
+            .expect("connect to the cluster control service")
+    }
+
+    /// The nodes as the cluster reports them: (id, running).
+    pub(crate) async fn states(&self) -> Vec<(u32, bool)> {
+        self.control()
+            .await
+            .list_nodes(ListNodesRequest {})
+            .await
+            .expect("list the nodes")
+            .into_inner()
+            .nodes
+            .into_iter()
+            .map(|n| (n.id, n.running))
+            .collect()
+    }
+
+    /// Stops node `id` and waits until its port is closed.
+    pub(crate) async fn stop_node(&self, id: u32) {
+        self.control()
+            .await
+            .stop_node(NodeRequest { id })
+            .await
+            .expect("stop the node");
+    }
+
+    /// Starts node `id` again on its address.
+    pub(crate) async fn start_node(&self, id: u32) {
+        self.control()
+            .await
+            .start_node(NodeRequest { id })
+            .await
+            .expect("start the node");
+    }
+
+    /// Adds a node on a free loopback port; returns it.
+    pub(crate) async fn add_node(&mut self) -> ClusterNode {
+        let nodes = self
+            .control()
+            .await
+            .add_node(AddNodeRequest {
+                id: 0,
+                listen: "127.0.0.1:0".into(),
+                advertised_host: String::new(),
+            })
+            .await
+            .expect("add a node")
+            .into_inner()
+            .nodes;
+        let added = nodes
+            .into_iter()
+            .find(|n| !self.nodes.iter().any(|known| known.id == n.id))
+            .expect("the new node is listed");
+        let node = ClusterNode {
+            id: added.id,
+            listen: added.listen.parse().expect("the node's address"),
+            advertised: added.advertised,
+        };
+        self.nodes.push(node.clone());
+        node
+    }
+
+    /// Replaces node `id`'s fault plan.
+    pub(crate) async fn set_node_faults(&self, id: u32, plan: FaultPlan) {
+        self.control()
+            .await
+            .set_node_faults(NodeFaults {
+                id,
+                plan: Some(plan),
+            })
+            .await
+            .expect("set the node's faults");
+    }
+
+    pub(crate) async fn stop(mut self) {
+        self.process.terminate(Duration::from_secs(20)).await;
+    }
+}
+
+/// `ID listening on ADDR advertised HOST:PORT`.
+fn parse_node_line(rest: &str) -> Option<ClusterNode> {
+    let (id, rest) = rest.split_once(" listening on ")?;
+    let (listen, advertised) = rest.split_once(" advertised ")?;
+    Some(ClusterNode {
+        id: id.trim().parse().ok()?,
+        listen: listen.trim().parse().ok()?,
+        advertised: advertised.trim().to_owned(),
+    })
 }

@@ -7,8 +7,10 @@
 //! was stored (and count duplicates) and see when acknowledgements slow down.
 //! [`memory_of`] reads a process's resident memory from `/proc`.
 
+use super::gateway::json_of;
+use ::weir::sink::client::ReadRecord;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +56,35 @@ pub(crate) fn seq_of(payload: &str) -> Option<u64> {
             .trim_start_matches(|c: char| c.is_ascii_digit())
             .len();
     payload[..digits].parse().ok()
+}
+
+/// The sequence number a record stored by the seed's message rule carries
+/// (its `payload` field is what [`LoadPublisher`] published).
+pub(crate) fn seq_of_record(record: &ReadRecord) -> Result<u64, String> {
+    let json = json_of(record);
+    let payload = json["payload"].as_str().unwrap_or_default();
+    seq_of(payload).ok_or_else(|| format!("a record without a sequence number: {json}"))
+}
+
+/// Acknowledged messages against stored ones.
+#[derive(Debug)]
+pub(crate) struct Accounting {
+    /// Acknowledged but not stored.
+    pub(crate) missing: Vec<u64>,
+    /// Stored records beyond the first of each sequence number.
+    pub(crate) duplicates: usize,
+}
+
+pub(crate) fn account(acked: &[u64], stored: &[u64]) -> Accounting {
+    let distinct: BTreeSet<u64> = stored.iter().copied().collect();
+    Accounting {
+        missing: acked
+            .iter()
+            .copied()
+            .filter(|seq| !distinct.contains(seq))
+            .collect(),
+        duplicates: stored.len() - distinct.len(),
+    }
 }
 
 /// What a finished [`LoadPublisher`] saw.

@@ -219,6 +219,21 @@ impl ClientError {
         }
     }
 
+    /// An Append refused with FAILED_PRECONDITION: in a cluster, the node
+    /// no longer (or not yet) serves the shard (HStreamDB's WrongServer).
+    /// Looking the owner up again and retrying is the cure, never
+    /// dead-lettering.
+    pub fn is_wrong_server(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Status {
+                call,
+                code: Code::FailedPrecondition,
+                ..
+            } if call.starts_with(APPEND)
+        )
+    }
+
     /// No connection could be opened (used by `weir check`).
     pub fn is_unreachable(&self) -> bool {
         match self {

@@ -2,12 +2,25 @@
 //! appends, stream administration and streaming reads.
 //!
 //! A [`Client`] is created without touching the network. The first call
-//! that needs the cluster asks the seed servers of the URL (each in turn)
-//! for `DescribeCluster` and keeps the running nodes; administrative calls
-//! go to any of them. Appends go to the node `LookupShard` names for the
-//! shard. Shard maps, shard→node lookups and channels are cached; a shard
-//! that vanished (the stream was deleted, perhaps re-created with new
-//! shards) is found again by re-discovery, never by a restart.
+//! that needs the cluster asks the seed servers of the URL (each in turn,
+//! then the nodes it knew) for `DescribeCluster` and keeps the running
+//! nodes; administrative calls go to any of them. Appends go to the node
+//! `LookupShard` names for the shard. Shard maps, shard→node lookups and
+//! channels are cached; a shard that vanished (the stream was deleted,
+//! perhaps re-created with new shards) is found again by re-discovery, never
+//! by a restart.
+//!
+//! Following the cluster: when an Append fails in a way that says the node
+//! may not be the shard's owner any more (UNAVAILABLE, FAILED_PRECONDITION,
+//! a timeout, a lost or refused connection), the shard's owner is forgotten
+//! and looked up again before the caller's retry, and a node that cannot be
+//! reached is dropped with its channels until discovery lists it again. An
+//! owner the lookup still names but that cannot be reached (its TLS
+//! certificate is not trusted, say) is stood in for by another running node:
+//! HStreamDB appends at any node to the shared store, so the records still
+//! land in their shard, in order. Each move is counted as a re-route, and
+//! [`Client::cluster_view`] shows the nodes, their state and the shard→node
+//! routes for the admin API and metrics.
 //!
 //! Each node gets a small pool of channels, each its own HTTP/2
 //! connection, used round robin, so that concurrent appends do not all
@@ -24,6 +37,8 @@ mod url;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_cluster;
 
 pub use error::ClientError;
 pub use read::{ReadRecord, StartFrom, StreamReader, Until};
@@ -37,7 +52,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tonic::transport::Channel;
 use weir_proto::keyspace::{HashRange, ShardMap};
 use weir_proto::pb;
@@ -48,6 +63,10 @@ type Rpc = HStreamApiClient<Channel>;
 /// The largest gRPC message the client accepts: reads may carry many
 /// batches of up to HStreamDB's 1 MiB each.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a node that could not be reached is passed over for its shards'
+/// appends before it is tried again.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(3);
 
 /// What the gRPC timeout bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +134,45 @@ pub struct ClusterNode {
     /// The address the node advertises, which is what the client dials.
     pub addr: NodeAddr,
     pub running: bool,
+    /// The state the cluster reports: `running`, `starting`, `unavailable`,
+    /// `dead` (or `unknown`).
+    pub state: &'static str,
+}
+
+/// A node as this client sees it: what the cluster says of it and whether
+/// calls to it work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub id: u32,
+    pub addr: NodeAddr,
+    /// As the cluster reports it (see [`ClusterNode::state`]).
+    pub state: &'static str,
+    /// The last call at the node failed to reach it (connection, TLS,
+    /// timeout); cleared by the next call that works.
+    pub last_error: Option<String>,
+}
+
+/// Where a shard's appends go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRoute {
+    pub stream: String,
+    pub shard_id: u64,
+    /// The node LookupShard names.
+    pub owner: NodeAddr,
+    /// Another node appending in the owner's place, while the owner cannot
+    /// be reached.
+    pub via: Option<NodeAddr>,
+}
+
+/// The cluster as the client knows it, for the admin API and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Every node of the last discovery, by id.
+    pub nodes: Vec<NodeView>,
+    /// The shards whose owner is known, by stream and shard.
+    pub routes: Vec<ShardRoute>,
+    /// Times a shard's appends moved to another node since the start.
+    pub reroutes: u64,
 }
 
 /// The answer to `DescribeCluster`.
@@ -159,6 +217,8 @@ struct Inner {
     next_node: AtomicUsize,
     /// Connections opened so far, reconnections included.
     connections_opened: Arc<AtomicU64>,
+    /// Times a shard's appends moved to another node.
+    reroutes: AtomicU64,
 }
 
 /// What the client has learnt about the cluster. Guarded by a plain mutex
@@ -170,6 +230,39 @@ struct State {
     pools: HashMap<NodeAddr, Arc<Pool>>,
     shards: HashMap<String, Arc<ShardMap>>,
     shard_nodes: HashMap<u64, NodeAddr>,
+    /// Every node of the last discovery, as the cluster reported it.
+    cluster: Vec<ClusterNode>,
+    /// Nodes whose last call could not reach them, with the error and when;
+    /// cleared by a call that works.
+    unreachable: HashMap<NodeAddr, (String, Instant)>,
+    /// Shards whose owner was forgotten after a failed append: the node
+    /// they went to, to count a re-route once the new owner is known.
+    moved_from: HashMap<u64, NodeAddr>,
+}
+
+impl State {
+    /// The node to send a shard's appends to: its owner, or while the owner
+    /// cannot be reached, a running node that can (HStreamDB appends at any
+    /// node). `None` keeps the owner.
+    fn stand_in(&self, owner: &NodeAddr) -> Option<NodeAddr> {
+        if !self.is_unreachable(owner) {
+            return None;
+        }
+        // Deterministic, so one shard's batches keep going to one node.
+        self.nodes
+            .iter()
+            .find(|node| *node != owner && !self.is_unreachable(node))
+            .cloned()
+    }
+
+    /// Whether a call at `addr` failed to reach it lately. The mark fades
+    /// after [`UNREACHABLE_RETRY`], so a node that is back (or fixed) gets
+    /// its shards again even when nothing else calls it.
+    fn is_unreachable(&self, addr: &NodeAddr) -> bool {
+        self.unreachable
+            .get(addr)
+            .is_some_and(|(_, at)| at.elapsed() < UNREACHABLE_RETRY)
+    }
 }
 
 /// The channels of one node, used round robin.
@@ -211,6 +304,7 @@ impl Client {
                 state: Mutex::new(State::default()),
                 next_node: AtomicUsize::new(0),
                 connections_opened: Arc::new(AtomicU64::new(0)),
+                reroutes: AtomicU64::new(0),
             }),
         })
     }
@@ -258,7 +352,15 @@ impl Client {
     /// (never empty).
     async fn discover(&self) -> Result<(Cluster, Arc<[NodeAddr]>), ClientError> {
         let mut errors = Vec::new();
-        for seed in self.inner.url.seeds() {
+        // The seeds first, then the nodes known from earlier: a cluster
+        // whose seeds have all gone is still found through its other nodes.
+        let mut candidates: Vec<NodeAddr> = self.inner.url.seeds().to_vec();
+        for node in &self.state().cluster {
+            if node.running && !candidates.contains(&node.addr) {
+                candidates.push(node.addr.clone());
+            }
+        }
+        for seed in &candidates {
             let reply = self
                 .call(
                     seed,
@@ -276,7 +378,13 @@ impl Client {
                         return Err(ClientError::NoRunningNode { addr: seed.clone() });
                     }
                     tracing::debug!(seed = %seed, nodes = ?running, "discovered the cluster");
-                    self.state().nodes = running.clone();
+                    let mut state = self.state();
+                    state.nodes = running.clone();
+                    state.cluster = cluster.nodes.clone();
+                    // A node that left takes its channels with it.
+                    state.pools.retain(|addr, _| running.contains(addr));
+                    state.unreachable.retain(|addr, _| running.contains(addr));
+                    drop(state);
                     return Ok((cluster, running));
                 }
                 Err(error) => {
@@ -554,7 +662,7 @@ impl Client {
         shard_id: u64,
         batch: BatchedRecord,
     ) -> Result<Vec<RecordId>, ClientError> {
-        let addr = self.shard_node(shard_id).await?;
+        let addr = self.append_target(shard_id).await?;
         let count = batch.batch_size as usize;
         let call = || format!("{} to stream {stream:?} shard {shard_id}", error::APPEND);
         let request = pb::AppendRequest {
@@ -574,12 +682,7 @@ impl Client {
         let reply = match reply {
             Ok(reply) => reply,
             Err(error) => {
-                if matches!(
-                    error,
-                    ClientError::Unreachable { .. } | ClientError::ConnectionLost { .. }
-                ) {
-                    self.forget_node(&addr);
-                }
+                self.after_failed_append(shard_id, &addr, &error);
                 return Err(error);
             }
         };
@@ -593,7 +696,47 @@ impl Client {
         Ok(reply.record_ids)
     }
 
-    /// The node serving a shard (cached).
+    /// Where the shard's next append goes: its owner, or a stand-in while
+    /// the owner cannot be reached.
+    async fn append_target(&self, shard_id: u64) -> Result<NodeAddr, ClientError> {
+        let owner = self.shard_node(shard_id).await?;
+        let state = self.state();
+        Ok(state.stand_in(&owner).unwrap_or(owner))
+    }
+
+    /// Re-learns what a failed append says may have changed: the shard's
+    /// owner (for every failure that can mean "not here any more"), and the
+    /// node itself when it cannot be reached.
+    fn after_failed_append(&self, shard_id: u64, addr: &NodeAddr, error: &ClientError) {
+        let node_gone = matches!(
+            error,
+            ClientError::Unreachable { .. }
+                | ClientError::ConnectionLost { .. }
+                | ClientError::TlsHandshake { .. }
+        );
+        let owner_may_have_moved = node_gone
+            || matches!(error, ClientError::Timeout { .. })
+            || matches!(
+                error,
+                ClientError::Status {
+                    code: tonic::Code::Unavailable | tonic::Code::FailedPrecondition,
+                    ..
+                }
+            );
+        if node_gone {
+            self.forget_node(addr);
+        } else if owner_may_have_moved {
+            let mut state = self.state();
+            if let Some(owner) = state.shard_nodes.remove(&shard_id) {
+                state.moved_from.entry(shard_id).or_insert(owner);
+            }
+            if matches!(error, ClientError::Timeout { .. }) {
+                state.nodes = Arc::from([]);
+            }
+        }
+    }
+
+    /// The node owning a shard (cached).
     async fn shard_node(&self, shard_id: u64) -> Result<NodeAddr, ClientError> {
         if let Some(addr) = self.state().shard_nodes.get(&shard_id) {
             return Ok(addr.clone());
@@ -615,8 +758,53 @@ impl Client {
                 addr: answered_by,
                 what: format!("no usable server node in {:?}", reply.server_node),
             })?;
-        self.state().shard_nodes.insert(shard_id, addr.clone());
+        let mut state = self.state();
+        if let Some(before) = state.moved_from.remove(&shard_id)
+            && before != addr
+        {
+            self.inner.reroutes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(shard_id, from = %before, to = %addr, "shard moved to another node; appends follow it");
+        }
+        state.shard_nodes.insert(shard_id, addr.clone());
         Ok(addr)
+    }
+
+    /// The cluster as this client knows it: nodes, their state and the
+    /// shard→node routes (no network call).
+    pub fn cluster_view(&self) -> ClusterView {
+        let guard = self.state();
+        let state: &State = &guard;
+        let nodes = state
+            .cluster
+            .iter()
+            .map(|node| NodeView {
+                id: node.id,
+                addr: node.addr.clone(),
+                state: node.state,
+                last_error: state.unreachable.get(&node.addr).map(|(e, _)| e.clone()),
+            })
+            .collect();
+        let mut routes: Vec<ShardRoute> = state
+            .shards
+            .iter()
+            .flat_map(|(stream, map)| {
+                map.shard_ids().filter_map(move |shard_id| {
+                    let owner = state.shard_nodes.get(&shard_id)?;
+                    Some(ShardRoute {
+                        stream: stream.clone(),
+                        shard_id,
+                        owner: owner.clone(),
+                        via: state.stand_in(owner),
+                    })
+                })
+            })
+            .collect();
+        routes.sort_by(|a, b| (&a.stream, a.shard_id).cmp(&(&b.stream, b.shard_id)));
+        ClusterView {
+            nodes,
+            routes,
+            reroutes: self.inner.reroutes.load(Ordering::Relaxed),
+        }
     }
 
     /// The running nodes, discovering them when unknown.
@@ -663,14 +851,24 @@ impl Client {
     {
         let nodes = self.nodes().await?;
         let start = self.inner.next_node.fetch_add(1, Ordering::Relaxed);
+        // Nodes known to be unreachable are tried last.
+        let mut order: Vec<&NodeAddr> = (0..nodes.len())
+            .map(|i| &nodes[(start + i) % nodes.len()])
+            .collect();
+        {
+            let state = self.state();
+            order.sort_by_key(|addr| state.is_unreachable(addr));
+        }
         let mut last_error = None;
-        for i in 0..nodes.len() {
-            let addr = &nodes[(start + i) % nodes.len()];
+        for addr in order {
             match self
                 .call(addr, deadline, &call, &send, request.clone())
                 .await
             {
-                Err(error @ ClientError::Unreachable { .. }) => {
+                // Neither ran the call: another node can.
+                Err(
+                    error @ (ClientError::Unreachable { .. } | ClientError::TlsHandshake { .. }),
+                ) => {
                     tracing::debug!(%error, "trying the next node");
                     last_error = Some(error);
                 }
@@ -704,7 +902,7 @@ impl Client {
             request.set_timeout(timeout);
         }
         let rpc = self.rpc(addr)?;
-        match tokio::time::timeout(timeout, send(rpc, request)).await {
+        let result = match tokio::time::timeout(timeout, send(rpc, request)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(ClientError::from_status(call(), addr, timeout, status)),
             Err(_) => Err(ClientError::Timeout {
@@ -712,6 +910,36 @@ impl Client {
                 addr: addr.clone(),
                 after: timeout,
             }),
+        };
+        self.note_reachability(addr, result.as_ref().err());
+        result
+    }
+
+    /// Keeps, per node, whether its last call reached it.
+    fn note_reachability(&self, addr: &NodeAddr, error: Option<&ClientError>) {
+        let unreachable = error.filter(|error| {
+            matches!(
+                error,
+                ClientError::Unreachable { .. }
+                    | ClientError::ConnectionLost { .. }
+                    | ClientError::TlsHandshake { .. }
+                    | ClientError::Timeout { .. }
+            )
+        });
+        let mut state = self.state();
+        match unreachable {
+            Some(error) => {
+                let text = error.to_string();
+                let marked = (text.clone(), Instant::now());
+                if state.unreachable.insert(addr.clone(), marked).is_none() {
+                    tracing::warn!(node = %addr, error = %text, "a HStreamDB node cannot be reached; its appends go through another node");
+                }
+            }
+            None => {
+                if state.unreachable.remove(addr).is_some() {
+                    tracing::info!(node = %addr, "a HStreamDB node is reachable again");
+                }
+            }
         }
     }
 
@@ -743,11 +971,25 @@ impl Client {
         Ok(pool.pick())
     }
 
-    /// After a connection failure: look up the node's shards and the
-    /// cluster again. The pool stays; its channels reconnect by themselves.
+    /// After a connection failure: drop the node's channels (a node that
+    /// comes back gets new ones), and look up its shards and the cluster
+    /// again.
     fn forget_node(&self, addr: &NodeAddr) {
         let mut state = self.state();
-        state.shard_nodes.retain(|_, node| node != addr);
+        state.pools.remove(addr);
+        let State {
+            shard_nodes,
+            moved_from,
+            ..
+        } = &mut *state;
+        shard_nodes.retain(|shard_id, node| {
+            if node == addr {
+                moved_from.entry(*shard_id).or_insert_with(|| node.clone());
+                false
+            } else {
+                true
+            }
+        });
         state.nodes = Arc::from([]);
     }
 
@@ -831,15 +1073,27 @@ fn cluster_from(seed: &NodeAddr, reply: pb::DescribeClusterResponse) -> Cluster 
             .iter()
             .filter_map(|status| {
                 let node = status.node.as_ref()?;
-                Some((node, status.state == pb::NodeState::Running as i32))
+                Some((node, status.state))
             })
             .collect::<Vec<_>>()
     } else {
-        reply.server_nodes.iter().map(|node| (node, true)).collect()
+        reply
+            .server_nodes
+            .iter()
+            .map(|node| (node, pb::NodeState::Running as i32))
+            .collect()
     };
     let nodes = nodes
         .into_iter()
-        .filter_map(|(node, running)| {
+        .filter_map(|(node, state)| {
+            let running = state == pb::NodeState::Running as i32;
+            let state = match pb::NodeState::try_from(state) {
+                Ok(pb::NodeState::Starting) => "starting",
+                Ok(pb::NodeState::Running) => "running",
+                Ok(pb::NodeState::Unavailable) => "unavailable",
+                Ok(pb::NodeState::Dead) => "dead",
+                Err(_) => "unknown",
+            };
             let addr = node_addr(node);
             if addr.is_none() {
                 tracing::warn!(seed = %seed, ?node, "ignoring a node with no usable address");
@@ -848,6 +1102,7 @@ fn cluster_from(seed: &NodeAddr, reply: pb::DescribeClusterResponse) -> Cluster 
                 id: node.id,
                 addr: addr?,
                 running,
+                state,
             })
         })
         .collect();

@@ -767,14 +767,14 @@ async fn a_second_seed_is_used_when_the_first_is_down() {
 // ---------------------------------------------------------------------------
 // TLS.
 
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
+pub(crate) struct Pki {
+    pub(crate) ca: String,
+    pub(crate) server: (String, String),
+    pub(crate) client: (String, String),
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
@@ -797,7 +797,7 @@ impl Pki {
         }
     }
 
-    fn write(&self, dir: &std::path::Path, name: &str, pem: &str) -> PathBuf {
+    pub(crate) fn write(&self, dir: &std::path::Path, name: &str, pem: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, pem).expect("write PEM");
         path
