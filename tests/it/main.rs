@@ -8,6 +8,7 @@ mod dev;
 mod harness;
 mod harness_selftest;
 mod hstream;
+mod import;
 mod ingress;
 mod pipeline;
 mod sink;
