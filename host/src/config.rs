@@ -26,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) mod units;
+
 /// Everything weir needs to run; see the module doc.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,9 +83,11 @@ pub struct HStreamDbConfig {
     pub pool_size: usize,
     /// Deadline of every call, appends included, in milliseconds. Default
     /// 30000 (EMQX's `grpc_timeout`).
+    #[serde(deserialize_with = "units::millis")]
     pub grpc_timeout_ms: u64,
     /// Deadline for opening a connection, TLS included, in milliseconds.
     /// Default 10000.
+    #[serde(deserialize_with = "units::millis")]
     pub connect_timeout_ms: u64,
     /// Create the streams the rules write to when they do not exist.
     pub create_streams: CreateStreamsConfig,
@@ -137,6 +141,7 @@ pub struct CreateStreamsConfig {
     pub replication: u32,
     /// Backlog (retention) of a created stream in seconds; 0 keeps records
     /// forever. Default 0.
+    #[serde(deserialize_with = "units::secs")]
     pub backlog_secs: u32,
 }
 

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod import;
 pub mod ingress;
 pub mod pipeline;
 pub mod render;

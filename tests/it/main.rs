@@ -10,6 +10,7 @@ mod events;
 mod harness;
 mod harness_selftest;
 mod hstream;
+mod import;
 mod ingress;
 mod pipeline;
 mod sink;

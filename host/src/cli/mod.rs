@@ -7,12 +7,13 @@
 //! in the binary) so they can be run in-process by tests; logs go to stderr.
 //!
 //! New commands (`weir dev`, `weir run`, `weir rule ...`, `weir config
-//! check`) are new variants of [`Command`] with a module of their own.
+//! check`, `weir import emqx`) are new variants of [`Command`] with a module of their own.
 
 mod check;
 mod config;
 mod dev;
 mod devserver;
+mod import;
 mod rule;
 mod run;
 mod server_args;
@@ -88,6 +89,9 @@ enum Command {
     /// Create, list, delete and read streams.
     #[command(subcommand)]
     Stream(stream::Command),
+    /// Move a setup from elsewhere to weir (`weir import emqx`).
+    #[command(subcommand)]
+    Import(import::Command),
 }
 
 /// The process exit status, shared by every command (see [`EXIT_CODES`]).
@@ -188,6 +192,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Check(args) => check::run(args, out).await,
         Command::Stream(command) => stream::run(command, out).await,
         Command::Rule(command) => rule::run(command, out).await,
+        Command::Import(command) => import::run(command, out).await,
     }
 }
 

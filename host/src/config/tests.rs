@@ -158,3 +158,32 @@ fn the_listener_mode_is_selected_by_name() {
     assert_eq!(field, "mqtt.mode");
     assert!(message.contains("bridge"), "{message}");
 }
+
+#[test]
+fn durations_and_sizes_take_emqx_notation_where_numbers_go() {
+    let config = load_with_env(
+        "[hstreamdb]\ngrpc_timeout_ms = \"30s\"\n\
+         [sink]\nrequest_ttl_ms = \"infinity\"\nhealth_check_interval_ms = \"15s\"\n\
+         [sink.buffer]\nmemory_bytes = \"256MB\"\n\
+         [mqtt.bridge]\nkeepalive_secs = \"1m\"\n",
+        &[("WEIR_SINK__BATCH__LINGER_MS", "5ms")],
+    )
+    .expect("EMQX notation is accepted");
+    assert_eq!(config.hstreamdb.grpc_timeout_ms, 30_000);
+    assert_eq!(config.sink.request_ttl_ms, units::INFINITY_MS);
+    assert_eq!(config.sink.health_check_interval_ms, 15_000);
+    assert_eq!(config.sink.buffer.memory_bytes, 256 << 20);
+    assert_eq!(config.sink.batch.linger_ms, 5);
+    assert_eq!(config.mqtt.bridge.keepalive_secs, 60);
+
+    let (origin, field, message) =
+        field_of(load("[sink.buffer]\nmemory_bytes = \"lots\"\n").expect_err("not a size"));
+    assert_eq!(origin, "weir.toml");
+    assert_eq!(field, "sink.buffer.memory_bytes");
+    assert!(message.contains("`lots` is not a size"), "{message}");
+    let (_, field, message) = field_of(
+        load("[hstreamdb]\ngrpc_timeout_ms = \"infinity\"\n").expect_err("EMQX refuses it too"),
+    );
+    assert_eq!(field, "hstreamdb.grpc_timeout_ms");
+    assert!(message.contains("not allowed"), "{message}");
+}

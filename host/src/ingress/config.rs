@@ -96,6 +96,7 @@ pub struct BridgeConfig {
     pub password: Option<String>,
     /// Keepalive in seconds. With MQTT 5 at least 5; with 3.1.1, 0 turns
     /// it off. Default 60.
+    #[serde(deserialize_with = "crate::config::units::secs")]
     pub keepalive_secs: u16,
     /// Start a clean session on every connect (`true`), or keep a persistent
     /// one (`false`) so the broker queues messages while weir is away and
@@ -105,11 +106,13 @@ pub struct BridgeConfig {
     /// MQTT 5: how long the broker keeps the persistent session after a
     /// disconnect, in seconds. (MQTT 3.1.1 sessions last until the broker's
     /// own limit.) Default 3600.
+    #[serde(deserialize_with = "crate::config::units::secs")]
     pub session_expiry_secs: u32,
     /// The largest packet weir accepts, in bytes. rumqttc drops the
     /// connection on a larger incoming message, so this defaults to MQTT's
     /// limit, 268435455; with MQTT 5 the broker is told the limit and
     /// discards larger messages instead of sending them.
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub max_packet_size: u32,
     /// The most QoS 1/2 messages handed to the pipeline and not yet
     /// complete (acknowledged only once stored). With MQTT 5 it is sent as
@@ -125,13 +128,16 @@ pub struct BridgeConfig {
     /// sink must not cost messages. Default 10000.
     pub qos0_window: usize,
     /// Seconds to wait for the TCP/TLS connection and CONNACK. Default 10.
+    #[serde(deserialize_with = "crate::config::units::secs")]
     pub connect_timeout_secs: u64,
     /// First delay before reconnecting, in milliseconds; doubles after each
     /// failure up to `reconnect_max_delay_ms` and resets once connected.
     /// Default 500.
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub reconnect_min_delay_ms: u64,
     /// Longest delay between reconnect attempts, in milliseconds. Default
     /// 30000.
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub reconnect_max_delay_ms: u64,
     /// Join the shared-subscription group of this name
     /// (`$share/GROUP/filter`) so several weir instances split the load; each
@@ -381,6 +387,7 @@ pub struct ListenerConfig {
     /// The largest packet accepted from a client, in bytes; a client that
     /// sends a larger one is disconnected (MQTT 5: "packet too large").
     /// Default 1048576 (1 MiB).
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub max_packet_size: u32,
     /// Per connection, the most messages handed to the pipeline and not yet
     /// complete; sent to MQTT 5 clients as the receive maximum (capped at
@@ -388,11 +395,13 @@ pub struct ListenerConfig {
     /// message completes. Default 100.
     pub window: usize,
     /// Seconds a new connection has to send CONNECT. Default 10.
+    #[serde(deserialize_with = "crate::config::units::secs")]
     pub connect_timeout_secs: u64,
     /// The longest session a client may keep after disconnecting, in
     /// seconds; a client asking for more (or a 3.1.1 client with
     /// clean session off, which asks for "forever") gets this. Sessions live
     /// in memory only. Default 7200.
+    #[serde(deserialize_with = "crate::config::units::secs")]
     pub max_session_expiry_secs: u32,
     /// Per subscriber, the most messages waiting to be sent to it; a message
     /// that finds the queue full is not delivered to that subscriber

@@ -3,7 +3,8 @@
 //!
 //! Every field has a default, stated in its doc comment, so an empty `[sink]`
 //! section works. Durations are whole milliseconds (`*_ms`), as in the rest
-//! of weir's configuration. Validation happens once, before the sink starts,
+//! of weir's configuration (or EMQX's notation, `30s`, `256MB`: see
+//! `crate::config::units`). Validation happens once, before the sink starts,
 //! and names the offending field.
 
 use std::path::PathBuf;
@@ -12,6 +13,10 @@ use weir_proto::record::Compression;
 
 /// HStreamDB's default `max-record-size`: the largest Append payload.
 pub(crate) const SERVER_MAX_APPEND_BYTES: usize = 1024 * 1024;
+
+/// The longest request TTL the sink applies, a century: what `request_ttl_ms
+/// = "infinity"` means in practice.
+const LONGEST_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// A configuration value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,16 +55,20 @@ pub struct SinkConfig {
     /// as `expired` (its message is then not acknowledged, so a QoS 1/2
     /// publisher sends it again). Records in the disk buffer never expire:
     /// they were acknowledged already. Default 45000 (EMQX's `request_ttl`).
+    #[serde(deserialize_with = "crate::config::units::millis_or_infinity")]
     pub request_ttl_ms: u64,
     /// First delay before retrying a failed append; doubles (with jitter) up
     /// to `retry_max_delay_ms`. Default 100.
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub retry_min_delay_ms: u64,
     /// Longest delay between retries of one append. Default 5000.
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub retry_max_delay_ms: u64,
     /// The buffer queue between the rules and the appends.
     pub buffer: BufferConfig,
     /// Milliseconds between health checks (cluster reachable, target
     /// streams exist). Default 15000 (EMQX's `health_check_interval`).
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub health_check_interval_ms: u64,
     /// Where records go that can never be stored in their stream (the
     /// stream does not exist, the server rejects the record): appended here
@@ -94,6 +103,7 @@ pub struct BatchConfig {
     /// Bytes per batch (encoded records, before compression); at most
     /// 1048576, HStreamDB's append limit. A single larger record is sent
     /// alone. Default 524288.
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub max_bytes: usize,
     /// How long the first record of a batch waits for more, in
     /// milliseconds. While a shard's in-flight window is full records wait
@@ -101,6 +111,7 @@ pub struct BatchConfig {
     /// longer linger only adds latency where acknowledgements wait for the
     /// append (docs/benchmarks.md: 5 ms cut listener QoS 1 throughput from
     /// 79k to 27k msg/s).
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub linger_ms: u64,
     /// Send at once, without lingering, when the shard has no batch in
     /// flight: batches then grow with the load by themselves (records queue
@@ -127,6 +138,7 @@ impl Default for BatchConfig {
 pub struct BufferConfig {
     /// Bytes of records the sink holds in memory (queued and in flight).
     /// Default 67108864 (64 MiB).
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub memory_bytes: usize,
     /// What happens when the buffer is full: `"backpressure"` (the
     /// default: senders wait, so MQTT ingestion slows down and nothing is
@@ -172,10 +184,12 @@ pub struct DiskConfig {
     pub dir: PathBuf,
     /// Bytes of segment files at most; when full, senders wait. Default
     /// 1073741824 (1 GiB).
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub max_bytes: u64,
     /// Size at which a segment file is closed and a new one started; a
     /// segment is deleted once every record in it is appended. Default
     /// 16777216 (16 MiB).
+    #[serde(deserialize_with = "crate::config::units::bytes")]
     pub segment_bytes: u64,
     /// When written records are forced to the disk: `"always"` (the default:
     /// before they are acknowledged, so an acknowledged record survives a
@@ -185,6 +199,7 @@ pub struct DiskConfig {
     /// of weir only).
     pub fsync: FsyncPolicy,
     /// For `fsync = "interval"`. Default 1000.
+    #[serde(deserialize_with = "crate::config::units::millis")]
     pub fsync_interval_ms: u64,
 }
 
@@ -352,7 +367,8 @@ impl SinkConfig {
             send_when_idle: batch.send_when_idle,
             compression: self.compression.into(),
             inflight_per_shard: self.inflight_per_shard,
-            request_ttl: Duration::from_millis(self.request_ttl_ms),
+            // `"infinity"` (EMQX's) must still leave room for clock arithmetic.
+            request_ttl: Duration::from_millis(self.request_ttl_ms.min(LONGEST_TTL_MS)),
             retry_min: Duration::from_millis(self.retry_min_delay_ms),
             retry_max: Duration::from_millis(self.retry_max_delay_ms),
             memory_bytes: buffer.memory_bytes,

@@ -78,13 +78,31 @@ impl Gateway {
         .await
     }
 
+    /// Runs `weir run --config weir.toml` in `dir`, as a user does in the
+    /// directory `weir import` wrote, with `env` (`WEIR_...` overrides) set.
+    pub(crate) async fn run_in(dir: &Path, env: &[(&str, String)]) -> Gateway {
+        let args = ["-v", "run", "--config", "weir.toml"]
+            .map(String::from)
+            .into();
+        Self::launch_with(args, Some(dir.to_owned()), env).await
+    }
+
     async fn launch(args: Vec<String>) -> Gateway {
         Self::launch_in(args, None).await
     }
 
     async fn launch_in(args: Vec<String>, cwd: Option<PathBuf>) -> Gateway {
+        Self::launch_with(args, cwd, &[]).await
+    }
+
+    async fn launch_with(
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: &[(&str, String)],
+    ) -> Gateway {
         let mut command = tokio::process::Command::new(weir::binary());
         command.args(&args).env("WEIR_ADMIN__LISTEN", "127.0.0.1:0");
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(cwd) = &cwd {
             command.current_dir(cwd);
         }
