@@ -321,18 +321,27 @@ impl DropLog {
     }
 }
 
+/// The `$events/...` sources in `new` that a bridge cannot produce and that
+/// `old` did not already have (so each is reported once, when a rule
+/// brings it in).
+fn newly_unobservable(old: &Sources, new: &Sources) -> Vec<&'static str> {
+    new.events
+        .keys()
+        .filter(|kind| !BRIDGE_EVENTS.contains(kind) && !old.events.contains_key(kind))
+        .filter_map(|kind| kind.source())
+        .collect()
+}
+
 impl Task {
     fn set_sources(&mut self, set: &SubscriptionSet) {
         let sources = Sources::from_set(set, &self.status.counters);
-        for kind in sources.events.keys() {
-            if !BRIDGE_EVENTS.contains(kind) && !self.sources.events.contains_key(kind) {
-                tracing::warn!(
-                    source = kind.source().unwrap_or_default(),
-                    "a rule reads an event that bridge mode cannot observe (the broker \
-                     delivers weir only messages and presence topics); it will see no events. \
-                     Run weir in listener mode for subscription and delivery events"
-                );
-            }
+        for source in newly_unobservable(&self.sources, &sources) {
+            tracing::warn!(
+                source,
+                "a rule reads an event that bridge mode cannot observe (the broker \
+                 delivers weir only messages and presence topics); it will see no events. \
+                 Run weir in listener mode for subscription and delivery events"
+            );
         }
         self.sources = sources;
         self.reconcile();
@@ -626,6 +635,31 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_a_bridge_cannot_observe_are_reported_once() {
+        let counters = crate::ingress::Counters::default();
+        let sources = |names: &[&str]| {
+            let set: SubscriptionSet = names
+                .iter()
+                .map(|n| ((*n).to_owned(), Qos::AtLeastOnce))
+                .collect();
+            Sources::from_set(&set, &counters)
+        };
+        let before = sources(&["t/#", "$events/client_connected"]);
+        let after = sources(&[
+            "t/#",
+            "$events/client_connected",
+            "$events/message_delivered",
+            "$events/client_connack",
+        ]);
+        assert_eq!(
+            newly_unobservable(&before, &after),
+            vec!["$events/client_connack", "$events/message_delivered"]
+        );
+        assert!(newly_unobservable(&after, &after).is_empty());
+        assert!(newly_unobservable(&Sources::default(), &before).is_empty());
+    }
 
     #[test]
     fn qos0_drops_are_logged_first_then_summed_per_period() {

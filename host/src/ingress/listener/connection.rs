@@ -313,7 +313,7 @@ struct Connection<'a, S> {
     /// Messages the broker routed to this client, not yet sent.
     outgoing: mpsc::Receiver<Outgoing>,
     /// QoS 1 messages sent to this client and not yet acknowledged.
-    inflight: BTreeMap<u16, MessageDelivery>,
+    inflight: BTreeMap<u16, Arc<MessagePublish>>,
     next_pkid: u16,
 }
 
@@ -635,11 +635,10 @@ where
                 );
             }
             Inbound::PubAck { pkid, props } => {
-                if let Some(mut delivery) = self.inflight.remove(&pkid) {
-                    delivery.timestamp = now_ms();
-                    self.emit(EventKind::MessageAcked, |_| {
+                if let Some(message) = self.inflight.remove(&pkid) {
+                    self.emit(EventKind::MessageAcked, |c| {
                         Event::MessageAcked(MessageAcked {
-                            delivery,
+                            delivery: c.delivery(message, Qos::AtLeastOnce),
                             puback_props: props,
                         })
                     });
@@ -710,18 +709,22 @@ where
             }),
             &mut self.wbuf,
         );
-        let delivery = MessageDelivery {
+        if pkid != 0 {
+            self.inflight.insert(pkid, message.clone());
+        }
+        self.emit(EventKind::MessageDelivered, |c| {
+            Event::MessageDelivered(c.delivery(message, outgoing.qos))
+        });
+    }
+
+    /// `message` as delivered to this client at `qos`, now.
+    fn delivery(&self, message: Arc<MessagePublish>, qos: Qos) -> MessageDelivery {
+        MessageDelivery {
             message,
             to: self.receiver(),
-            qos: outgoing.qos.level(),
+            qos: qos.level(),
             timestamp: now_ms(),
-        };
-        if pkid != 0 {
-            self.inflight.insert(pkid, delivery.clone());
         }
-        self.emit(EventKind::MessageDelivered, |_| {
-            Event::MessageDelivered(delivery)
-        });
     }
 
     /// A packet id no unacknowledged delivery uses (1 to 65535).
@@ -865,21 +868,17 @@ where
         // What was routed to the client and never sent, or sent at QoS 1 and
         // never acknowledged, is lost with the connection.
         self.outgoing.close();
-        let mut lost: Vec<MessageDelivery> =
-            std::mem::take(&mut self.inflight).into_values().collect();
+        let mut lost: Vec<(Arc<MessagePublish>, Qos)> = std::mem::take(&mut self.inflight)
+            .into_values()
+            .map(|m| (m, Qos::AtLeastOnce))
+            .collect();
         while let Ok(outgoing) = self.outgoing.try_recv() {
-            lost.push(MessageDelivery {
-                message: outgoing.message,
-                to: self.receiver(),
-                qos: outgoing.qos.level(),
-                timestamp: 0,
-            });
+            lost.push((outgoing.message, outgoing.qos));
         }
-        for mut delivery in lost {
-            delivery.timestamp = now_ms();
-            self.emit(EventKind::DeliveryDropped, |_| {
+        for (message, qos) in lost {
+            self.emit(EventKind::DeliveryDropped, |c| {
                 Event::DeliveryDropped(DeliveryDropped {
-                    delivery,
+                    delivery: c.delivery(message, qos),
                     reason: "session_closed".into(),
                 })
             });
