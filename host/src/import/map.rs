@@ -315,6 +315,15 @@ pub(crate) fn plan(documents: &[Document]) -> Result<Plan, ImportError> {
             );
         }
     }
+    for item in setup.actions.values() {
+        if !reported_actions.contains(&item.key("")) {
+            report.add(
+                EntryKind::NoEquivalent,
+                item.at(""),
+                "no imported rule uses this action (nor has it a local_topic), so nothing of it runs in weir",
+            );
+        }
+    }
     for (key, item) in &setup.others {
         report.add(
             EntryKind::NoEquivalent,

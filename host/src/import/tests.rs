@@ -278,6 +278,7 @@ connectors.hstreamdb.hs { url = "hstream://127.0.0.1:6570" }
 actions.hstreamdb.one { connector = hs, parameters { stream = s1 } }
 actions.hstreamdb.two { connector = hs, parameters { stream = s2, batch_size = 7 } }
 actions.hstreamdb.tap { connector = hs, local_topic = "tap/#", parameters { stream = s3 } }
+actions.hstreamdb.idle { connector = hs, parameters { stream = s4 } }
 rule_engine.rules.r { sql = "SELECT * FROM \"t/#\"", actions = ["hstreamdb:one", "hstreamdb:two"] }
 "#,
     )]);
@@ -287,6 +288,17 @@ rule_engine.rules.r { sql = "SELECT * FROM \"t/#\"", actions = ["hstreamdb:one",
     assert_eq!(tap["sql"].as_str(), Some("SELECT * FROM \"tap/#\""));
     assert_eq!(tap["action"]["stream"].as_str(), Some("s3"));
     assert_eq!(out.config().sink.batch.max_records, 7);
+    assert_eq!(
+        out.said(EntryKind::NoEquivalent, "actions.hstreamdb.idle")
+            .len(),
+        1,
+        "{}",
+        out.report
+    );
+    assert!(
+        out.said(EntryKind::NoEquivalent, "actions.hstreamdb.two")
+            .is_empty()
+    );
 }
 
 #[test]
