@@ -439,3 +439,27 @@ fn existing_files_are_kept_without_force() {
     import_emqx(&[input], &out, &ImportOptions { force: true }).expect("with --force");
     assert!(out.join("plugins/my_rule.rule.toml").exists());
 }
+
+#[test]
+fn hocon_includes_optional_substitutions_and_quoted_keys_are_read() {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    std::fs::write(
+        dir.path().join("part.conf"),
+        "actions.hstreamdb.a { connector = hs, parameters { stream = s } }\n",
+    )
+    .expect("write");
+    let main = dir.path().join("main.conf");
+    std::fs::write(
+        &main,
+        "include \"part.conf\"\n\
+         connectors.hstreamdb.hs { url = \"hstream://127.0.0.1:6570\", url = ${?WEIR_IMPORT_TEST_UNSET} }\n\
+         rule_engine.rules.\"rule_x1\" { sql = \"SELECT * FROM \\\"t/#\\\"\", actions = [\"hstreamdb:a\"] }\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    import_emqx(&[main], &out, &ImportOptions { force: false }).expect("imports");
+    let text = std::fs::read_to_string(out.join("weir.toml")).expect("weir.toml");
+    let config = Config::from_toml(&text, "weir.toml", Vec::new()).expect("loads");
+    assert_eq!(config.hstreamdb.url, "hstream://127.0.0.1:6570");
+    assert!(out.join("plugins/rule_x1.rule.toml").exists());
+}
