@@ -1,4 +1,4 @@
-//! `weir import emqx FILE... -o DIR [--force]`: writes a weir directory
+//! `weir import emqx FILE... -o DIR [--force] [--mqtt bridge|listener]`: writes a weir directory
 //! (weir.toml, plugins/NAME.rule.toml) from an EMQX 5 configuration or its
 //! REST API answers, and prints what was mapped, what has no weir
 //! equivalent, what behaves differently and which rules were refused.
@@ -28,11 +28,25 @@ pub(crate) struct EmqxArgs {
     /// Overwrite files that exist.
     #[arg(long)]
     force: bool,
+    /// How devices reach weir: `bridge` (weir subscribes to the EMQX broker,
+    /// which stays) or `listener` (devices connect to weir; EMQX's TCP
+    /// listener address is taken over).
+    #[arg(long, value_enum, default_value_t = Mqtt::Bridge)]
+    mqtt: Mqtt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mqtt {
+    Bridge,
+    Listener,
 }
 
 pub(crate) async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
     let Command::Emqx(args) = command;
-    let options = ImportOptions { force: args.force };
+    let options = ImportOptions {
+        force: args.force,
+        listener: args.mqtt == Mqtt::Listener,
+    };
     let report =
         tokio::task::spawn_blocking(move || import_emqx(&args.files, &args.output, &options))
             .await??;

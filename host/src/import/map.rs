@@ -172,10 +172,11 @@ struct WeirToml {
     values: BTreeMap<&'static str, Vec<(String, toml::Value, String)>>,
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "",
     "mqtt",
     "mqtt.bridge",
+    "mqtt.listener",
     "mqtt.bridge.tls",
     "hstreamdb",
     "hstreamdb.tls",
@@ -228,7 +229,7 @@ impl WeirToml {
 }
 
 /// The whole mapping: what to write, and the report.
-pub(crate) fn plan(documents: &[Document]) -> Result<Plan, ImportError> {
+pub(crate) fn plan(documents: &[Document], listener: bool) -> Result<Plan, ImportError> {
     let setup = collect(documents)?;
     let mut report = Report::default();
     let mut toml = WeirToml::default();
@@ -315,6 +316,15 @@ pub(crate) fn plan(documents: &[Document]) -> Result<Plan, ImportError> {
             );
         }
     }
+    for item in setup.actions.values() {
+        if !reported_actions.contains(&item.key("")) {
+            report.add(
+                EntryKind::NoEquivalent,
+                item.at(""),
+                "no imported rule uses this action (nor has it a local_topic), so nothing of it runs in weir",
+            );
+        }
+    }
     for (key, item) in &setup.others {
         report.add(
             EntryKind::NoEquivalent,
@@ -332,7 +342,7 @@ pub(crate) fn plan(documents: &[Document]) -> Result<Plan, ImportError> {
         );
     }
     toml.set("plugins", "dir", "plugins", String::new());
-    mqtt(&setup, &written_sources, &mut toml, &mut report)?;
+    mqtt(&setup, &written_sources, listener, &mut toml, &mut report)?;
     if !setup.elsewhere.is_empty() {
         let sections: Vec<&str> = setup.elsewhere.iter().map(String::as_str).collect();
         report.add(
@@ -1108,6 +1118,7 @@ fn tls(
 fn mqtt(
     setup: &Setup<'_>,
     sources: &BTreeSet<String>,
+    listener_mode: bool,
     toml: &mut WeirToml,
     report: &mut Report,
 ) -> Result<(), ImportError> {
@@ -1120,6 +1131,9 @@ fn mqtt(
             node.at("name"),
             format!("→ node = \"{name}\": events keep the `node` column EMQX gave them"),
         );
+    }
+    if listener_mode {
+        return listener(setup, toml, report);
     }
     let mut bridge_url = None;
     for (kind, listener) in &setup.listeners {
@@ -1193,6 +1207,82 @@ fn mqtt(
             "EMQX authenticates clients: give weir's bridge an account with mqtt.bridge.username and password (prefer WEIR_MQTT__BRIDGE__PASSWORD)",
         );
     }
+    Ok(())
+}
+
+/// Listener mode: EMQX's plain TCP listener becomes weir's.
+fn listener(
+    setup: &Setup<'_>,
+    toml: &mut WeirToml,
+    report: &mut Report,
+) -> Result<(), ImportError> {
+    toml.set("mqtt", "mode", "listener", "--mqtt listener".into());
+    if let Some((doc, value)) = setup.authentication
+        && value.as_array().is_some_and(|a| !a.is_empty())
+    {
+        return Err(ImportError::Field {
+            file: doc.file.clone(),
+            line: doc.line_of(&["authentication"]),
+            key: "authentication".into(),
+            message: "EMQX authenticates clients, and its authenticators cannot be imported into weir's listener ([[mqtt.listener.users]]): import without --mqtt listener (weir then subscribes to EMQX), or remove authentication from the file given and add the users to weir.toml".into(),
+        });
+    }
+    toml.set(
+        "mqtt.listener",
+        "allow_anonymous",
+        true,
+        "EMQX has no authentication".into(),
+    );
+    let enabled = |kind: &str| -> Result<Option<&Item<'_>>, ImportError> {
+        for (k, listener) in &setup.listeners {
+            if k == kind && listener.bool("enable")? != Some(false) {
+                return Ok(Some(listener));
+            }
+        }
+        Ok(None)
+    };
+    if let Some(tcp) = enabled("tcp")? {
+        let bind = bind_of(tcp)?.unwrap_or_else(|| "0.0.0.0:1883".into());
+        let bind = if bind.contains(':') {
+            bind
+        } else {
+            format!("0.0.0.0:{bind}")
+        };
+        if bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(tcp.error(
+                "bind",
+                format!("`{bind}` is not an address weir can listen on"),
+            ));
+        }
+        toml.set("mqtt.listener", "bind", bind.clone(), tcp.key("bind"));
+        report.add(
+            EntryKind::Mapped,
+            tcp.at("bind"),
+            format!("→ mqtt.listener.bind = \"{bind}\""),
+        );
+        if let Some(Value::Number(n)) = tcp.raw("max_connections")
+            && let Some(n) = n.as_u64()
+        {
+            toml.set(
+                "mqtt.listener",
+                "max_connections",
+                int_value(n),
+                tcp.key("max_connections"),
+            );
+        }
+    }
+    if let Some(ssl) = enabled("ssl")? {
+        report.add(
+            EntryKind::Differs,
+            ssl.at(""),
+            "not written: add [mqtt.listener.tls] with its bind address and the certificate and key files, which weir checks exist when it starts",
+        );
+    }
+    report.add(
+        EntryKind::Differs,
+        "mqtt",
+        "devices connect to weir itself (mqtt.mode = \"listener\"), which acknowledges a QoS 1/2 message once its records are stored; sessions live in memory, and weir is a broker only for what the rules read (no retained messages, no subscriptions between devices)",
+    );
     Ok(())
 }
 

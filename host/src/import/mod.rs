@@ -35,6 +35,9 @@ use std::path::{Path, PathBuf};
 pub struct ImportOptions {
     /// Overwrite files that exist in the output directory.
     pub force: bool,
+    /// Devices connect to weir itself (`mqtt.mode = "listener"`) instead of
+    /// weir subscribing to the EMQX broker.
+    pub listener: bool,
 }
 
 /// Why an import could not be done. Each names the file, and where it can,
@@ -99,7 +102,7 @@ pub fn import_emqx(
         .iter()
         .map(|f| source::Document::read(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let plan = map::plan(&documents)?;
+    let plan = map::plan(&documents, options.listener)?;
     if plan.is_empty() {
         return Err(ImportError::Nothing {
             files: files

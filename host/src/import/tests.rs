@@ -53,7 +53,10 @@ fn import(files: &[(&str, &str)]) -> Result<Imported, ImportError> {
     let report = import_emqx(
         &paths,
         &dir.path().join("out"),
-        &ImportOptions { force: false },
+        &ImportOptions {
+            force: false,
+            listener: false,
+        },
     )?;
     Ok(Imported { dir, report })
 }
@@ -278,6 +281,7 @@ connectors.hstreamdb.hs { url = "hstream://127.0.0.1:6570" }
 actions.hstreamdb.one { connector = hs, parameters { stream = s1 } }
 actions.hstreamdb.two { connector = hs, parameters { stream = s2, batch_size = 7 } }
 actions.hstreamdb.tap { connector = hs, local_topic = "tap/#", parameters { stream = s3 } }
+actions.hstreamdb.idle { connector = hs, parameters { stream = s4 } }
 rule_engine.rules.r { sql = "SELECT * FROM \"t/#\"", actions = ["hstreamdb:one", "hstreamdb:two"] }
 "#,
     )]);
@@ -287,6 +291,17 @@ rule_engine.rules.r { sql = "SELECT * FROM \"t/#\"", actions = ["hstreamdb:one",
     assert_eq!(tap["sql"].as_str(), Some("SELECT * FROM \"tap/#\""));
     assert_eq!(tap["action"]["stream"].as_str(), Some("s3"));
     assert_eq!(out.config().sink.batch.max_records, 7);
+    assert_eq!(
+        out.said(EntryKind::NoEquivalent, "actions.hstreamdb.idle")
+            .len(),
+        1,
+        "{}",
+        out.report
+    );
+    assert!(
+        out.said(EntryKind::NoEquivalent, "actions.hstreamdb.two")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -415,7 +430,10 @@ fn existing_files_are_kept_without_force() {
     let error = import_emqx(
         std::slice::from_ref(&input),
         &out,
-        &ImportOptions { force: false },
+        &ImportOptions {
+            force: false,
+            listener: false,
+        },
     )
     .expect_err("weir.toml exists");
     assert!(matches!(error, ImportError::Exists { .. }), "{error}");
@@ -424,6 +442,87 @@ fn existing_files_are_kept_without_force() {
         "# mine\n"
     );
     assert!(!out.join("plugins").exists(), "nothing half-written");
-    import_emqx(&[input], &out, &ImportOptions { force: true }).expect("with --force");
+    import_emqx(
+        &[input],
+        &out,
+        &ImportOptions {
+            force: true,
+            listener: false,
+        },
+    )
+    .expect("with --force");
     assert!(out.join("plugins/my_rule.rule.toml").exists());
+}
+
+#[test]
+fn hocon_includes_optional_substitutions_and_quoted_keys_are_read() {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    std::fs::write(
+        dir.path().join("part.conf"),
+        "actions.hstreamdb.a { connector = hs, parameters { stream = s } }\n",
+    )
+    .expect("write");
+    let main = dir.path().join("main.conf");
+    std::fs::write(
+        &main,
+        "include \"part.conf\"\n\
+         connectors.hstreamdb.hs { url = \"hstream://127.0.0.1:6570\", url = ${?WEIR_IMPORT_TEST_UNSET} }\n\
+         rule_engine.rules.\"rule_x1\" { sql = \"SELECT * FROM \\\"t/#\\\"\", actions = [\"hstreamdb:a\"] }\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    import_emqx(
+        &[main],
+        &out,
+        &ImportOptions {
+            force: false,
+            listener: false,
+        },
+    )
+    .expect("imports");
+    let text = std::fs::read_to_string(out.join("weir.toml")).expect("weir.toml");
+    let config = Config::from_toml(&text, "weir.toml", Vec::new()).expect("loads");
+    assert_eq!(config.hstreamdb.url, "hstream://127.0.0.1:6570");
+    assert!(out.join("plugins/rule_x1.rule.toml").exists());
+}
+
+#[test]
+fn listener_mode_takes_over_emqx_s_tcp_listener() {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let input = dir.path().join("emqx.conf");
+    let setup = "listeners.tcp.default { bind = \"0.0.0.0:1883\", max_connections = 5000 }\n\
+         listeners.ssl.default { bind = \"0.0.0.0:8883\" }\n\
+         connectors.hstreamdb.hs.url = \"hstream://127.0.0.1:6570\"\n\
+         actions.hstreamdb.a { connector = hs, parameters.stream = s }\n";
+    std::fs::write(&input, setup).expect("write");
+    let options = ImportOptions {
+        force: false,
+        listener: true,
+    };
+    let out = dir.path().join("out");
+    let report = import_emqx(std::slice::from_ref(&input), &out, &options).expect("imports");
+    let text = std::fs::read_to_string(out.join("weir.toml")).expect("weir.toml");
+    let config = Config::from_toml(&text, "weir.toml", Vec::new()).expect("loads");
+    assert_eq!(config.mqtt.mode, crate::config::MqttMode::Listener);
+    assert_eq!(
+        config.mqtt.listener.bind,
+        Some("0.0.0.0:1883".parse().expect("address"))
+    );
+    assert_eq!(config.mqtt.listener.max_connections, 5000);
+    assert!(config.mqtt.listener.allow_anonymous);
+    assert!(
+        report
+            .of(EntryKind::Differs)
+            .any(|e| e.subject.contains("listeners.ssl.default")),
+        "{report}"
+    );
+
+    std::fs::write(
+        &input,
+        format!("{setup}authentication = [{{mechanism = password_based, backend = built_in_database}}]\n"),
+    )
+    .expect("write");
+    let error = import_emqx(&[input], &dir.path().join("out2"), &options)
+        .expect_err("authenticators cannot be imported");
+    assert!(error.to_string().contains("authentication"), "{error}");
 }
