@@ -59,6 +59,9 @@ fn read_rule(file: &Path) -> anyhow::Result<(String, CompiledRule)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rule = CompiledRule::compile(&text, file).map_err(explain)?;
+    for warning in rule.warnings() {
+        eprintln!("warning: {}: {warning}", file.display());
+    }
     Ok((text, rule))
 }
 

@@ -636,6 +636,9 @@ impl RuleEngine {
                             module_bytes = rule.wasm().len(),
                             "rule file compiled"
                         );
+                        for warning in rule.warnings() {
+                            tracing::warn!(plugin = name, "{warning}");
+                        }
                         let manifest = rule.manifest.clone();
                         (std::borrow::Cow::Owned(rule.wasm().to_vec()), manifest)
                     })

@@ -35,6 +35,27 @@ fn is_column(name: &str) -> bool {
     schema::EVENTS.iter().any(|s| s.has(name))
 }
 
+/// Columns EMQX 5 gives some events that weir has no value for: a rule
+/// naming one would get undefined where EMQX has a value, so it is refused.
+const EMQX_ONLY_COLUMNS: &[&str] = &[
+    "client_attrs",
+    "mountpoint",
+    "is_bridge",
+    "conn_props",
+    "disconn_props",
+    "sub_props",
+    "unsub_props",
+    "puback_props",
+    "metadata",
+    "action",
+    "result",
+    "authz_source",
+    "is_anonymous",
+    "is_superuser",
+    "validation",
+    "transformation",
+];
+
 impl Kinds {
     pub(crate) fn insert(&mut self, kind: Kind) {
         self.0 |= 1 << kind as u32;
@@ -102,6 +123,8 @@ pub(crate) enum LowerError {
 pub(crate) struct Lowered {
     pub program: Program,
     pub fields: Vec<String>,
+    /// What is legal but probably not meant (a name no event has).
+    pub warnings: Vec<String>,
 }
 
 pub(crate) fn lower(input: Input<'_>) -> Result<Lowered, LowerError> {
@@ -114,6 +137,7 @@ pub(crate) fn lower(input: Input<'_>) -> Result<Lowered, LowerError> {
         star: false,
         used: BTreeSet::new(),
         all_fields: false,
+        warnings: Vec::new(),
     };
     let fields = cx.fields(&st.fields).map_err(LowerError::Sql)?;
     // WHERE sees every field of the SELECT (or FOREACH) list over the
@@ -231,6 +255,7 @@ pub(crate) fn lower(input: Input<'_>) -> Result<Lowered, LowerError> {
             check_object,
         },
         fields: fields_read,
+        warnings: cx.warnings,
     })
 }
 
@@ -260,6 +285,7 @@ struct Cx<'a> {
     used: BTreeSet<&'static str>,
     /// The rule needs every column (a function that reads the event).
     all_fields: bool,
+    warnings: Vec<String>,
 }
 
 impl Cx<'_> {
@@ -556,15 +582,35 @@ impl Cx<'_> {
                 ),
             ));
         }
+        if EMQX_ONLY_COLUMNS.contains(&name) {
+            return Err(self.err(
+                at,
+                format!(
+                    "`{name}` is a column of EMQX's events that weir has no value for (docs/rules.md, Columns)"
+                ),
+            ));
+        }
+        if name.eq_ignore_ascii_case("retain") || name.eq_ignore_ascii_case("dup") {
+            return Err(self.err(
+                at,
+                format!(
+                    "unknown column `{name}` (EMQX has no top-level retain: use flags.retain / flags.dup)"
+                ),
+            ));
+        }
+        // EMQX reads a name that is neither a column nor an earlier field
+        // as undefined, and so does weir; it is most likely a typo, so
+        // the rule loads with a warning that says so.
         let mut known: Vec<&str> = self.kinds.columns().collect();
         known.extend(self.defined.iter().map(String::as_str));
         known.extend(self.extra.iter().map(String::as_str));
-        let hint = if name.eq_ignore_ascii_case("retain") || name.eq_ignore_ascii_case("dup") {
-            " (EMQX has no top-level retain: use flags.retain / flags.dup)".to_owned()
-        } else {
-            suggest(name, known.into_iter())
-        };
-        Err(self.err(at, format!("unknown column `{name}`{hint}")))
+        let hint = suggest(name, known.into_iter());
+        let at = self.err(at, String::new());
+        self.warnings.push(format!(
+            "sql: line {}, column {}: `{name}` is not a column of these events nor an earlier field, so it is always undefined (as in EMQX){hint}",
+            at.line, at.column
+        ));
+        Ok(())
     }
 
     /// Resolves a template's placeholders into parts.

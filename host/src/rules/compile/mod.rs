@@ -194,6 +194,7 @@ enum RecordFormat {
 pub struct CompiledRule {
     pub(crate) program: Arc<Program>,
     pub(super) manifest: Manifest,
+    warnings: Vec<String>,
 }
 
 impl CompiledRule {
@@ -220,7 +221,12 @@ impl CompiledRule {
     fn compile_here(text: &str, file: &Path) -> Result<CompiledRule, RuleError> {
         let raw = parse_file(text, file)?;
         let mut manifest = manifest_of(&raw, file)?;
-        let (program, sources, fields) = program_of(&raw, file)?;
+        let Checked {
+            program,
+            sources,
+            fields,
+            warnings,
+        } = program_of(&raw, file)?;
         manifest.sources = sources;
         let program_json = serde_json::to_string(&program).map_err(|e| {
             RuleError::plain(file, "sql", format!("cannot encode the program: {e}"))
@@ -233,6 +239,7 @@ impl CompiledRule {
         Ok(CompiledRule {
             program: Arc::new(program),
             manifest,
+            warnings,
         })
     }
 
@@ -249,6 +256,12 @@ impl CompiledRule {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// What the rule does that is legal but probably not meant, each with
+    /// its position in the file: reported when the rule loads.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The stream records go to.
@@ -370,10 +383,16 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
     })
 }
 
-fn program_of(
-    raw: &RawRule,
-    file: &Path,
-) -> Result<(Program, Vec<Filter>, Vec<String>), RuleError> {
+/// What checking a rule's SQL and templates gives.
+struct Checked {
+    program: Program,
+    sources: Vec<Filter>,
+    /// The ABI fields the program reads.
+    fields: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn program_of(raw: &RawRule, file: &Path) -> Result<Checked, RuleError> {
     let sql_text = raw.sql.as_str();
     let sql_err = |at: Located| RuleError::located(file, "sql", sql_text, at);
     let statement = sql::parse(sql_text).map_err(sql_err)?;
@@ -419,5 +438,10 @@ fn program_of(
     if raw.action.record_template.is_none() {
         program.raw = !hrecord;
     }
-    Ok((program, sources, lowered.fields))
+    Ok(Checked {
+        program,
+        sources,
+        fields: lowered.fields,
+        warnings: lowered.warnings,
+    })
 }

@@ -40,9 +40,23 @@ fn sql_errors_point_at_the_position() {
     let (_, m) = sql_error("SELECT clientid() FROM \"t/#\"");
     assert!(m.contains("clientid is a column"), "{m}");
 
-    let (at, m) = sql_error("SELECT clientd\nFROM \"t/#\"");
-    assert_eq!(at, Some((1, 8)));
-    assert!(m.contains("did you mean `clientid`"), "{m}");
+    // A name no event has is undefined, as in EMQX: the rule loads, warned.
+    let rule = CompiledRule::compile(
+        &rule_file("SELECT clientd\nFROM \"t/#\"", Some("{}"), None, false),
+        Path::new("r.rule.toml"),
+    )
+    .expect("an unknown name is legal");
+    assert!(
+        rule.warnings()
+            .iter()
+            .any(|w| w.contains("line 1, column 8")
+                && w.contains("always undefined")
+                && w.contains("did you mean `clientid`")),
+        "{:?}",
+        rule.warnings()
+    );
+    let (_, m) = sql_error("SELECT client_attrs FROM \"t/#\"");
+    assert!(m.contains("no value for"), "{m}");
 
     let (at, m) = sql_error("SELECT *\nFROM \"t/#\"\nWHERE qos >");
     assert_eq!(at.map(|a| a.0), Some(3), "{m}");
