@@ -59,9 +59,6 @@ fn read_rule(file: &Path) -> anyhow::Result<(String, CompiledRule)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rule = CompiledRule::compile(&text, file).map_err(explain)?;
-    for warning in rule.warnings() {
-        eprintln!("warning: {}: {warning}", file.display());
-    }
     Ok((text, rule))
 }
 
@@ -77,6 +74,10 @@ fn compile(args: &CompileArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<E
     let started = Instant::now();
     let (_, rule) = read_rule(&args.file)?;
     let took = started.elapsed();
+    // `test` loads the rule into the engine, which logs these itself.
+    for warning in rule.warnings() {
+        eprintln!("warning: {}: {warning}", args.file.display());
+    }
     std::fs::write(&args.output, rule.wasm())
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     if let Some(path) = &args.manifest {
