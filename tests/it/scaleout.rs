@@ -131,27 +131,26 @@ async fn watch_takeover(survivor: &Gateway, killed_at: Instant) -> Takeover {
     }
 }
 
-#[tokio::test]
-async fn a_killed_instance_of_two_loses_nothing_acknowledged_and_its_share_waits_for_it() {
-    // The harness's mosquitto is configured as docs/deploy.md recommends:
-    // max_queued_messages 1000000, max_queued_bytes 0 (no limit), so no
-    // member's queue drops a QoS 1 message.
-    let mut broker = Mosquitto::start().await;
-    let server = DevServer::start().await;
-    let group = unique_name("weir");
-    let mut instances = Vec::new();
-    for _ in 0..2 {
-        let dir = scratch_dir();
-        let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
-        let client_id = unique_name("weir");
-        let config = format!(
-            r#"
+/// Starts a `weir run` instance in share group `group`, with a persistent
+/// session the broker keeps `session_expiry_secs` after a disconnect, and
+/// waits until the broker has its shared subscription.
+async fn start_instance(
+    broker: &mut Mosquitto,
+    server: &DevServer,
+    group: &str,
+    session_expiry_secs: u64,
+) -> (tempfile::TempDir, Gateway) {
+    let dir = scratch_dir();
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
+    let client_id = unique_name("weir");
+    let config = format!(
+        r#"
 [mqtt.bridge]
 url = "{broker}"
 client_id = "{client_id}"
 share_group = "{group}"
 clean_start = false
-session_expiry_secs = 3600
+session_expiry_secs = {session_expiry_secs}
 window = {BRIDGE_WINDOW}
 reconnect_min_delay_ms = 100
 reconnect_max_delay_ms = 1000
@@ -169,24 +168,60 @@ dir = "{plugins}"
 [sink]
 health_check_interval_ms = 500
 "#,
-            broker = broker.url(),
-            server = server.url(),
-        );
-        let weir = Gateway::start(dir.path(), &config).await;
-        broker
-            .wait_for_subscription(&client_id, &format!("$share/{group}/t/#"))
-            .await;
-        instances.push((dir, weir));
-    }
-    let hstream = client(&server.url());
+        broker = broker.url(),
+        server = server.url(),
+    );
+    let weir = Gateway::start(dir.path(), &config).await;
+    broker
+        .wait_for_subscription(&client_id, &format!("$share/{group}/t/#"))
+        .await;
+    (dir, weir)
+}
+
+/// Steady QoS 1 load on eight topics under `t/`.
+fn start_load(broker: &Mosquitto) -> LoadPublisher {
     let topics: Vec<String> = (0..8).map(|n| format!("t/{n}")).collect();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let load = LoadPublisher::start(LoadOptions::new(
+    LoadPublisher::start(LoadOptions::new(
         broker.port(),
         &unique_name("load"),
         &topics,
         Some(RATE),
-    ));
+    ))
+}
+
+/// Acknowledged messages not stored, once `survivor` has stored everything
+/// it was given.
+async fn missing_once_idle(survivor: &Gateway, hstream: &Client, acked: &[u64]) -> Vec<u64> {
+    eventually(
+        "the survivor to store what it was given",
+        DEFAULT_DEADLINE,
+        || async move {
+            let busy = metric(survivor, "weir_sink_queuing").await?
+                + metric(survivor, "weir_sink_inflight").await?;
+            if busy > 0 {
+                return Err(format!("{busy} records not yet stored by the survivor"));
+            }
+            Ok(account(acked, &stored(hstream).await?).missing)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_killed_instance_of_two_loses_nothing_acknowledged_and_its_share_waits_for_it() {
+    // The harness's mosquitto is configured as docs/deploy.md recommends:
+    // max_queued_messages 1000000, max_queued_bytes 0 (no limit), so no
+    // member's queue drops a QoS 1 message.
+    let mut broker = Mosquitto::start().await;
+    let server = DevServer::start().await;
+    let group = unique_name("weir");
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        instances.push(start_instance(&mut broker, &server, &group, 3600).await);
+    }
+    let hstream = client(&server.url());
+    let load = start_load(&broker);
     progress(&load, 1500, "messages flowing to both instances").await;
     let (_, victim) = &instances[0];
     let (_, survivor) = &instances[1];
@@ -210,21 +245,9 @@ health_check_interval_ms = 500
     let report = load.finish(DEFAULT_DEADLINE).await;
     let acked = &report.acked;
     let hstream_ref = &hstream;
-    let survivor = &instances[1].1;
-    let held = eventually(
-        "the survivor to store what it was given",
-        DEFAULT_DEADLINE,
-        || async move {
-            let busy = metric(survivor, "weir_sink_queuing").await?
-                + metric(survivor, "weir_sink_inflight").await?;
-            if busy > 0 {
-                return Err(format!("{busy} records not yet stored by the survivor"));
-            }
-            Ok(account(acked, &stored(hstream_ref).await?).missing.len())
-        },
-    )
-    .await;
-
+    let held = missing_once_idle(&instances[1].1, &hstream, acked)
+        .await
+        .len();
     let restarted_at = Instant::now();
     instances[0].1.restart().await;
     let duplicates = eventually(
@@ -282,4 +305,54 @@ health_check_interval_ms = 500
     for (_dir, weir) in instances {
         weir.stop().await;
     }
+}
+
+/// The session expiry of the second scenario: short, as one might set it
+/// hoping the survivor takes over quickly.
+const SHORT_EXPIRY_SECS: u64 = 2;
+
+#[tokio::test]
+async fn with_a_short_session_expiry_the_survivor_takes_over_and_the_held_share_is_lost() {
+    let mut broker = Mosquitto::start().await;
+    let server = DevServer::start().await;
+    let group = unique_name("weir");
+    let mut victim = start_instance(&mut broker, &server, &group, SHORT_EXPIRY_SECS).await;
+    let survivor = start_instance(&mut broker, &server, &group, SHORT_EXPIRY_SECS).await;
+    let hstream = client(&server.url());
+    let load = start_load(&broker);
+    progress(&load, 1500, "messages flowing to both instances").await;
+
+    let killed_at = Instant::now();
+    victim.1.kill().await;
+    let acked_at_kill = load.acked();
+    let takeover = watch_takeover(&survivor.1, killed_at).await;
+    let report = load.finish(DEFAULT_DEADLINE).await;
+    let lost = missing_once_idle(&survivor.1, &hstream, &report.acked).await;
+    println!(
+        "scale-out, session expiry {SHORT_EXPIRY_SECS} s: {} messages acknowledged at {RATE}/s; \
+         instance 1 SIGKILLed after {acked_at_kill}; survivor's best rate alone {}/s, takeover {}; \
+         {} acknowledged messages never stored (held in the expired session)",
+        report.acked.len(),
+        takeover.best_rate,
+        match takeover.after {
+            Some(after) => format!("after {after:.1?}"),
+            None => format!("not within {TAKEOVER_WATCH:?}"),
+        },
+        lost.len(),
+    );
+    // mosquitto drops an expired session with its queue and takes the
+    // member out of the group: from then on the survivor gets everything,
+    // and what was queued for the dead member is gone.
+    let after = takeover
+        .after
+        .expect("the survivor carries the whole load once the session expired");
+    assert!(
+        after >= Duration::from_secs(SHORT_EXPIRY_SECS) / 2,
+        "the survivor took over after {after:?}, before the session could expire"
+    );
+    assert!(
+        !lost.is_empty(),
+        "what was queued for the expired session is lost"
+    );
+    survivor.1.stop().await;
 }
