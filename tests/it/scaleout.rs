@@ -4,7 +4,10 @@
 //! does with the dead member's share, how long the survivor takes to carry
 //! the whole load, and that nothing acknowledged to the publisher is lost once
 //! the killed instance is back (its share is held in its offline session, not
-//! handed to the survivor).
+//! handed to the survivor). A second scenario shows the other side of that
+//! behaviour: with a short session expiry the survivor takes over once the
+//! session expires, and the share queued for the dead member is lost. The
+//! figures both print are the ones docs/deploy.md quotes.
 
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client};
