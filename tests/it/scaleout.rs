@@ -287,6 +287,11 @@ async fn a_killed_instance_of_two_loses_nothing_acknowledged_and_its_share_waits
         },
         report.ack_latency(0.99),
     );
+    assert!(
+        !instances[1].1.output().contains(BROKER_DROPPED),
+        "no drop warning when the broker dropped nothing:\n{}",
+        instances[1].1.output()
+    );
     // mosquitto 2 keeps a disconnected persistent member in the group and
     // queues its share in the offline session: the survivor never carries
     // the whole load, and what was queued arrives when the member returns.
@@ -357,5 +362,40 @@ async fn with_a_short_session_expiry_the_survivor_takes_over_and_the_held_share_
         !lost.is_empty(),
         "what was queued for the expired session is lost"
     );
+    survivor.1.stop().await;
+}
+
+/// What weir logs when the broker reports messages it dropped at a queue
+/// limit.
+const BROKER_DROPPED: &str = "the broker dropped QoS 1/2 messages at a queue limit";
+
+#[tokio::test]
+async fn a_member_warns_when_mosquitto_drops_the_queued_share_of_a_dead_one() {
+    // mosquitto's default queue limit, made small, and its `$SYS` counters
+    // published every second instead of every ten.
+    let mut broker = Mosquitto::start_with("max_queued_messages 5\nsys_interval 1\n").await;
+    let server = DevServer::start().await;
+    let group = unique_name("weir");
+    let mut victim = start_instance(&mut broker, &server, &group, 3600).await;
+    let survivor = start_instance(&mut broker, &server, &group, 3600).await;
+    let load = start_load(&broker);
+    progress(&load, 300, "messages flowing to both instances").await;
+    victim.1.kill().await;
+    // Half of these go to the dead member's queue, which holds 5.
+    progress(&load, 300, "messages acknowledged after the kill").await;
+    let survivor_ref = &survivor.1;
+    eventually(
+        "the survivor's warning that the broker dropped messages",
+        DEFAULT_DEADLINE,
+        || async move {
+            let output = survivor_ref.output();
+            match output.lines().find(|line| line.contains(BROKER_DROPPED)) {
+                Some(line) => Ok(line.to_owned()),
+                None => Err("no warning yet".to_owned()),
+            }
+        },
+    )
+    .await;
+    load.finish(DEFAULT_DEADLINE).await;
     survivor.1.stop().await;
 }
