@@ -33,7 +33,9 @@
 //!
 //! The bridge subscribes to the rules' topic filters (prefixed with
 //! `$share/GROUP/` when a share group is configured) and, for the
-//! `$events/...` sources, to the configured presence topics. It follows
+//! `$events/...` sources, to the configured presence topics; in a share
+//! group also, unshared, to mosquitto's count of dropped messages
+//! (`broker_drops`), to warn when the broker loses a member's share. It follows
 //! changes of the subscription set, and after each reconnect: when the broker
 //! kept the session it re-subscribes only what was not confirmed before the
 //! connection dropped; otherwise it subscribes everything again. A refused
