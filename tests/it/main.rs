@@ -13,4 +13,5 @@ mod hstream;
 mod import;
 mod ingress;
 mod pipeline;
+mod scaleout;
 mod sink;

@@ -33,7 +33,9 @@
 //!
 //! The bridge subscribes to the rules' topic filters (prefixed with
 //! `$share/GROUP/` when a share group is configured) and, for the
-//! `$events/...` sources, to the configured presence topics. It follows
+//! `$events/...` sources, to the configured presence topics; in a share
+//! group also, unshared, to mosquitto's count of dropped messages
+//! (`broker_drops`), to warn when the broker loses a member's share. It follows
 //! changes of the subscription set, and after each reconnect: when the broker
 //! kept the session it re-subscribes only what was not confirmed before the
 //! connection dropped; otherwise it subscribes everything again. A refused
@@ -54,6 +56,7 @@
 //! `username` and `peerhost` of `message.publish` events are `None` in this
 //! mode. Client events carry what the broker's presence messages say.
 
+mod broker_drops;
 mod client;
 
 use super::config::{BridgeConfig, BrokerAddress, ConfigError, Transport};
@@ -64,6 +67,7 @@ use super::{
 };
 use crate::ack::{AckGroup, AckQueue, MessageOutcome};
 use crate::event::{Event, EventKind, MessagePublish, PublishFlags};
+use broker_drops::{BrokerDrops, Reading};
 use client::{Client, Connection, Polled, Received, Request};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -172,6 +176,7 @@ impl Bridge {
             ever_connected: false,
             closing: false,
             qos0_drops: DropLog::default(),
+            broker_drops: BrokerDrops::default(),
             status,
             config,
         };
@@ -291,6 +296,8 @@ struct Task {
     /// and let the reconnect bring it back.
     closing: bool,
     qos0_drops: DropLog,
+    /// The broker's count of dropped messages, watched in a share group.
+    broker_drops: BrokerDrops,
 }
 
 /// Logs dropped QoS 0 messages at most once per [`DropLog::EVERY`], with
@@ -369,6 +376,10 @@ impl Task {
                 shared(self.presence.filter(PresenceKind::Disconnected)),
                 qos,
             );
+        }
+        // Not shared: each member watches the broker it is connected to.
+        if self.config.share_group.is_some() {
+            want(broker_drops::TOPIC.to_owned(), Qos::AtMostOnce);
         }
         wanted
     }
@@ -477,6 +488,15 @@ impl Task {
                         );
                     }
                 }
+                Err(reason) if filter == broker_drops::TOPIC => {
+                    // Brokers other than mosquitto may not have the counter
+                    // or may not let clients read `$SYS`: not an error.
+                    tracing::info!(
+                        broker = %self.broker, %filter, %reason,
+                        "the broker does not let weir read its count of dropped messages"
+                    );
+                    self.subscribed.remove(&filter);
+                }
                 Err(reason) => {
                     let message = format!(
                         "broker {} refused the subscription to {filter:?}: {reason}",
@@ -492,6 +512,13 @@ impl Task {
     }
 
     fn on_publish(&mut self, received: Received) {
+        if received.topic.as_deref() == Ok(broker_drops::TOPIC) {
+            self.on_broker_drops(&received.payload);
+            // A rule may read `$SYS` too; otherwise the counter is weir's own.
+            if !self.sources.topics.keys().any(|f| f.starts_with("$SYS")) {
+                return;
+            }
+        }
         self.status.count(|c| &c.received);
         let received_at = now_ms();
         let token = if received.qos == Qos::AtMostOnce {
@@ -558,6 +585,28 @@ impl Task {
             }),
         };
         self.backlog.push_back(Delivery { event, ack: token });
+    }
+
+    /// Warns when the broker reports messages it dropped: in a share group
+    /// they are most often the queued share of a member that is down or
+    /// behind, acknowledged to their publishers and now lost.
+    fn on_broker_drops(&mut self, payload: &[u8]) {
+        const ADVICE: &str = "the broker dropped QoS 1/2 messages at a queue limit before they reached \
+             a weir instance; they are lost. Raise mosquitto's max_queued_messages and \
+             max_queued_bytes, keep members' sessions longer than an outage and restart a failed \
+             instance promptly (docs/deploy.md, weir instances)";
+        match self.broker_drops.observe(payload) {
+            Reading::AlreadyDropped { total } => {
+                tracing::warn!(broker = %self.broker, total, "{ADVICE}");
+            }
+            Reading::Dropped { more, total } => {
+                tracing::warn!(broker = %self.broker, more, total, "{ADVICE}");
+            }
+            Reading::Quiet { malformed: true } => {
+                tracing::debug!(broker = %self.broker, topic = broker_drops::TOPIC, "not a count");
+            }
+            Reading::Quiet { malformed: false } => {}
+        }
     }
 
     /// Moves as much of the backlog into the output channel as fits.
