@@ -5,7 +5,7 @@
 
 use crate::harness::devserver::{ClusterNode, DevCluster};
 use crate::harness::gateway::Gateway;
-use crate::harness::load::{LoadOptions, LoadPublisher, account, seq_of_record};
+use crate::harness::load::{LoadOptions, LoadPublisher, all_stored, seq_of_record};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::mosquitto_pub;
 use crate::harness::{
@@ -277,17 +277,7 @@ health_check_interval_ms = 500
                 .iter()
                 .map(seq_of_record)
                 .collect::<Result<Vec<u64>, String>>()?;
-            let accounting = account(acked, &seqs);
-            if accounting.missing.is_empty() {
-                Ok(accounting.duplicates)
-            } else {
-                Err(format!(
-                    "{} of {} missing (first {:?})",
-                    accounting.missing.len(),
-                    acked.len(),
-                    &accounting.missing[..accounting.missing.len().min(10)]
-                ))
-            }
+            all_stored(acked, &seqs)
         },
     )
     .await;

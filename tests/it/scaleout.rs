@@ -11,7 +11,7 @@
 
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client};
-use crate::harness::load::{LoadOptions, LoadPublisher, account, seq_of_record};
+use crate::harness::load::{LoadOptions, LoadPublisher, account, all_stored, seq_of_record};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir, unique_name};
 use ::weir::sink::client::Client;
@@ -256,19 +256,7 @@ async fn a_killed_instance_of_two_loses_nothing_acknowledged_and_its_share_waits
     let duplicates = eventually(
         "every acknowledged message stored once the killed instance is back",
         DEFAULT_DEADLINE,
-        || async move {
-            let accounting = account(acked, &stored(hstream_ref).await?);
-            if accounting.missing.is_empty() {
-                Ok(accounting.duplicates)
-            } else {
-                Err(format!(
-                    "{} of {} missing (first {:?})",
-                    accounting.missing.len(),
-                    acked.len(),
-                    &accounting.missing[..accounting.missing.len().min(10)]
-                ))
-            }
-        },
+        || async move { all_stored(acked, &stored(hstream_ref).await?) },
     )
     .await;
     let drained_after = restarted_at.elapsed();

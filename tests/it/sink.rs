@@ -13,7 +13,7 @@
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client};
 use crate::harness::load::{
-    LoadOptions, LoadPublisher, LoadReport, account, memory_of, seq_of_record,
+    LoadOptions, LoadPublisher, LoadReport, account, all_stored, memory_of, seq_of_record,
 };
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, publish};
@@ -148,21 +148,7 @@ impl Follower {
         eventually(
             "every acknowledged message in the stream",
             DEFAULT_DEADLINE,
-            || async move {
-                let stored = self.stored()?;
-                let accounting = account(acked, &stored);
-                if accounting.missing.is_empty() {
-                    Ok(accounting.duplicates)
-                } else {
-                    Err(format!(
-                        "{} of {} missing (first {:?}), {} stored",
-                        accounting.missing.len(),
-                        acked.len(),
-                        &accounting.missing[..accounting.missing.len().min(10)],
-                        stored.len()
-                    ))
-                }
-            },
+            || async move { all_stored(acked, &self.stored()?) },
         )
         .await
     }

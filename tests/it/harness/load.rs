@@ -87,6 +87,22 @@ pub(crate) fn account(acked: &[u64], stored: &[u64]) -> Accounting {
     }
 }
 
+/// Whether every acknowledged message is stored: the duplicates if so,
+/// else what is missing, for an `eventually` that waits for it.
+pub(crate) fn all_stored(acked: &[u64], stored: &[u64]) -> Result<usize, String> {
+    let accounting = account(acked, stored);
+    if accounting.missing.is_empty() {
+        return Ok(accounting.duplicates);
+    }
+    Err(format!(
+        "{} of {} missing (first {:?}), {} stored",
+        accounting.missing.len(),
+        acked.len(),
+        &accounting.missing[..accounting.missing.len().min(10)],
+        stored.len()
+    ))
+}
+
 /// What a finished [`LoadPublisher`] saw.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadReport {
