@@ -167,19 +167,18 @@ pub(super) const FUNCS: &[Func] = &[
     },
 ];
 
+/// The text of `v` as `str()` gives it, which must be UTF-8.
+fn utf8_text(f: &str, v: &Value) -> Result<String, OpError> {
+    String::from_utf8(conv::bin(v))
+        .map_err(|_| OpError(format!("{f}(): the value is not valid UTF-8 text").into()))
+}
+
 fn str_utf8(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
-    let bytes = conv::bin(&a[0]);
-    match String::from_utf8(bytes) {
-        Ok(s) => Ok(Value::from(s)),
-        Err(_) => Err(OpError::new(
-            "str_utf8(): the value is not valid UTF-8 text",
-        )),
-    }
+    utf8_text("str_utf8", &a[0]).map(Value::from)
 }
 
 fn str_utf16_le(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
-    let text = String::from_utf8(conv::bin(&a[0]))
-        .map_err(|_| OpError::new("str_utf16_le(): the value is not valid UTF-8 text"))?;
+    let text = utf8_text("str_utf16_le", &a[0])?;
     Ok(Value::binary(
         text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
     ))
@@ -197,13 +196,7 @@ fn is_empty(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
 /// `coalesce`/`coalesce_ne`: EMQX defines both over a list, and the
 /// two-argument forms as that list of two.
 fn first_present(f: &str, a: &[Value], keep: fn(&Value) -> bool) -> Result<Value, OpError> {
-    let candidates = match a {
-        [list] => list
-            .as_array()
-            .ok_or_else(|| expects(f, "an array (or two values)", list))?,
-        two => two,
-    };
-    Ok(candidates
+    Ok(super::list_or_args(f, a)?
         .iter()
         .find(|v| keep(v))
         .cloned()

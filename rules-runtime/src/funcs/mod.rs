@@ -82,6 +82,18 @@ pub fn expects(f: &str, what: &str, got: &Value) -> OpError {
     OpError(format!("{f}() expects {what}, got {}", got.kind()).into())
 }
 
+/// The values of a function EMQX defines over a list, whose two-argument
+/// form is that list of two (`concat`, `coalesce`): one array argument's
+/// items, or the arguments themselves.
+pub(crate) fn list_or_args<'v>(f: &str, a: &'v [Value]) -> Result<&'v [Value], OpError> {
+    match a {
+        [list] => list
+            .as_array()
+            .ok_or_else(|| expects(f, "an array (or two values)", list)),
+        two => Ok(two),
+    }
+}
+
 /// The text of a string argument (EMQX's functions take binaries; `true`
 /// and `false` are taken by their names, as EMQX 5 does; undefined and
 /// null are refused).

@@ -580,12 +580,7 @@ fn lexemes<'s>(s: &'s [u8], separators: &[u8], crlf: bool) -> Vec<&'s [u8]> {
 }
 
 fn concat(a: &[Value], _: &dyn Env) -> Result<Value, OpError> {
-    let items: &[Value] = match a {
-        [list] => list
-            .as_array()
-            .ok_or_else(|| expects("concat", "an array (or two values)", list))?,
-        two => two,
-    };
+    let items = super::list_or_args("concat", a)?;
     let mut out = Vec::new();
     for item in items {
         out.extend_from_slice(&conv::bin(item));

@@ -605,10 +605,15 @@ impl Cx<'_> {
         known.extend(self.defined.iter().map(String::as_str));
         known.extend(self.extra.iter().map(String::as_str));
         let hint = suggest(name, known.into_iter());
-        let at = self.err(at, String::new());
+        let warning = self.err(
+            at,
+            format!(
+                "`{name}` is not a column of these events nor an earlier field, so it is always undefined (as in EMQX){hint}"
+            ),
+        );
         self.warnings.push(format!(
-            "sql: line {}, column {}: `{name}` is not a column of these events nor an earlier field, so it is always undefined (as in EMQX){hint}",
-            at.line, at.column
+            "sql: line {}, column {}: {}",
+            warning.line, warning.column, warning.message
         ));
         Ok(())
     }
