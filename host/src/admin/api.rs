@@ -186,6 +186,7 @@ async fn status(State(state): State<Arc<AppState>>) -> ApiResult {
             "messages": {
                 "stored": stats.acks.stored,
                 "dead_lettered": stats.acks.dead_lettered,
+                "quarantined": stats.acks.quarantined,
                 "not_stored": stats.acks.not_stored,
             },
         },
@@ -497,6 +498,7 @@ fn stream_view(s: &StreamSnapshot) -> Value {
         "success": s.success,
         "failed": s.failed,
         "dead_lettered": s.dead_lettered,
+        "quarantined": s.quarantined,
         "dropped": {
             "total": s.dropped.total(),
             "queue_full": s.dropped.queue_full,

@@ -470,6 +470,11 @@ impl Scrape {
             per(|s| s.dead_lettered),
         )?;
         f.counter(
+            "weir_sink_quarantined",
+            "Of the failed records, those written to the local quarantine file (see `weir quarantine`).",
+            per(|s| s.quarantined),
+        )?;
+        f.counter(
             "weir_sink_dropped",
             "Records dropped by reason: queue_full, expired, resource_stopped (EMQX's dropped.*).",
             streams.iter().flat_map(|(name, s)| {
@@ -646,10 +651,11 @@ impl Scrape {
         )?;
         f.counter(
             "weir_ingress_messages",
-            "Completed messages and client events by outcome: stored (every record stored, or none to store), dead_lettered, not_stored (left for the broker or device to send again).",
+            "Completed messages and client events by outcome: stored (every record stored, or none to store), dead_lettered (a record or the event is in the dead-letter stream), quarantined (in the local quarantine file), not_stored (left for the broker or device to send again).",
             [
                 ("stored", i.acks.stored),
                 ("dead_lettered", i.acks.dead_lettered),
+                ("quarantined", i.acks.quarantined),
                 ("not_stored", i.acks.not_stored),
             ]
             .map(|(outcome, v)| ([("outcome", outcome)], v)),

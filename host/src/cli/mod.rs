@@ -14,6 +14,7 @@ mod config;
 mod dev;
 mod devserver;
 mod import;
+mod quarantine;
 mod rule;
 mod run;
 mod server_args;
@@ -92,6 +93,8 @@ enum Command {
     /// Move a setup from elsewhere to weir (`weir import emqx`).
     #[command(subcommand)]
     Import(import::Command),
+    /// Show the records the sink quarantined (stored nowhere else).
+    Quarantine(quarantine::Args),
 }
 
 /// The process exit status, shared by every command (see [`EXIT_CODES`]).
@@ -193,6 +196,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Stream(command) => stream::run(command, out).await,
         Command::Rule(command) => rule::run(command, out).await,
         Command::Import(command) => import::run(command, out).await,
+        Command::Quarantine(args) => quarantine::run(args, out).await,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct MetricsSnapshot {
     pub bad_outputs: u64,
     /// Events isolated as the cause of a failure.
     pub poison_events: u64,
+    /// Events handed to the sink as rejections (poison, or refused while
+    /// tripped or unavailable); the sink dead-letters or quarantines them.
     pub dead_letters: u64,
     pub rejected_while_tripped: u64,
     pub trips: u64,
@@ -114,18 +116,14 @@ impl PluginMetrics {
         self.bad_targets.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn poison(&self, dead_lettered: bool) {
+    pub(crate) fn poison(&self) {
         self.poison_events.fetch_add(1, Relaxed);
-        if dead_lettered {
-            self.dead_letters.fetch_add(1, Relaxed);
-        }
+        self.dead_letters.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn rejected(&self, dead_lettered: bool) {
+    pub(crate) fn rejected(&self) {
         self.rejected_while_tripped.fetch_add(1, Relaxed);
-        if dead_lettered {
-            self.dead_letters.fetch_add(1, Relaxed);
-        }
+        self.dead_letters.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn tripped(&self) {

@@ -6,19 +6,20 @@
 //! fresh instance. If it fails again, the batch is split in halves, each
 //! half run on its own, recursively, until the events that fail on their
 //! own are found: those are poison. A poison event gets a per-event error
-//! and, when a dead-letter stream is configured, a dead-letter record. The
+//! that is a *rejection* (`ErrorKind::is_rejection`): the pipeline hands it
+//! to the sink, which alone makes dead letters (`sink::dead_letter`). The
 //! outputs of a failed attempt are never read, so no event's outputs appear
 //! twice. Batches that needed isolation count towards a circuit breaker:
 //! after `breaker_threshold` of them in a row the plugin is tripped for a
 //! backoff that doubles on every trip (up to `breaker_max_backoff_ms`);
-//! while tripped its events are rejected (error + dead letter) instead of
+//! while tripped its events are rejected (a rejection error) instead of
 //! run, and the first batch after the backoff decides whether it recovers.
 
 use super::encode::{self, PayloadCache};
 use super::manifest::Manifest;
 use super::metrics::PluginMetrics;
 use super::runtime::{Compiled, Failure, Instance, LoadError, Runtime};
-use super::{ErrorKind, EventError, Output, RecordFlag};
+use super::{ErrorKind, EventError, Output};
 use crate::event::Event;
 use bytes::Bytes;
 use std::borrow::Borrow;
@@ -147,14 +148,7 @@ impl LoadedPlugin {
         if let Some(until) = state.open_until {
             if started < until {
                 for &i in indexes {
-                    let dead = self.dead_letter_for(
-                        events[i].borrow(),
-                        i,
-                        "tripped",
-                        "circuit breaker open",
-                    );
-                    self.metrics.rejected(dead.is_some());
-                    outputs.extend(dead);
+                    self.metrics.rejected();
                     errors.push(self.error(
                         i,
                         ErrorKind::Tripped,
@@ -223,17 +217,13 @@ impl LoadedPlugin {
             // but they cannot be processed either.
             for &i in indexes {
                 let message = format!("plugin could not be re-instantiated: {e}");
-                let dead = self.dead_letter_for(events[i].borrow(), i, "unavailable", &message);
-                self.metrics.rejected(dead.is_some());
-                outputs.extend(dead);
+                self.metrics.rejected();
                 errors.push(self.error(i, ErrorKind::Unavailable, 0, message));
             }
             return;
         }
         if let ([i], AttemptError::Call(f)) = (indexes, &failure) {
-            let dead = self.dead_letter_for(events[*i].borrow(), *i, f.kind.name(), &f.message);
-            self.metrics.poison(dead.is_some());
-            outputs.extend(dead);
+            self.metrics.poison();
             errors.push(self.error(*i, ErrorKind::Poison(f.kind), 0, f.message.clone()));
             tracing::warn!(
                 plugin = &*self.name,
@@ -379,7 +369,6 @@ impl LoadedPlugin {
                     key: frame.slice(raw.key),
                     flag: raw.flag,
                     record: frame.slice(raw.record),
-                    dead_letter: false,
                 }),
                 None => {
                     self.metrics.bad_target();
@@ -416,33 +405,10 @@ impl LoadedPlugin {
             kind,
             code,
             message,
+            dead_letter_stream: kind
+                .is_rejection()
+                .then(|| self.dead_letter.clone())
+                .flatten(),
         }
-    }
-
-    fn dead_letter_for(
-        &self,
-        event: &Event,
-        index: usize,
-        error: &str,
-        message: &str,
-    ) -> Option<Output> {
-        let stream = self.dead_letter.clone()?;
-        let record = serde_json::json!({
-            "plugin": &*self.name,
-            "version": self.version,
-            "error": error,
-            "message": message,
-            "event": encode::event_to_json(event),
-        });
-        Some(Output {
-            event: index,
-            plugin: self.name.clone(),
-            version: self.version,
-            stream,
-            key: Bytes::copy_from_slice(encode::dead_letter_key(event).as_bytes()),
-            flag: RecordFlag::Json,
-            record: Bytes::from(record.to_string()),
-            dead_letter: true,
-        })
     }
 }

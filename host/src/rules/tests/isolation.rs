@@ -43,7 +43,7 @@ fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
     let good: Vec<usize> = out
         .outputs
         .iter()
-        .filter(|o| &*o.plugin == "misbehave" && !o.dead_letter)
+        .filter(|o| &*o.plugin == "misbehave")
         .map(|o| o.event)
         .collect();
     let expected: Vec<usize> = (0..20).filter(|i| ![3, 7, 12].contains(i)).collect();
@@ -59,18 +59,18 @@ fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
             (12, ErrorKind::Poison(FailureKind::OutOfMemory)),
         ]
     );
-    let dead: Vec<_> = out.outputs.iter().filter(|o| o.dead_letter).collect();
-    assert_eq!(
-        dead.iter().map(|o| o.event).collect::<Vec<_>>(),
-        vec![3, 7, 12]
-    );
-    for d in &dead {
-        assert_eq!(&*d.stream, "dead");
-        let record = json(&d.record);
-        assert_eq!(record["plugin"], "misbehave");
-        assert_eq!(record["event"]["topic"], format!("bad/{}", d.event));
-        assert_eq!(d.key(), format!("bad/{}", d.event));
+    // They are rejections for the sink to dead-letter, with the plugin's
+    // dead-letter stream; the rule stage builds no record for them.
+    for error in &out.errors {
+        assert!(error.kind.is_rejection(), "{error:?}");
+        assert_eq!(&*error.plugin, "misbehave");
+        assert_eq!(error.dead_letter_stream.as_deref(), Some("dead"));
     }
+    assert!(
+        out.outputs
+            .iter()
+            .all(|o| o.event != 3 || &*o.plugin != "misbehave")
+    );
 
     let status = engine.status("misbehave").expect("known");
     let m = &status.metrics;
@@ -108,7 +108,8 @@ fn repeated_failures_trip_the_breaker_until_the_backoff_ends() {
     let out = engine.process(&[publish(2, "bad/2", b"fine")]);
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].kind, ErrorKind::Tripped);
-    assert!(out.outputs.iter().all(|o| o.dead_letter));
+    assert!(out.errors[0].kind.is_rejection());
+    assert!(out.outputs.is_empty());
     let metrics = engine.status("misbehave").expect("known").metrics;
     assert_eq!((metrics.trips, metrics.rejected_while_tripped), (1, 1));
 
