@@ -58,10 +58,14 @@
 //! `manifest` (NAME.toml), `router` (topic-filter index and the
 //! subscription union), `encode` (events → ABI frames), `runtime`
 //! (wasmtime), `plugin` (one version and its failure isolation),
-//! `registry` (the engine: snapshot, reload, watcher, status), `metrics`.
+//! `engine` (the snapshot and the hot path: `process`, the swap), `registry`
+//! (loading, reload, status, operator disable/enable), `watcher` (the hot
+//! reload thread), `disabled` (the disabled-plugins file), `metrics`.
 
 pub mod compile;
+mod disabled;
 mod encode;
+mod engine;
 mod manifest;
 mod metrics;
 mod plugin;
@@ -69,16 +73,20 @@ mod registry;
 mod router;
 mod runtime;
 mod wasi_log;
+mod watcher;
 
 #[cfg(test)]
 mod tests;
 
-pub use encode::{dead_letter_key, event_to_json};
-pub use manifest::{Format, Limits, ManifestError};
-pub use metrics::MetricsSnapshot;
-pub use registry::{Change, EngineOptions, PluginState, PluginStatus, RuleEngine, Watcher};
-pub use router::Subscriptions;
-pub use runtime::{FailureKind, LoadError};
+pub(crate) use encode::{dead_letter_key, event_to_json};
+pub use engine::{EngineOptions, RuleEngine};
+pub(crate) use manifest::ManifestError;
+#[cfg(test)]
+pub(crate) use metrics::MetricsSnapshot;
+pub(crate) use registry::{Change, PluginState, PluginStatus};
+pub(crate) use router::Subscriptions;
+pub(crate) use runtime::{FailureKind, LoadError};
+pub(crate) use watcher::Watcher;
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -129,7 +137,7 @@ impl ErrorKind {
     /// the caller hands it to the sink, which dead-letters (or quarantines)
     /// it. A rule's own error or a bad target is the rule's answer, not a
     /// rejection.
-    pub fn is_rejection(self) -> bool {
+    pub(crate) fn is_rejection(self) -> bool {
         matches!(
             self,
             ErrorKind::Poison(_) | ErrorKind::Tripped | ErrorKind::Unavailable
@@ -137,7 +145,7 @@ impl ErrorKind {
     }
 
     /// The name a dead letter records (`weir.dead_letter.kind`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ErrorKind::Rule => "rule_error",
             ErrorKind::BadTarget => "bad_target",

@@ -26,32 +26,32 @@ use weir_proto::pb::HStreamRecord;
 use weir_proto::record::{hrecord_from_json_text, raw_record};
 
 /// Where the record was going (absent for an event no rule handled).
-pub const ATTR_STREAM: &str = "weir.dead_letter.stream";
+pub(crate) const ATTR_STREAM: &str = "weir.dead_letter.stream";
 /// Why it is a dead letter, in words.
-pub const ATTR_REASON: &str = "weir.dead_letter.reason";
+pub(crate) const ATTR_REASON: &str = "weir.dead_letter.reason";
 /// Why, as a stable name: `trap`, `deadline`, `out_of_memory`,
 /// `bad_output`, `tripped`, `unavailable` (rules), `not_json`,
 /// `not_an_hrecord` (render), `stream_missing`, `refused`, `oversize`,
 /// `no_shard` (sink).
-pub const ATTR_KIND: &str = "weir.dead_letter.kind";
+pub(crate) const ATTR_KIND: &str = "weir.dead_letter.kind";
 /// The stage that gave up: `rules`, `render` or `sink`.
-pub const ATTR_STAGE: &str = "weir.dead_letter.stage";
+pub(crate) const ATTR_STAGE: &str = "weir.dead_letter.stage";
 /// The plugin (rules and render) and its load version.
-pub const ATTR_PLUGIN: &str = "weir.dead_letter.plugin";
-pub const ATTR_VERSION: &str = "weir.dead_letter.version";
+pub(crate) const ATTR_PLUGIN: &str = "weir.dead_letter.plugin";
+pub(crate) const ATTR_VERSION: &str = "weir.dead_letter.version";
 /// When the rejection was made, RFC 3339 with milliseconds (UTC).
-pub const ATTR_TIME: &str = "weir.dead_letter.time";
+pub(crate) const ATTR_TIME: &str = "weir.dead_letter.time";
 
 /// The stage that gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Rules,
     Render,
     Sink,
 }
 
 impl Stage {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stage::Rules => "rules",
             Stage::Render => "render",
@@ -62,22 +62,22 @@ impl Stage {
 
 /// Why something could not be stored, as the stage that gave up reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub stage: Stage,
+pub(crate) struct Rejection {
+    pub(crate) stage: Stage,
     /// A stable name (see [`ATTR_KIND`]).
-    pub kind: &'static str,
-    pub message: String,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
     /// The stream the record was meant for, when there was one.
-    pub stream: Option<Arc<str>>,
+    pub(crate) stream: Option<Arc<str>>,
     /// The plugin and its load version, for the rules and render stages.
-    pub plugin: Option<(Arc<str>, u64)>,
+    pub(crate) plugin: Option<(Arc<str>, u64)>,
     /// A plugin's own dead-letter stream, used instead of the sink's.
-    pub dead_letter_stream: Option<Arc<str>>,
+    pub(crate) dead_letter_stream: Option<Arc<str>>,
 }
 
 /// What was rejected, before it is a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// An event no rule could handle, as the JSON text of an object.
     Event { key: String, json: String },
     /// An output that could not be rendered: its bytes as they were.

@@ -27,7 +27,7 @@ use weir_proto::record::{decode_hrecord, flag_of, key_of};
 
 /// Why the quarantine file could not be written or read.
 #[derive(Debug, thiserror::Error)]
-pub enum QuarantineError {
+pub(crate) enum QuarantineError {
     #[error("quarantine file {path}: {source}")]
     Io {
         path: String,
@@ -148,7 +148,7 @@ fn line(stream: &str, record: &HStreamRecord, reason: &str) -> serde_json::Value
 
 /// Reads every entry of a quarantine file; a file that does not exist has
 /// none. A line that is not an entry is an error naming it.
-pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, QuarantineError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<serde_json::Value>, QuarantineError> {
     let io = |source| QuarantineError::Io {
         path: path.display().to_string(),
         source,
