@@ -287,6 +287,7 @@ fn plugin_view(status: &PluginStatus) -> Value {
             "memory_bytes": m.memory_bytes,
             "memory_peak_bytes": m.memory_peak_bytes,
             "log_lines": m.log_lines,
+            "log_dropped": m.log_dropped,
             "counters": m.counters,
         },
     })

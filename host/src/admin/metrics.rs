@@ -414,6 +414,11 @@ impl Scrape {
             "Lines the plugin logged.",
             per(|p| p.metrics.log_lines),
         )?;
+        f.counter(
+            "weir_plugin_log_dropped",
+            "Log lines dropped because the plugin logged faster than 100 lines/s (burst 200).",
+            per(|p| p.metrics.log_dropped),
+        )?;
         f.gauge(
             "weir_plugin_counter",
             "The plugin's own counters (counter_add), by name.",

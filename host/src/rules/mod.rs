@@ -130,6 +130,9 @@ pub enum ErrorKind {
     Tripped,
     /// The plugin could not be re-instantiated after a failure.
     Unavailable,
+    /// The batch's time in the plugin, retries and isolation included, ran
+    /// out before this event was settled; it was not run (again).
+    BatchDeadline,
 }
 
 impl ErrorKind {
@@ -140,7 +143,10 @@ impl ErrorKind {
     pub(crate) fn is_rejection(self) -> bool {
         matches!(
             self,
-            ErrorKind::Poison(_) | ErrorKind::Tripped | ErrorKind::Unavailable
+            ErrorKind::Poison(_)
+                | ErrorKind::Tripped
+                | ErrorKind::Unavailable
+                | ErrorKind::BatchDeadline
         )
     }
 
@@ -152,6 +158,7 @@ impl ErrorKind {
             ErrorKind::Poison(kind) => kind.name(),
             ErrorKind::Tripped => "tripped",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::BatchDeadline => "batch_deadline",
         }
     }
 }

@@ -30,7 +30,7 @@ pub(crate) const ATTR_STREAM: &str = "weir.dead_letter.stream";
 /// Why it is a dead letter, in words.
 pub(crate) const ATTR_REASON: &str = "weir.dead_letter.reason";
 /// Why, as a stable name: `trap`, `deadline`, `out_of_memory`,
-/// `bad_output`, `tripped`, `unavailable` (rules), `not_json`,
+/// `bad_output`, `tripped`, `unavailable`, `batch_deadline` (rules), `not_json`,
 /// `not_an_hrecord` (render), `stream_missing`, `refused`, `oversize`,
 /// `no_shard` (sink).
 pub(crate) const ATTR_KIND: &str = "weir.dead_letter.kind";

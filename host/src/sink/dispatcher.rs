@@ -670,7 +670,7 @@ impl Dispatcher {
 
     /// Memory buffer only: drops the records that waited longer than the
     /// request TTL (queued ones too, so a full in-flight window cannot make
-    /// a queue grow for ever).
+    /// a queue grow for ever), and the rest of their lane with them.
     fn expire(&mut self) {
         if self.disk.is_some() {
             return;
@@ -687,8 +687,11 @@ impl Dispatcher {
                 expired.extend(stream.pending.pop_front());
             }
             for lane in stream.lanes.values_mut() {
-                while lane.front().is_some_and(|i| i.received + ttl <= now) {
-                    expired.extend(lane.pop_front());
+                // Everything behind an expired record in its lane goes with
+                // it: appended now, it would land before the expired record,
+                // which comes back only when its message is delivered again.
+                if lane.front().is_some_and(|i| i.received + ttl <= now) {
+                    expired.extend(lane.drain());
                 }
             }
         }

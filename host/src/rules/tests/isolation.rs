@@ -140,3 +140,93 @@ fn fuel_mode_stops_an_endless_loop_deterministically() {
         out.errors[0].message
     );
 }
+
+#[test]
+fn a_batch_slow_on_every_event_is_bounded_by_its_time_budget_not_bisected_to_the_end() {
+    let engine = engine();
+    let manifest = MISBEHAVE
+        .manifest_text()
+        .expect("manifest")
+        .replace("deadline_ms = 250", "deadline_ms = 20");
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let events: Vec<Event> = (0..32)
+        .map(|i| publish(i as u128, &format!("bad/{i}"), b"loop"))
+        .collect();
+    let out = engine.process(&events);
+    // Bisecting to the end would take 2 × 32 − 1 calls plus the retry; the
+    // budget allows about BATCH_BUDGET_CALLS of them.
+    let m = engine.status("misbehave").expect("known").metrics;
+    let budget = u64::from(crate::rules::plugin::BATCH_BUDGET_CALLS);
+    assert!(m.invocations <= 2 * budget, "{} calls", m.invocations);
+    // Every event is accounted for, as a rejection the sink dead-letters.
+    let mut seen: Vec<usize> = out.errors.iter().map(|e| e.event).collect();
+    seen.dedup();
+    assert_eq!(seen, (0..32).collect::<Vec<_>>());
+    assert!(out.errors.iter().all(|e| e.kind.is_rejection()));
+    assert!(
+        out.errors
+            .iter()
+            .any(|e| e.kind == ErrorKind::BatchDeadline),
+        "{:?}",
+        out.errors
+    );
+}
+
+#[test]
+fn a_log_flood_is_cut_to_the_plugins_rate_and_counted() {
+    let engine = engine();
+    let manifest = MISBEHAVE
+        .manifest_text()
+        .expect("manifest")
+        .replace("deadline_ms = 250", "deadline_ms = 50");
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let out = engine.process(&[publish(1, "bad/1", b"flood")]);
+    assert_eq!(out.errors[0].kind, ErrorKind::Poison(FailureKind::Deadline));
+    let m = engine.status("misbehave").expect("known").metrics;
+    assert!(m.log_dropped > 0, "{m:?}");
+    // The burst, plus what the rate refilled during the calls (well under
+    // a second in all).
+    assert!(m.log_lines <= 300, "{m:?}");
+}
+
+#[test]
+fn a_plugin_that_sleeps_traps_at_once_instead_of_holding_the_rules_thread() {
+    let engine = engine();
+    let wasm = MISBEHAVE.wasm_bytes(Target::Wasip1).expect("wasip1 build");
+    let manifest = MISBEHAVE.manifest_text().expect("manifest");
+    engine
+        .install("misbehave", &wasm, &manifest)
+        .expect("wasip1 module loads");
+    let started = Instant::now();
+    let out = engine.process(&[publish(1, "bad/1", b"sleep"), publish(2, "bad/2", b"ok")]);
+    assert_eq!(
+        out.errors
+            .iter()
+            .map(|e| (e.event, e.kind))
+            .collect::<Vec<_>>(),
+        [(0, ErrorKind::Poison(FailureKind::Trap))]
+    );
+    assert_eq!(out.outputs.len(), 1, "the good event got through");
+    // It asked for a minute; refusing to block is what makes this short.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_tripped_plugin_gives_its_instance_back() {
+    let engine = engine();
+    let manifest = MISBEHAVE.manifest_text().expect("manifest")
+        + "breaker_threshold = 1\nbreaker_backoff_ms = 60000\n";
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let out = engine.process(&[publish(1, "bad/1", b"hog")]);
+    assert_eq!(
+        out.errors[0].kind,
+        ErrorKind::Poison(FailureKind::OutOfMemory)
+    );
+    assert_eq!(
+        engine.status("misbehave").expect("known").state,
+        PluginState::Tripped
+    );
+    let m = engine.status("misbehave").expect("known").metrics;
+    assert!(m.memory_peak_bytes > 0, "{m:?}");
+    assert_eq!(m.memory_bytes, 0, "{m:?}");
+}
