@@ -7,6 +7,7 @@ mod admin;
 mod cluster;
 mod dev;
 mod events;
+mod faults;
 mod harness;
 mod harness_selftest;
 mod hstream;
