@@ -552,7 +552,10 @@ impl Dispatcher {
 
     /// A record that cannot be stored in its stream (and is no longer
     /// counted as queued): to the dead-letter stream if there is one (and
-    /// this is not already a dead letter), else to the quarantine file.
+    /// this is not already a dead letter), else to the quarantine file;
+    /// except that, with no dead-letter stream, a record whose stream is
+    /// missing fails (its message is delivered again, and may find the
+    /// stream re-created).
     fn reject(&mut self, mut item: Item, kind: &'static str, reason: String) {
         item.metrics.failed();
         let dead_letter_stream = self.settings.dead_letter_stream.clone();
@@ -580,6 +583,16 @@ impl Dispatcher {
                 });
                 item.stream = target;
                 self.enqueue(item);
+            }
+            // A missing stream may come back (an operator re-creating it):
+            // without a dead-letter stream the record is left for the
+            // broker or device to deliver again, as before it was written.
+            None if first_refusal && kind == "stream_missing" => {
+                tracing::warn!(stream = %item.stream, %reason, "a record cannot be stored and there is no dead-letter stream; its message is left for redelivery");
+                self.done(item.seq.into_iter().collect());
+                if let Some(ack) = item.ack {
+                    ack.failed(reason);
+                }
             }
             _ => {
                 let reason = match &item.dead_letter {
