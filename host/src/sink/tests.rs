@@ -1029,3 +1029,51 @@ async fn a_rejection_becomes_one_dead_letter_record_and_acknowledges_as_dead_let
     let metrics = stream_metrics(&sink, "s");
     assert_eq!((metrics.failed, metrics.dead_lettered), (1, 1));
 }
+
+#[tokio::test]
+async fn records_queued_behind_an_expired_batch_expire_with_it_instead_of_overtaking_it() {
+    let (server, client) = setup(1).await;
+    let mut config = config();
+    config.request_ttl_ms = 2_000;
+    let sink = Sink::start(&config, client.clone()).await.expect("starts");
+    // The outage outlasts the first record's TTL but not the later ones'.
+    faults(
+        &server,
+        FaultPlan {
+            fail_appends_for_ms: 2_300,
+            ..FaultPlan::default()
+        },
+    )
+    .await;
+    let acks = Acks::new();
+    let sender = sink.sender();
+    sender
+        .send(record("s", "k", "first".into(), &acks))
+        .await
+        .expect("taken");
+    // About a second into the outage (retries at 20, 60, 140, 300 ms, then
+    // every 100 to 200 ms), the later records of the key queue behind it.
+    until("the first record to be retried for a while", || {
+        stream_metrics(&sink, "s").retried >= 8
+    })
+    .await;
+    for text in ["second", "third"] {
+        sender
+            .send(record("s", "k", text.into(), &acks))
+            .await
+            .expect("taken");
+    }
+    acks.wait_resolved(3).await;
+    // Appended after the outage, they would sit before "first", which
+    // comes back only when its message is delivered again.
+    assert_eq!(acks.counts().not_stored, 3, "{:?}", acks.counts());
+    let metrics = stream_metrics(&sink, "s");
+    assert_eq!((metrics.success, metrics.dropped.expired), (0, 3));
+    sender
+        .send(record("s", "k", "later".into(), &acks))
+        .await
+        .expect("taken");
+    acks.wait_resolved(4).await;
+    let records = read_stream(&client, "s", 1).await;
+    assert_eq!(records.iter().map(text).collect::<Vec<_>>(), ["later"]);
+}
