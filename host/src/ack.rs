@@ -610,6 +610,36 @@ mod tests {
     }
 
     #[test]
+    fn a_quarantined_record_is_acknowledged_and_ranks_between_dead_lettered_and_not_stored() {
+        let group = AckGroup::default();
+        let mut queue = AckQueue::new(group.clone());
+        let quarantined = queue.push(1);
+        quarantined.share().dead_lettered("refused");
+        quarantined
+            .share()
+            .quarantined("refused; and the dead-letter stream too");
+        quarantined.seal();
+        let failed = queue.push(2);
+        failed.share().quarantined("oversize");
+        failed.share().failed("expired");
+        failed.seal();
+        let out = released(&mut queue);
+        assert_eq!(
+            out[0],
+            (
+                1,
+                MessageOutcome::Quarantined {
+                    reason: "refused".into()
+                }
+            )
+        );
+        assert!(out[0].1.is_accounted_for(), "quarantined is acknowledged");
+        assert!(matches!(out[1], (2, MessageOutcome::NotStored { .. })));
+        let counts = group.stats().counts();
+        assert_eq!((counts.quarantined, counts.not_stored), (1, 1));
+    }
+
+    #[test]
     fn qos0_tokens_acknowledge_nothing_but_report_loss() {
         let group = AckGroup::default();
         let mut queue = AckQueue::new(group.clone());
