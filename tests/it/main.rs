@@ -15,3 +15,4 @@ mod ingress;
 mod pipeline;
 mod scaleout;
 mod sink;
+mod tidy;
