@@ -28,9 +28,10 @@ const CRATES: &[&str] = &[
     "build-support",
 ];
 
-/// Crates whose code is a build script's or a load tool's, where a panic is
-/// the way to report (ARCHITECTURE.md, "Errors"): the unwrap rule does not
-/// apply to them.
+/// Crates that are build-script code (`build-support`), the load tool
+/// (`bench`, a benchmark) or test fixtures (`plugins/artifacts`, the example
+/// plugins built for the host's tests and benches): a panic is how they
+/// report, so the unwrap rule does not apply to them.
 const PANICKING_CRATES: &[&str] = &["build-support", "bench", "plugins/artifacts"];
 
 /// Files outside `host/src/sink/`, `host/src/render.rs` and `host/src/cli/`
