@@ -16,3 +16,4 @@ mod ingress;
 mod pipeline;
 mod scaleout;
 mod sink;
+mod tidy;
