@@ -4,10 +4,12 @@ pub mod abi;
 mod error;
 mod event;
 mod host;
+pub mod init;
 pub mod json;
 mod output;
 mod runtime;
 pub mod schema;
+pub mod sdk;
 mod template;
 pub mod testing;
 

@@ -13,5 +13,6 @@ mod hstream;
 mod import;
 mod ingress;
 mod pipeline;
+mod plugins;
 mod scaleout;
 mod sink;
