@@ -5,7 +5,7 @@
 
 use crate::harness::gateway::{Gateway, client, json_of};
 use crate::harness::mqtt_client::mosquitto_pub;
-use crate::harness::{eventually, repo_root, scratch_dir};
+use crate::harness::{eventually, repo_root, scratch_dir, weir};
 use ::weir::sink::client::{Client, StartFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -202,4 +202,70 @@ async fn a_python_plugin_built_from_source_runs_in_weir_dev() {
         hot_load_and_publish(&dev, &plugins, "py", &wasm, &example.join("message.toml")).await;
     assert_the_message_record("py", &key, &record);
     dev.stop().await;
+}
+
+/// `weir plugin new NAME --lang LANG` in a scratch directory; the project.
+async fn new_project(dir: &Path, name: &str, lang: &str) -> PathBuf {
+    let project = dir.join(name);
+    let project_arg = project.to_string_lossy().into_owned();
+    let output = weir::run(&["plugin", "new", name, "--lang", lang, "--dir", &project_arg])
+        .await
+        .success();
+    assert!(output.stdout.contains("created"), "{}", output.stdout);
+    project
+}
+
+/// Runs a new project's own test command and checks it passed on the
+/// records its `expected.json` lists.
+async fn project_test(project: &Path, program: &str, args: &[&str], env: &[(&str, &Path)]) {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(project)
+        .env("WEIR", weir::binary())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(COMPONENT_DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} did not finish in time"))
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("records as expected"),
+        "{program} {args:?} in {} failed:\n{stdout}{}",
+        project.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_new_javascript_project_builds_and_passes_its_own_test() {
+    let example = repo_root().join("plugins/js/message");
+    assert!(
+        example.join("node_modules/.bin/componentize-js").is_file(),
+        "componentize-js is not installed in {}; run .ci/setup",
+        example.display()
+    );
+    let dir = scratch_dir();
+    let project = new_project(dir.path(), "decoder", "js").await;
+    // The project pins the example's toolchain versions; share its install
+    // rather than fetch it again from the registry.
+    std::os::unix::fs::symlink(example.join("node_modules"), project.join("node_modules"))
+        .expect("link node_modules");
+    project_test(&project, "npm", &["test"], &[]).await;
+}
+
+#[tokio::test]
+async fn a_new_python_project_builds_and_passes_its_own_test() {
+    let tool = componentize_py();
+    assert!(
+        tool.is_file(),
+        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
+        tool.display()
+    );
+    let dir = scratch_dir();
+    let project = new_project(dir.path(), "decoder", "python").await;
+    project_test(&project, "./test.sh", &[], &[("COMPONENTIZE_PY", &tool)]).await;
 }

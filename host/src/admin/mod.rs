@@ -13,7 +13,7 @@
 //! `/metrics`, `dashboard.html` for `/`. docs/admin.md documents them all.
 
 mod api;
-pub mod check;
+pub(crate) mod check;
 mod metrics;
 
 use crate::pipeline::Handles;
@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 
 /// Why the admin server stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     #[error("the admin API server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -62,7 +62,7 @@ impl AppState {
 /// stops taking requests and lets the ones in progress finish.
 /// With `token`, every request but `/healthz`, `/readyz` and the dashboard
 /// page must carry `Authorization: Bearer <token>`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     handles: Handles,
     token: Option<String>,

@@ -88,12 +88,12 @@ struct RawAction {
 /// The record format a plugin's outputs get unless they say otherwise
 /// (`hrecord` or `raw`; the init document's own type, so the manifest, a
 /// rule file and the guest SDK read the same names).
-pub type Format = weir_guest_sdk::init::RecordFormat;
+pub(crate) type Format = weir_guest_sdk::init::RecordFormat;
 
 /// Per-plugin limits, with the defaults used when a key is absent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub deadline_ms: u64,
     /// For instantiation and `init` (a JavaScript or Python component
     /// starts its language's runtime there).
@@ -153,15 +153,15 @@ impl Limits {
         Ok(())
     }
 
-    pub fn deadline(&self) -> Duration {
+    pub(crate) fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
 
-    pub fn init_deadline(&self) -> Duration {
+    pub(crate) fn init_deadline(&self) -> Duration {
         Duration::from_millis(self.init_deadline_ms)
     }
 
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 }

@@ -56,10 +56,14 @@
 //! `manifest` (NAME.toml), `router` (topic-filter index and the
 //! subscription union), `encode` (events → ABI frames), `runtime`
 //! (wasmtime), `plugin` (one version and its failure isolation),
-//! `registry` (the engine: snapshot, reload, watcher, status), `metrics`.
+//! `engine` (the snapshot and the hot path: `process`, the swap), `registry`
+//! (loading, reload, status, operator disable/enable), `watcher` (the hot
+//! reload thread), `disabled` (the disabled-plugins file), `metrics`.
 
 pub mod compile;
+mod disabled;
 mod encode;
+mod engine;
 mod manifest;
 mod metrics;
 mod plugin;
@@ -67,16 +71,19 @@ mod registry;
 mod router;
 mod runtime;
 mod wasi_log;
+mod watcher;
 
 #[cfg(test)]
 mod tests;
 
-pub use encode::event_to_json;
-pub use manifest::{Format, Limits, ManifestError};
-pub use metrics::MetricsSnapshot;
-pub use registry::{Change, EngineOptions, PluginState, PluginStatus, RuleEngine, Watcher};
-pub use router::Subscriptions;
-pub use runtime::{FailureKind, LoadError};
+pub use engine::{EngineOptions, RuleEngine};
+pub(crate) use manifest::ManifestError;
+#[cfg(test)]
+pub(crate) use metrics::MetricsSnapshot;
+pub(crate) use registry::{Change, PluginState, PluginStatus};
+pub(crate) use router::Subscriptions;
+pub(crate) use runtime::{FailureKind, LoadError};
+pub(crate) use watcher::Watcher;
 
 use bytes::Bytes;
 use std::sync::Arc;
