@@ -77,7 +77,7 @@ pub enum LoadError {
     #[error("a component, but not of the `weir:rule` world of guest-sdk/wit/weir-rule.wit: {0}")]
     NotRuleWorld(String),
     #[error(
-        "component imports `{0}`, which weir does not provide (a component may import only weir:rule/host and WASI 0.2)"
+        "component imports `{0}`, which weir does not provide (a component may import only weir:rule/host and WASI 0.2 io, clocks, random, cli, filesystem and sockets)"
     )]
     ForbiddenComponentImport(String),
     #[error("custom section `weir.fields`: {0}")]

@@ -25,12 +25,23 @@ wasmtime::component::bindgen!({
 
 use weir::rule::types as wit;
 
-/// What a component may import: the `weir:rule` host interface and WASI
-/// 0.2 (given nothing: no preopened directories, no network, no
-/// environment; stdout and stderr go to the plugin's log).
+/// The WASI 0.2 packages weir provides to components (given nothing: no
+/// preopened directories, no network, no environment; stdout and stderr go
+/// to the plugin's log). Not `wasi:http`: a rule makes no requests.
+const WASI_PACKAGES: [&str; 6] = [
+    "wasi:io",
+    "wasi:clocks",
+    "wasi:random",
+    "wasi:cli",
+    "wasi:filesystem",
+    "wasi:sockets",
+];
+
+/// What a component may import: the `weir:rule` interfaces and WASI 0.2.
 pub(super) fn import_allowed(name: &str) -> bool {
     let package = name.split('/').next().unwrap_or_default();
-    package == "weir:rule" || package.starts_with("weir:rule@") || name.starts_with("wasi:")
+    let package = package.split('@').next().unwrap_or_default();
+    package == "weir:rule" || WASI_PACKAGES.contains(&package)
 }
 
 /// Adds the `weir:rule/host` functions to a component linker.
