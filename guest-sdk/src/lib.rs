@@ -12,6 +12,7 @@ pub mod schema;
 pub mod sdk;
 mod template;
 pub mod testing;
+pub mod topic;
 
 pub use abi::{Flag, Kind, Value};
 pub use error::Error;

@@ -16,3 +16,4 @@ mod pipeline;
 mod plugins;
 mod scaleout;
 mod sink;
+mod tidy;

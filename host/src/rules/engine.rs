@@ -13,7 +13,7 @@ use super::disabled::read_disabled;
 use super::encode::PayloadCache;
 use super::plugin::LoadedPlugin;
 use super::registry::Record;
-use super::router::{Subscriptions, TopicIndex};
+use super::router::TopicIndex;
 use super::runtime::{Runtime, RuntimeOptions};
 use super::{BatchOutput, RulesError};
 use crate::event::Event;
@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use weir_guest_sdk::topic::Sources;
 
 /// How to build a [`RuleEngine`].
 #[derive(Debug, Clone)]
@@ -71,9 +72,9 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
-    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Subscriptions) {
+    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Sources) {
         let mut index = TopicIndex::default();
-        let mut subs = Subscriptions::default();
+        let mut subs = Sources::default();
         for (id, plugin) in plugins.iter().enumerate() {
             for filter in &plugin.manifest.sources {
                 index.insert(filter, id);
@@ -100,7 +101,7 @@ pub(super) struct Inner {
     pub(super) records: Mutex<BTreeMap<String, Record>>,
     /// Plugins an operator disabled; changed only under `loading`.
     pub(super) disabled: Mutex<BTreeSet<String>>,
-    pub(super) subscriptions: watch::Sender<Subscriptions>,
+    pub(super) subscriptions: watch::Sender<Sources>,
     /// Every stream the loaded plugins may write to, dead-letter streams
     /// included: what the sink must find in HStreamDB.
     pub(super) streams: watch::Sender<BTreeSet<Arc<str>>>,
@@ -149,7 +150,7 @@ impl RuleEngine {
                 current: RwLock::default(),
                 records: Mutex::default(),
                 disabled: Mutex::new(disabled),
-                subscriptions: watch::Sender::new(Subscriptions::default()),
+                subscriptions: watch::Sender::new(Sources::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
                 versions: AtomicU64::new(0),
                 loading: Mutex::new(()),
@@ -208,7 +209,7 @@ impl RuleEngine {
     }
 
     /// The union of the loaded plugins' sources; changes on reloads.
-    pub fn subscriptions(&self) -> watch::Receiver<Subscriptions> {
+    pub fn subscriptions(&self) -> watch::Receiver<Sources> {
         self.inner.subscriptions.subscribe()
     }
 
