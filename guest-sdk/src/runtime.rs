@@ -7,13 +7,12 @@
 //! Natively the same functions back the test harness, so an author's
 //! `cargo test` exercises the very code that runs in the plugin.
 
-use crate::abi::{self, BatchReader, Flag, OutputFrameWriter, code, pack};
+use crate::abi::{self, BatchReader, OutputFrameWriter, code, pack};
 use crate::error::Error;
 use crate::event::Event;
 use crate::host::{self, Host};
 use crate::output::{Action, Outputs};
 use crate::template::Template;
-use serde::Deserialize;
 use std::any::Any;
 use std::cell::RefCell;
 
@@ -34,39 +33,6 @@ impl<S: 'static> Clone for RuleDef<S> {
 }
 
 impl<S: 'static> Copy for RuleDef<S> {}
-
-/// The init document the host passes to `weir_init` (see ABI.md).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InitDoc {
-    abi: u32,
-    plugin: String,
-    #[serde(default)]
-    version: u64,
-    #[serde(default)]
-    config: serde_json::Value,
-    action: ActionDoc,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionDoc {
-    stream: String,
-    #[serde(default)]
-    streams: Vec<String>,
-    #[serde(default)]
-    partition_key: Option<String>,
-    #[serde(default)]
-    format: Format,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Format {
-    #[default]
-    Json,
-    Raw,
-}
 
 /// What `init` knows: the plugin's name and version, its `[config]`, and
 /// its manifest action.
@@ -107,7 +73,7 @@ impl InitContext {
     }
 
     pub(crate) fn parse(doc: &[u8]) -> Result<InitContext, Error> {
-        let doc: InitDoc =
+        let doc: crate::init::InitDocument =
             serde_json::from_slice(doc).map_err(|e| Error::msg(format!("init document: {e}")))?;
         if doc.abi != abi::ABI_VERSION {
             return Err(Error::msg(format!(
@@ -130,10 +96,7 @@ impl InitContext {
             action: Action {
                 stream: doc.action.stream,
                 streams: doc.action.streams,
-                format: match doc.action.format {
-                    Format::Json => Flag::Json,
-                    Format::Raw => Flag::Raw,
-                },
+                format: doc.action.format.flag(),
                 partition_key,
             },
         })

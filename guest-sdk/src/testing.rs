@@ -211,7 +211,7 @@ pub struct Harness<S: 'static> {
     stream: String,
     streams: Vec<String>,
     partition_key: Option<String>,
-    format: &'static str,
+    format: crate::init::RecordFormat,
 }
 
 impl<S: 'static> Harness<S> {
@@ -224,7 +224,7 @@ impl<S: 'static> Harness<S> {
             stream: "test".into(),
             streams: Vec::new(),
             partition_key: None,
-            format: "json",
+            format: crate::init::RecordFormat::Hrecord,
         }
     }
 
@@ -251,29 +251,31 @@ impl<S: 'static> Harness<S> {
 
     /// Default record flag: RAW instead of JSON.
     pub fn raw(mut self) -> Self {
-        self.format = "raw";
+        self.format = crate::init::RecordFormat::Raw;
         self
     }
 
     /// Runs the rule's init, as the host does after loading the module.
     pub fn start(self) -> Result<Running<S>, Error> {
-        let doc = serde_json::json!({
-            "abi": abi::ABI_VERSION,
-            "plugin": self.plugin,
-            "version": 1,
-            "config": self.config,
-            "action": {
-                "stream": self.stream,
-                "streams": self.streams,
-                "partition_key": self.partition_key,
-                "format": self.format,
+        let doc = crate::init::InitDocument {
+            abi: abi::ABI_VERSION,
+            plugin: self.plugin,
+            version: 1,
+            config: self.config,
+            action: crate::init::InitAction {
+                stream: self.stream,
+                streams: self.streams,
+                partition_key: self.partition_key,
+                format: self.format,
             },
-        });
+        };
+        let doc =
+            serde_json::to_vec(&doc).map_err(|e| Error::msg(format!("init document: {e}")))?;
         let spec = match self.def.fields {
             Some(text) => Some(FieldsSpec::parse(text.as_bytes()).map_err(|e| Error::msg(e.0))?),
             None => None,
         };
-        let instance = Instance::new(&self.def, doc.to_string().as_bytes())?;
+        let instance = Instance::new(&self.def, &doc)?;
         Ok(Running {
             def: self.def,
             instance,

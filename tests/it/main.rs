@@ -14,6 +14,7 @@ mod hstream;
 mod import;
 mod ingress;
 mod pipeline;
+mod plugins;
 mod scaleout;
 mod sink;
 mod tidy;

@@ -14,6 +14,7 @@ mod config;
 mod dev;
 mod devserver;
 mod import;
+mod plugin;
 mod quarantine;
 mod rule;
 mod run;
@@ -87,6 +88,10 @@ enum Command {
     /// Compile a rule file to Wasm, or run it on events.
     #[command(subcommand)]
     Rule(rule::Command),
+    /// Create a plugin project (Rust, JavaScript, Python), or run a built
+    /// plugin on events.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
     /// Create, list, delete and read streams.
     #[command(subcommand)]
     Stream(stream::Command),
@@ -195,6 +200,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Check(args) => check::run(args, out).await,
         Command::Stream(command) => stream::run(command, out).await,
         Command::Rule(command) => rule::run(command, out).await,
+        Command::Plugin(command) => plugin::run(command, out).await,
         Command::Import(command) => import::run(command, out).await,
         Command::Quarantine(args) => quarantine::run(args, out).await,
     }

@@ -100,24 +100,12 @@ fn compile(args: &CompileArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<E
 }
 
 async fn test(args: TestArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
-    let (text, rule) = read_rule(&args.file)?;
-    let mut events = Vec::new();
-    for path in &args.event {
-        let raw = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&raw)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        let list = match json {
-            serde_json::Value::Array(list) => list,
-            one => vec![one],
-        };
-        for (i, v) in list.iter().enumerate() {
-            events.push(
-                event_from_json(v)
-                    .with_context(|| format!("{} (event {})", path.display(), i + 1))?,
-            );
-        }
+    if super::plugin::is_manifest(&args.file) {
+        // A plugin's manifest, not a rule file: run the plugin beside it.
+        return super::plugin::test_files(&args.file, &args.event, None, out).await;
     }
+    let (text, rule) = read_rule(&args.file)?;
+    let events = read_events(&args.event)?;
     let name = args
         .file
         .file_name()
@@ -137,6 +125,45 @@ async fn test(args: TestArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<Ex
     })
     .await
     .context("the rule engine stopped")??;
+    let none = format!(
+        "no record (the event is not from {}, or WHERE is not true)",
+        rule.sources().join(", ")
+    );
+    let failed = print_batch(&batch, total, &none, out)?;
+    Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+/// Events from JSON files, each an object with EMQX's column names or an
+/// array of them; errors name the file and the event.
+pub(super) fn read_events(paths: &[PathBuf]) -> anyhow::Result<Vec<crate::event::Event>> {
+    let mut events = Vec::new();
+    for path in paths {
+        let raw = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&raw)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let list = match json {
+            serde_json::Value::Array(list) => list,
+            one => vec![one],
+        };
+        for (i, v) in list.iter().enumerate() {
+            events.push(
+                event_from_json(v)
+                    .with_context(|| format!("{} (event {})", path.display(), i + 1))?,
+            );
+        }
+    }
+    Ok(events)
+}
+
+/// Prints, per event, the records a batch would store and its errors
+/// (`none` when it has neither); true when any event had an error.
+pub(super) fn print_batch(
+    batch: &crate::rules::BatchOutput,
+    total: usize,
+    none: &str,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
     let mut failed = false;
     for i in 0..total {
         print_line(out, &format!("event {}:", i + 1))?;
@@ -162,14 +189,8 @@ async fn test(args: TestArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<Ex
             print_line(out, &format!("  error: {}", e.message))?;
         }
         if !any {
-            print_line(
-                out,
-                &format!(
-                    "  no record (the event is not from {}, or WHERE is not true)",
-                    rule.sources().join(", ")
-                ),
-            )?;
+            print_line(out, &format!("  {none}"))?;
         }
     }
-    Ok(if failed { Exit::Failure } else { Exit::Success })
+    Ok(failed)
 }

@@ -13,11 +13,12 @@
 //! stream = "mqtt_message"          # where outputs with no target go
 //! streams = ["alerts"]             # other streams the plugin may target
 //! partition_key = "${topic}"       # default key template (rendered by the SDK)
-//! format = "json"                  # default record flag: json (HRecord) | raw
+//! record_format = "hrecord"        # default record format: hrecord | raw, as in rule files
 //! dead_letter = "weir_dead"        # poison events of this plugin (default: the engine's)
 //!
 //! [limits]
 //! deadline_ms = 100                # per batch (epoch interruption)
+//! init_deadline_ms = 10000         # instantiation and init, per load
 //! memory_mb = 64                   # linear memory cap
 //! tables = 4                       # table count cap
 //! table_elements = 100000          # elements per table cap
@@ -74,34 +75,29 @@ struct RawAction {
     #[serde(default)]
     partition_key: Option<String>,
     #[serde(default)]
-    format: Format,
+    record_format: Option<Format>,
+    /// The spelling before rule files and manifests shared one vocabulary
+    /// (`format = "json"`); read, with a warning, so that existing
+    /// manifests keep loading.
+    #[serde(default)]
+    format: Option<Format>,
     #[serde(default)]
     dead_letter: Option<String>,
 }
 
-/// The record flag a plugin's outputs get unless they say otherwise.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Format {
-    #[default]
-    Json,
-    Raw,
-}
-
-impl Format {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Raw => "raw",
-        }
-    }
-}
+/// The record format a plugin's outputs get unless they say otherwise
+/// (`hrecord` or `raw`; the init document's own type, so the manifest, a
+/// rule file and the guest SDK read the same names).
+pub(crate) type Format = weir_guest_sdk::init::RecordFormat;
 
 /// Per-plugin limits, with the defaults used when a key is absent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Limits {
     pub deadline_ms: u64,
+    /// For instantiation and `init` (a JavaScript or Python component
+    /// starts its language's runtime there).
+    pub init_deadline_ms: u64,
     pub memory_mb: u64,
     pub tables: u32,
     pub table_elements: u64,
@@ -116,6 +112,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline_ms: 100,
+            init_deadline_ms: 10_000,
             memory_mb: 64,
             tables: 4,
             table_elements: 100_000,
@@ -134,6 +131,7 @@ impl Limits {
     pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
         for (field, value) in [
             ("limits.deadline_ms", self.deadline_ms),
+            ("limits.init_deadline_ms", self.init_deadline_ms),
             ("limits.memory_mb", self.memory_mb),
             ("limits.fuel", self.fuel),
             (
@@ -157,6 +155,10 @@ impl Limits {
 
     pub(crate) fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    pub(crate) fn init_deadline(&self) -> Duration {
+        Duration::from_millis(self.init_deadline_ms)
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
@@ -233,6 +235,23 @@ impl Manifest {
                 .map_err(|e| err("action.partition_key", e.to_string()))?;
         }
         raw.limits.check().map_err(|(field, m)| err(field, m))?;
+        let format = match (raw.action.record_format, raw.action.format) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "action.format",
+                    "the old spelling of action.record_format; keep only record_format".into(),
+                ));
+            }
+            (Some(format), None) => format,
+            (None, Some(format)) => {
+                tracing::warn!(
+                    "{file_name}: action.format is deprecated; write record_format = \"{}\" (the name rule files use)",
+                    format.name()
+                );
+                format
+            }
+            (None, None) => Format::default(),
+        };
 
         let stream: Arc<str> = raw.action.stream.as_str().into();
         let mut streams = vec![stream.clone()];
@@ -252,7 +271,7 @@ impl Manifest {
             stream,
             streams,
             partition_key: raw.action.partition_key,
-            format: raw.action.format,
+            format,
             dead_letter: raw.action.dead_letter.map(|s| s.as_str().into()),
             limits: raw.limits,
             config,
@@ -271,19 +290,21 @@ impl Manifest {
 
     /// The init document handed to `weir_init` (see ABI.md).
     pub(super) fn init_document(&self, plugin: &str, version: u64) -> Vec<u8> {
-        let doc = serde_json::json!({
-            "abi": weir_guest_sdk::abi::ABI_VERSION,
-            "plugin": plugin,
-            "version": version,
-            "config": self.config,
-            "action": {
-                "stream": &*self.stream,
-                "streams": self.streams.iter().skip(1).map(|s| &**s).collect::<Vec<_>>(),
-                "partition_key": self.partition_key,
-                "format": self.format.name(),
+        let doc = weir_guest_sdk::init::InitDocument {
+            abi: weir_guest_sdk::abi::ABI_VERSION,
+            plugin: plugin.to_owned(),
+            version,
+            config: self.config.clone(),
+            action: weir_guest_sdk::init::InitAction {
+                stream: self.stream.to_string(),
+                streams: self.streams.iter().skip(1).map(|s| s.to_string()).collect(),
+                partition_key: self.partition_key.clone(),
+                format: self.format,
             },
-        });
-        doc.to_string().into_bytes()
+        };
+        // Plain data of strings, numbers and a JSON value: serializing it
+        // cannot fail.
+        serde_json::to_vec(&doc).unwrap_or_default()
     }
 }
 
@@ -316,7 +337,7 @@ mod tests {
     fn a_minimal_manifest_gets_defaults() {
         let m = parse("sources = [\"t/#\"]\n[action]\nstream = \"s\"\n").expect("valid");
         assert_eq!(m.qos, Qos::AtLeastOnce);
-        assert_eq!(m.format, Format::Json);
+        assert_eq!(m.format, Format::Hrecord);
         assert_eq!(m.limits, Limits::default());
         assert_eq!(&*m.stream, "s");
         assert_eq!(m.config, serde_json::json!({}));
@@ -345,6 +366,24 @@ mod tests {
 
         let e = parse("sources = [\"t\"]\n").expect_err("no action");
         assert!(e.message.contains("action"), "{e}");
+    }
+
+    #[test]
+    fn the_record_format_has_the_rule_files_name_and_the_old_one_still_loads() {
+        let m = parse("sources = [\"t\"]\n[action]\nstream = \"a\"\nrecord_format = \"raw\"\n")
+            .expect("valid");
+        assert_eq!(m.format, Format::Raw);
+        let m = parse("sources = [\"t\"]\n[action]\nstream = \"a\"\nformat = \"json\"\n")
+            .expect("the old spelling loads");
+        assert_eq!(m.format, Format::Hrecord);
+        let e = parse(
+            "sources = [\"t\"]\n[action]\nstream = \"a\"\nformat = \"raw\"\nrecord_format = \"raw\"\n",
+        )
+        .expect_err("both spellings");
+        assert_eq!(e.field, "action.format", "{e}");
+        let e = parse("sources = [\"t\"]\n[action]\nstream = \"a\"\nrecord_format = \"xml\"\n")
+            .expect_err("unknown format");
+        assert_eq!(e.field, "action.record_format", "{e}");
     }
 
     #[test]

@@ -207,8 +207,10 @@ pub enum RulesError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Rule(Box<compile::RuleError>),
-    #[error("plugin `{plugin}`: {source}")]
+    #[error("{file}: plugin `{plugin}`: {source}")]
     Load {
+        /// The module (or rule file) that did not load.
+        file: String,
         plugin: String,
         #[source]
         source: LoadError,

@@ -198,6 +198,18 @@ impl LoadedPlugin {
             }
         }
         self.update_breaker(&mut state, failed);
+        // A rule's own per-event errors are what an operator looks for in
+        // the plugin's status, not only in debug logs.
+        if let Some(e) = errors[err_before..]
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, ErrorKind::Rule | ErrorKind::BadTarget))
+        {
+            state.last_error = Some(match e.kind {
+                ErrorKind::Rule => format!("event error (code {}): {}", e.code, e.message),
+                _ => e.message.clone(),
+            });
+        }
         let rule_errors = errors[err_before..]
             .iter()
             .filter(|e| matches!(e.kind, ErrorKind::Rule))

@@ -406,6 +406,11 @@ impl RuleEngine {
             }
             record.metrics.clone()
         };
+        // Load errors name the file the operator would fix.
+        let source_file = match &source {
+            Source::Plugin { path, .. } => SourceFile::Module(path),
+            Source::Rule { path, .. } => SourceFile::Rule(path),
+        };
         let parsed = match source {
             Source::Plugin {
                 wasm,
@@ -455,11 +460,17 @@ impl RuleEngine {
         let plugin = match loaded {
             Ok(p) => Arc::new(p),
             Err(source) => {
-                self.record_failure(name, &source.to_string(), Some(fingerprint));
-                return Err(RulesError::Load {
+                let file = match source_file {
+                    SourceFile::Module(path) => path.with_extension("wasm"),
+                    SourceFile::Rule(path) => path.to_owned(),
+                };
+                let error = RulesError::Load {
+                    file: file.display().to_string(),
                     plugin: name.to_owned(),
                     source,
-                });
+                };
+                self.record_failure(name, &error.to_string(), Some(fingerprint));
+                return Err(error);
             }
         };
         let mut plugins: Vec<Arc<LoadedPlugin>> = current.plugins.clone();
@@ -515,6 +526,14 @@ enum Source<'a> {
     },
     /// A `NAME.rule.toml` file, compiled to a module first.
     Rule { text: &'a str, path: &'a Path },
+}
+
+/// The file a load error names: the module beside a manifest, or the
+/// rule file.
+#[derive(Clone, Copy)]
+enum SourceFile<'a> {
+    Module(&'a Path),
+    Rule(&'a Path),
 }
 
 /// The plugin a file belongs to: `NAME.wasm`, `NAME.toml` or the rule file

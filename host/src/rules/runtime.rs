@@ -27,7 +27,17 @@
 //!   cap was hit, so a trap after a refused `memory.grow` is reported as
 //!   out-of-memory rather than as a generic trap.
 //!
+//! - **Two flavours, one call.** A plugin is a core module with the byte
+//!   ABI of `guest-sdk/ABI.md` or a component of the `weir:rule` WIT world
+//!   (`component`); the binary's header tells them apart on load. Both
+//!   become the same [`Compiled`] and [`Instance`]: `process` takes an ABI
+//!   v1 batch frame and returns an ABI v1 output frame, so everything above
+//!   this module is flavour-blind. Both run in the same kind of store, with
+//!   the same deadline, memory cap, WASI sandbox and host functions.
+//!
 //! Everything here blocks: callers run it on a blocking thread.
+
+mod component;
 
 use super::encode::Selection;
 use super::manifest::Limits;
@@ -46,7 +56,7 @@ use weir_guest_sdk::abi::{self, FieldsSpec};
 /// Why a module could not be loaded or initialised.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
-    #[error("not a WebAssembly module: {0}")]
+    #[error("not a WebAssembly module or component: {0}")]
     Invalid(String),
     #[error(
         "not a weir plugin: it exports no `{}N` marker (build it with weir-guest-sdk's #[rule])",
@@ -64,6 +74,12 @@ pub enum LoadError {
     ForbiddenImport { module: String, name: String },
     #[error("export `{name}`: {problem}")]
     BadExport { name: &'static str, problem: String },
+    #[error("a component, but not of the `weir:rule` world of guest-sdk/wit/weir-rule.wit: {0}")]
+    NotRuleWorld(String),
+    #[error(
+        "component imports `{0}`, which weir does not provide (a component may import only weir:rule/host and WASI 0.2 io, clocks, random, cli, filesystem and sockets)"
+    )]
+    ForbiddenComponentImport(String),
     #[error("custom section `weir.fields`: {0}")]
     Fields(String),
     #[error("compilation failed: {0}")]
@@ -135,9 +151,10 @@ pub(super) struct RuntimeOptions {
 pub(super) struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    component_linker: wasmtime::component::Linker<HostState>,
     /// Checked modules by content hash: every compiled rule runs in the
     /// same rule runtime module, which is compiled once.
-    modules: std::sync::Mutex<std::collections::HashMap<[u8; 32], InstancePre<HostState>>>,
+    modules: std::sync::Mutex<std::collections::HashMap<[u8; 32], Pre>>,
     cache: Option<wasmtime::Cache>,
     tick: Duration,
     fuel: bool,
@@ -201,6 +218,10 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, HostState::wasi)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         refuse_blocking(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        component::add_to_linker(&mut component_linker)
+            .and_then(|()| wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker))
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = if options.fuel {
@@ -224,6 +245,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            component_linker,
             modules: Default::default(),
             cache,
             tick: options.tick,
@@ -250,9 +272,10 @@ impl Runtime {
         fields: Option<&FieldsSpec>,
     ) -> Result<Compiled, LoadError> {
         use sha2::Digest as _;
+        let (encoding, section) = inspect(wasm)?;
         let spec = match fields {
             Some(spec) => Some(spec.clone()),
-            None => fields_section(wasm)?,
+            None => section,
         };
         let selection = match &spec {
             Some(spec) => Selection::from_spec(spec).map_err(|e| LoadError::Fields(e.0))?,
@@ -268,15 +291,12 @@ impl Runtime {
         let pre = match known {
             Some(pre) => pre,
             None => {
-                let module = Module::new(&self.engine, wasm)
-                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-                check_marker(&module)?;
-                check_imports(&module)?;
-                check_exports(&module)?;
-                let pre = self
-                    .linker
-                    .instantiate_pre(&module)
-                    .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+                let pre = match encoding {
+                    wasmparser::Encoding::Module => Pre::Core(self.compile_module(wasm)?),
+                    wasmparser::Encoding::Component => {
+                        Pre::Component(self.compile_component(wasm)?)
+                    }
+                };
                 self.modules
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -285,6 +305,34 @@ impl Runtime {
             }
         };
         Ok(Compiled { pre, selection })
+    }
+
+    fn compile_module(&self, wasm: &[u8]) -> Result<InstancePre<HostState>, LoadError> {
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        check_marker(&module)?;
+        check_imports(&module)?;
+        check_exports(&module)?;
+        self.linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))
+    }
+
+    fn compile_component(&self, wasm: &[u8]) -> Result<component::RulePre<HostState>, LoadError> {
+        let compiled = wasmtime::component::Component::new(&self.engine, wasm)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let ty = compiled.component_type();
+        if let Some((name, _)) = ty
+            .imports(&self.engine)
+            .find(|(name, _)| !component::import_allowed(name))
+        {
+            return Err(LoadError::ForbiddenComponentImport(name.to_owned()));
+        }
+        let pre = self
+            .component_linker
+            .instantiate_pre(&compiled)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        component::RulePre::new(pre).map_err(|e| LoadError::NotRuleWorld(format!("{e:#}")))
     }
 
     /// Creates an instance and runs its `init` with `init_doc`.
@@ -296,28 +344,43 @@ impl Runtime {
         metrics: &Arc<PluginMetrics>,
         init_doc: &[u8],
     ) -> Result<Instance, LoadError> {
-        let budget = if self.fuel {
-            Budget::Fuel(limits.fuel)
-        } else {
-            let ticks = limits
-                .deadline()
-                .as_nanos()
-                .div_ceil(self.tick.as_nanos().max(1));
+        let epochs = |deadline: Duration| {
+            let ticks = deadline.as_nanos().div_ceil(self.tick.as_nanos().max(1));
             Budget::Epochs(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1))
         };
+        // Instantiation and init get a budget of their own: a component of
+        // a dynamic language starts its whole runtime there.
+        let (budget, init_budget) = if self.fuel {
+            (Budget::Fuel(limits.fuel), Budget::Fuel(limits.fuel))
+        } else {
+            (epochs(limits.deadline()), epochs(limits.init_deadline()))
+        };
+        let mut limiter = Limiter {
+            memory: limits.memory_bytes(),
+            table_elements: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
+            tables: usize::try_from(limits.tables).unwrap_or(usize::MAX),
+            instances: usize::try_from(limits.instances).unwrap_or(usize::MAX),
+            memories: 1,
+            hit_memory_cap: false,
+            largest_memory: 0,
+        };
+        if let Pre::Component(_) = compiled.pre {
+            // A component's core instances, tables and memories are fixed
+            // by its structure (componentize-py links a dozen modules); a
+            // guest cannot create more at run time, so the manifest's
+            // counts would only refuse well-built components. Memory size
+            // stays capped per memory.
+            limiter.tables = limiter.tables.max(COMPONENT_STRUCTURE_CAP);
+            limiter.instances = limiter.instances.max(COMPONENT_STRUCTURE_CAP);
+            limiter.memories = COMPONENT_STRUCTURE_CAP;
+        }
         let state = HostState {
             plugin: plugin.clone(),
             metrics: metrics.clone(),
-            limiter: Limiter {
-                memory: limits.memory_bytes(),
-                table_elements: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
-                tables: usize::try_from(limits.tables).unwrap_or(usize::MAX),
-                instances: usize::try_from(limits.instances).unwrap_or(usize::MAX),
-                hit_memory_cap: false,
-            },
+            limiter,
             wasi: None,
             start: Instant::now(),
-            deadline_ms: limits.deadline_ms,
+            deadline_ms: limits.init_deadline_ms,
             memory_mb: limits.memory_mb,
         };
         let mut store = Store::new(&self.engine, state);
@@ -325,9 +388,24 @@ impl Runtime {
         if !self.fuel {
             store.epoch_deadline_trap();
         }
-        arm(&mut store, budget);
+        arm(&mut store, init_budget);
+        let pre = match &compiled.pre {
+            Pre::Core(pre) => pre,
+            Pre::Component(pre) => {
+                let doc = std::str::from_utf8(init_doc)
+                    .map_err(|e| LoadError::Init(format!("init document is not UTF-8: {e}")))?;
+                let flavour =
+                    Flavour::Component(component::ComponentInstance::start(&mut store, pre, doc)?);
+                store.data_mut().deadline_ms = limits.deadline_ms;
+                return Ok(Instance {
+                    store,
+                    budget,
+                    flavour,
+                });
+            }
+        };
         let fail = |store: &Store<HostState>, e: wasmtime::Error| classify(store, e).to_string();
-        let instance = match compiled.pre.instantiate(&mut store) {
+        let instance = match pre.instantiate(&mut store) {
             Ok(i) => i,
             Err(e) => return Err(LoadError::Instantiate(fail(&store, e))),
         };
@@ -356,30 +434,42 @@ impl Runtime {
         let process = instance
             .get_typed_func::<u32, u64>(&mut store, abi::EXPORT_PROCESS)
             .map_err(|e| export(abi::EXPORT_PROCESS, e))?;
-        let mut instance = Instance {
-            store,
+        let mut core = CoreInstance {
             memory,
             buffer,
             process,
-            budget,
             input: (0, 0),
         };
-        let reply = instance
-            .invoke(&init, init_doc)
+        let reply = core
+            .invoke(&mut store, init_budget, &init, init_doc)
             .map_err(|f| LoadError::Init(f.to_string()))?;
+        store.data_mut().deadline_ms = limits.deadline_ms;
         if !reply.is_empty() {
             return Err(LoadError::Init(
                 String::from_utf8_lossy(&reply).into_owned(),
             ));
         }
-        Ok(instance)
+        Ok(Instance {
+            store,
+            budget,
+            flavour: Flavour::Core(core),
+        })
     }
 }
 
-/// A checked module, ready to instantiate.
+/// Ceiling on a component's core instances, tables and memories.
+const COMPONENT_STRUCTURE_CAP: usize = 1000;
+
+/// A checked module or component, ready to instantiate.
 pub(super) struct Compiled {
-    pre: InstancePre<HostState>,
+    pre: Pre,
     pub selection: Selection,
+}
+
+#[derive(Clone)]
+enum Pre {
+    Core(InstancePre<HostState>),
+    Component(component::RulePre<HostState>),
 }
 
 impl std::fmt::Debug for Compiled {
@@ -444,10 +534,20 @@ fn classify(store: &Store<HostState>, error: wasmtime::Error) -> Failure {
 /// re-entering a trapped instance is not allowed.
 pub(super) struct Instance {
     store: Store<HostState>,
+    budget: Budget,
+    flavour: Flavour,
+}
+
+enum Flavour {
+    Core(CoreInstance),
+    Component(component::ComponentInstance),
+}
+
+/// A core module's exports.
+struct CoreInstance {
     memory: Memory,
     buffer: TypedFunc<u32, u32>,
     process: TypedFunc<u32, u64>,
-    budget: Budget,
     /// The guest's input buffer (pointer, size) from the last
     /// `weir_buffer` call; it stays valid until the next one.
     input: (u32, u32),
@@ -463,39 +563,59 @@ impl Instance {
     /// Runs `weir_process` over an encoded batch and returns the output
     /// frame, copied once out of guest memory.
     pub(super) fn process(&mut self, batch: &[u8]) -> Result<Bytes, Failure> {
-        let process = self.process.clone();
-        let out = self.invoke(&process, batch);
-        let size = self.memory.data_size(&self.store);
-        self.store.data().metrics.set_memory(size);
-        out
+        match &mut self.flavour {
+            Flavour::Core(core) => {
+                let process = core.process.clone();
+                let out = core.invoke(&mut self.store, self.budget, &process, batch);
+                let size = core.memory.data_size(&self.store);
+                self.store.data().metrics.set_memory(size);
+                out
+            }
+            Flavour::Component(component) => {
+                self.store.data_mut().limiter.hit_memory_cap = false;
+                arm(&mut self.store, self.budget);
+                let out = component.process(&mut self.store, batch);
+                let state = self.store.data();
+                state.metrics.set_memory(state.limiter.largest_memory);
+                out
+            }
+        }
     }
+}
 
+impl CoreInstance {
     /// Copies `input` into the guest's buffer and calls `func(len)`.
-    fn invoke(&mut self, func: &TypedFunc<u32, u64>, input: &[u8]) -> Result<Bytes, Failure> {
+    fn invoke(
+        &mut self,
+        store: &mut Store<HostState>,
+        budget: Budget,
+        func: &TypedFunc<u32, u64>,
+        input: &[u8],
+    ) -> Result<Bytes, Failure> {
         let len = u32::try_from(input.len())
             .map_err(|_| Failure::bad_output("input larger than 4 GiB"))?;
-        self.store.data_mut().limiter.hit_memory_cap = false;
-        arm(&mut self.store, self.budget);
+        store.data_mut().limiter.hit_memory_cap = false;
+        arm(store, budget);
         if len > self.input.1 {
             // Ask for room to spare so that growing batches rarely cost an
             // extra call.
             let want = len.checked_next_power_of_two().unwrap_or(len).max(4096);
             let ptr = self
                 .buffer
-                .call(&mut self.store, want)
-                .map_err(|e| classify(&self.store, e))?;
+                .call(&mut *store, want)
+                .map_err(|e| classify(store, e))?;
             self.input = (ptr, want);
         }
         self.memory
-            .write(&mut self.store, self.input.0 as usize, input)
+            .write(&mut *store, self.input.0 as usize, input)
             .map_err(|_| Failure::bad_output("weir_buffer returned a buffer outside memory"))?;
         let packed = func
-            .call(&mut self.store, len)
-            .map_err(|e| classify(&self.store, e))?;
+            .call(&mut *store, len)
+            .map_err(|e| classify(store, e))?;
         let (ptr, len) = abi::unpack(packed);
         let (ptr, len) = (ptr as usize, len as usize);
         self.memory
-            .data(&self.store)
+            .data(&*store)
             .get(ptr..ptr.saturating_add(len))
             .map(Bytes::copy_from_slice)
             .ok_or_else(|| Failure::bad_output("returned a frame outside memory"))
@@ -535,12 +655,23 @@ impl HostState {
     }
 }
 
+/// Components reach WASI 0.2 through the same sandboxed context.
+impl wasmtime_wasi::WasiView for HostState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiView::ctx(self.wasi())
+    }
+}
+
 struct Limiter {
     memory: usize,
     table_elements: usize,
     tables: usize,
     instances: usize,
+    memories: usize,
     hit_memory_cap: bool,
+    /// The largest size any memory grew to, the memory gauge of a
+    /// component (which may have several memories).
+    largest_memory: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -554,6 +685,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.hit_memory_cap = true;
             return Ok(false);
         }
+        self.largest_memory = self.largest_memory.max(desired);
         Ok(true)
     }
 
@@ -575,7 +707,7 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 
     fn memories(&self) -> usize {
-        1
+        self.memories
     }
 }
 
@@ -636,12 +768,7 @@ fn add_host_functions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             });
         },
     )?;
-    linker.func_wrap(abi::IMPORT_MODULE, "now_ms", || -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    })?;
+    linker.func_wrap(abi::IMPORT_MODULE, "now_ms", now_ms)?;
     linker.func_wrap(
         abi::IMPORT_MODULE,
         "monotonic_ns",
@@ -677,19 +804,26 @@ fn add_host_functions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// The `weir.fields` section, if the module has one.
-fn fields_section(wasm: &[u8]) -> Result<Option<FieldsSpec>, LoadError> {
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether the binary is a core module or a component, and the module's
+/// `weir.fields` section if it has one. A component's fields come from its
+/// manifest: component toolchains have no way to add a custom section.
+fn inspect(wasm: &[u8]) -> Result<(wasmparser::Encoding, Option<FieldsSpec>), LoadError> {
     let mut found = None;
+    let mut encoding = None;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.map_err(|e| LoadError::Invalid(e.to_string()))? {
             wasmparser::Payload::Version {
                 encoding: wasmparser::Encoding::Component,
                 ..
-            } => {
-                return Err(LoadError::Invalid(
-                    "this is a component; weir ABI v1 plugins are core modules".into(),
-                ));
-            }
+            } => return Ok((wasmparser::Encoding::Component, None)),
+            wasmparser::Payload::Version { encoding: e, .. } => encoding = Some(e),
             wasmparser::Payload::CustomSection(section)
                 if section.name() == abi::FIELDS_SECTION =>
             {
@@ -702,7 +836,7 @@ fn fields_section(wasm: &[u8]) -> Result<Option<FieldsSpec>, LoadError> {
             _ => {}
         }
     }
-    Ok(found)
+    Ok((encoding.unwrap_or(wasmparser::Encoding::Module), found))
 }
 
 fn check_marker(module: &Module) -> Result<(), LoadError> {

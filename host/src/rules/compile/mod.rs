@@ -179,13 +179,8 @@ impl RawAction {
 }
 
 /// `record_format`: an HRecord (the template is JSON) or raw bytes (the
-/// template is text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RecordFormat {
-    Hrecord,
-    Raw,
-}
+/// template is text); the same type a plugin manifest reads.
+type RecordFormat = Format;
 
 /// A compiled rule file: its checked program and the manifest the engine
 /// loads it with (the rule runtime module, with the program in its
@@ -298,7 +293,10 @@ impl CompiledRule {
         }
         let mut action = toml::Table::new();
         action.insert("stream".into(), toml::Value::String(m.stream.to_string()));
-        action.insert("format".into(), toml::Value::String(m.format.name().into()));
+        action.insert(
+            "record_format".into(),
+            toml::Value::String(m.format.name().into()),
+        );
         if let Some(dl) = &m.dead_letter {
             action.insert("dead_letter".into(), toml::Value::String(dl.to_string()));
         }
@@ -372,10 +370,7 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
         stream: stream.clone(),
         streams: vec![stream],
         partition_key: None,
-        format: match raw.action.record_format() {
-            RecordFormat::Hrecord => Format::Json,
-            RecordFormat::Raw => Format::Raw,
-        },
+        format: raw.action.record_format(),
         dead_letter: raw.action.dead_letter.as_deref().map(Arc::from),
         limits: raw.limits.clone(),
         config: serde_json::Value::Object(Default::default()),

@@ -162,6 +162,59 @@ fn outputs_to_streams_the_manifest_does_not_allow_are_errors() {
         "{}",
         out.errors[0].message
     );
+    // The operator sees it in the plugin's status, not only in a debug log.
+    let status = engine.status(ENRICH.name).expect("known");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("`sensor_alerts`")),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn load_errors_name_the_file_and_the_plugin() {
+    let engine = engine();
+    let e = engine
+        .install("p", b"not wasm at all", MANIFEST)
+        .expect_err("not a module");
+    let text = e.to_string();
+    assert!(text.starts_with("p.wasm: plugin `p`: "), "{text}");
+    assert!(
+        text.contains("not a WebAssembly module or component"),
+        "{text}"
+    );
+    let status = engine.status("p").expect("known");
+    assert_eq!(status.last_error.as_deref(), Some(text.as_str()));
+}
+
+#[test]
+fn components_outside_the_rule_world_are_rejected_with_a_reason() {
+    let engine = engine();
+    // A component that exports neither `init` nor `process`.
+    let e = load_error(load_wat(&engine, "(component)"));
+    assert!(matches!(e, LoadError::NotRuleWorld(_)), "{e}");
+    assert!(e.to_string().contains("weir:rule"), "{e}");
+
+    // One that imports what weir does not provide.
+    let e = load_error(load_wat(
+        &engine,
+        r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#,
+    ));
+    assert!(
+        matches!(&e, LoadError::ForbiddenComponentImport(name) if name == "wasi:http/outgoing-handler@0.2.0")
+            || e.to_string().contains("wasi:http/outgoing-handler"),
+        "{e}"
+    );
+    let e = load_error(load_wat(
+        &engine,
+        r#"(component (import "acme:db/query" (instance)))"#,
+    ));
+    assert!(
+        matches!(&e, LoadError::ForbiddenComponentImport(name) if name == "acme:db/query"),
+        "{e}"
+    );
 }
 
 #[test]
