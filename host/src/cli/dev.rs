@@ -87,6 +87,8 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     config.plugins.dir = args.plugins.clone();
     config.plugins.cache_dir = Some(args.data_dir.join("wasm-cache"));
     config.plugins.disabled_file = Some(args.data_dir.join("disabled-plugins.json"));
+    // What no stream takes stays with the rest of dev's data.
+    config.sink.quarantine_file = args.data_dir.join("quarantine.jsonl");
     config.admin.listen = Some(args.admin_listen);
     let sockets = Sockets::bind(&config).await?;
     let mqtt_port = sockets

@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use weir_guest_sdk::abi::{BatchWriter, OutputFrameReader};
 
 /// A batch's total time in a plugin, in deadlines (`limits.deadline_ms`):
-/// the call, its retry, and six more for isolating the poison events (a
-/// few slow poison events in a batch take two or three deadline-long calls
-/// each to find).
-pub(crate) const BATCH_BUDGET_CALLS: u32 = 8;
+/// room for the call, its retry and the isolation of a few slow poison
+/// events (each takes two or three deadline-long calls to find), with
+/// slack for a busy machine; a batch slow on every event would take one
+/// deadline per event instead.
+pub(crate) const BATCH_BUDGET_CALLS: u32 = 16;
 
 /// A plugin version, ready to run.
 pub(crate) struct LoadedPlugin {

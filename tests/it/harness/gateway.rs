@@ -49,13 +49,18 @@ impl Gateway {
         let path = dir.join("weir.toml");
         std::fs::write(&path, config).expect("write weir.toml");
         let config_arg = path.to_str().expect("utf-8 path").to_owned();
-        Self::launch(vec![
-            "-v".into(),
-            "run".into(),
-            "--config".into(),
-            config_arg,
-        ])
-        .await
+        // weir runs in the test's directory (the source tree): a record it
+        // quarantines must land in `dir`, unless the test chose the file.
+        let mut env = Vec::new();
+        if !config.contains("quarantine_file") {
+            let file = dir.join("quarantine.jsonl");
+            env.push((
+                "WEIR_SINK__QUARANTINE_FILE",
+                file.to_str().expect("utf-8 path").to_owned(),
+            ));
+        }
+        let args = vec!["-v".into(), "run".into(), "--config".into(), config_arg];
+        Self::launch_with(args, None, &env).await
     }
 
     /// Runs `weir dev` in `cwd` as the README says, with its default plugins
