@@ -5,6 +5,7 @@
 
 mod admin;
 mod cluster;
+mod console;
 mod dev;
 mod events;
 mod harness;

@@ -27,6 +27,8 @@ fn scrape() -> Scrape {
             counters: [("seen".to_owned(), -2)].into(),
             ..MetricsSnapshot::default()
         },
+        rule: None,
+        file: None,
     });
     let mut latency_buckets = vec![0; LATENCY_BUCKETS_MS.len() + 1];
     latency_buckets[0] = 2; // ≤ 1 ms

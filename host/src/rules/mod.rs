@@ -56,27 +56,34 @@
 //! `manifest` (NAME.toml), `router` (topic-filter index and the
 //! subscription union), `encode` (events → ABI frames), `runtime`
 //! (wasmtime), `plugin` (one version and its failure isolation),
-//! `registry` (the engine: snapshot, reload, watcher, status), `metrics`.
+//! `registry` (the engine: snapshot, reload, watcher, status), `files`
+//! (rule files written through weir: compiled, written, then reloaded as
+//! hot reload does), `trial` (a rule on sample events in an engine of its
+//! own), `metrics`.
 
 pub mod compile;
 mod encode;
+mod files;
 mod manifest;
 mod metrics;
 mod plugin;
 mod registry;
 mod router;
 mod runtime;
+mod trial;
 mod wasi_log;
 
 #[cfg(test)]
 mod tests;
 
 pub use encode::event_to_json;
+pub use files::{Saved, check_rule};
 pub use manifest::{Format, Limits, ManifestError};
 pub use metrics::MetricsSnapshot;
 pub use registry::{Change, EngineOptions, PluginState, PluginStatus, RuleEngine, Watcher};
 pub use router::Subscriptions;
 pub use runtime::{FailureKind, LoadError};
+pub use trial::RuleTrial;
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -176,6 +183,12 @@ pub enum RulesError {
     Runtime(#[source] LoadError),
     #[error("no plugins directory configured")]
     NoPluginsDir,
+    #[error("`{name}` cannot name a rule: use letters, digits, `_`, `-` and `.`, not first")]
+    BadName { name: String },
+    #[error(
+        "plugin `{name}` is not a rule file ({file} exists): rename the rule or remove the plugin"
+    )]
+    NameTaken { name: String, file: String },
     #[error("{path}: not a list of disabled plugins ({problem}); fix or remove the file")]
     DisabledFile { path: String, problem: String },
     #[error("watching the plugins directory: {0}")]

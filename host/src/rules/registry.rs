@@ -23,7 +23,7 @@
 //! it misbehaved stays disabled across restarts; without one it lives in
 //! memory and a restart enables every plugin.
 
-use super::compile::CompiledRule;
+use super::compile::{CompiledRule, RuleDefinition};
 use super::encode::PayloadCache;
 use super::manifest::Manifest;
 use super::metrics::{MetricsSnapshot, PluginMetrics};
@@ -35,7 +35,6 @@ use crate::event::Event;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -98,7 +97,8 @@ pub enum PluginState {
 pub struct PluginStatus {
     pub name: String,
     pub state: PluginState,
-    /// The running version, if any.
+    /// The running version, if any: this plugin's own load count (1 for
+    /// its first load, then one more for each new version).
     pub version: Option<u64>,
     pub module_sha256: Option<String>,
     pub sources: Vec<String>,
@@ -110,6 +110,10 @@ pub struct PluginStatus {
     /// else the last runtime failure.
     pub last_error: Option<String>,
     pub metrics: MetricsSnapshot,
+    /// For a rule file, what the last version that loaded says.
+    pub rule: Option<Arc<RuleDefinition>>,
+    /// The file the last version that loaded came from.
+    pub file: Option<PathBuf>,
 }
 
 /// What a reload did.
@@ -158,6 +162,9 @@ struct Record {
     load_error: Option<String>,
     /// Fingerprint of files that failed to load, not retried until changed.
     failed: Option<String>,
+    /// What the last version that loaded was made from.
+    rule: Option<Arc<RuleDefinition>>,
+    file: Option<PathBuf>,
 }
 
 struct Inner {
@@ -172,7 +179,9 @@ struct Inner {
     /// Every stream the loaded plugins may write to, dead-letter streams
     /// included: what the sink must find in HStreamDB.
     streams: watch::Sender<BTreeSet<Arc<str>>>,
-    versions: AtomicU64,
+    /// The last version number of each plugin name, kept when its files go
+    /// so that a name's versions only move forward.
+    versions: Mutex<BTreeMap<String, u64>>,
     loading: Mutex<()>,
 }
 
@@ -219,7 +228,7 @@ impl RuleEngine {
                 disabled: Mutex::new(disabled),
                 subscriptions: watch::Sender::new(Subscriptions::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
-                versions: AtomicU64::new(0),
+                versions: Mutex::default(),
                 loading: Mutex::new(()),
             }),
         };
@@ -348,6 +357,8 @@ impl RuleEngine {
                 .clone()
                 .or_else(|| health.and_then(|h| h.last_error)),
             metrics: record.metrics.snapshot(),
+            rule: record.rule.clone(),
+            file: record.file.clone(),
         })
     }
 
@@ -460,7 +471,7 @@ impl RuleEngine {
         Ok(())
     }
 
-    fn dir(&self) -> Result<PathBuf, RulesError> {
+    pub(super) fn dir(&self) -> Result<PathBuf, RulesError> {
         self.inner
             .options
             .plugins_dir
@@ -618,6 +629,8 @@ impl RuleEngine {
             }
             record.metrics.clone()
         };
+        let file = source.path().to_path_buf();
+        let mut rule = None;
         let parsed = match source {
             Source::Plugin {
                 wasm,
@@ -629,18 +642,19 @@ impl RuleEngine {
             Source::Rule { text, path } => {
                 let started = Instant::now();
                 CompiledRule::compile(text, path)
-                    .map(|rule| {
+                    .map(|compiled| {
                         tracing::info!(
                             plugin = name,
                             compile_us = started.elapsed().as_micros(),
-                            module_bytes = rule.wasm().len(),
+                            module_bytes = compiled.wasm().len(),
                             "rule file compiled"
                         );
-                        for warning in rule.warnings() {
+                        for warning in compiled.warnings() {
                             tracing::warn!(plugin = name, "{warning}");
                         }
-                        let manifest = rule.manifest.clone();
-                        (std::borrow::Cow::Owned(rule.wasm().to_vec()), manifest)
+                        let manifest = compiled.manifest.clone();
+                        rule = Some(compiled.definition().clone());
+                        (std::borrow::Cow::Owned(compiled.wasm().to_vec()), manifest)
                     })
                     .map_err(RulesError::from)
             }
@@ -653,7 +667,12 @@ impl RuleEngine {
             }
         };
         let wasm: &[u8] = &wasm;
-        let version = self.inner.versions.fetch_add(1, Ordering::Relaxed) + 1;
+        let version = {
+            let mut versions = lock(&self.inner.versions);
+            let last = versions.entry(name.to_owned()).or_default();
+            *last += 1;
+            *last
+        };
         let loaded = LoadedPlugin::load(
             &self.inner.runtime,
             name.into(),
@@ -686,6 +705,8 @@ impl RuleEngine {
             let record = records.entry(name.to_owned()).or_default();
             record.load_error = None;
             record.failed = None;
+            record.rule = rule;
+            record.file = Some(file);
         }
         tracing::info!(plugin = name, version, "plugin loaded");
         Ok(Change::Loaded { version })
@@ -820,6 +841,14 @@ enum Source<'a> {
     },
     /// A `NAME.rule.toml` file, compiled to a module first.
     Rule { text: &'a str, path: &'a Path },
+}
+
+impl Source<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Plugin { path, .. } | Source::Rule { path, .. } => path,
+        }
+    }
 }
 
 enum Msg {
