@@ -72,7 +72,7 @@ pub enum RecordOutcome {
 
 /// The outcome of a whole message: the worst outcome of its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MessageOutcome {
+pub(crate) enum MessageOutcome {
     /// Every record was stored (or there were none).
     Stored,
     /// Every record was stored or dead-lettered, at least one dead-lettered.
@@ -84,7 +84,8 @@ pub enum MessageOutcome {
 
 impl MessageOutcome {
     /// Whether the message may be acknowledged (see the module docs).
-    pub fn is_accounted_for(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_accounted_for(&self) -> bool {
         !matches!(self, MessageOutcome::NotStored { .. })
     }
 }

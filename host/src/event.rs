@@ -33,7 +33,7 @@ pub enum Event {
 
 /// The kinds of event, with EMQX's `event` names and `$events/` sources:
 /// the ABI's kind, so host and guest number them alike.
-pub use weir_guest_sdk::abi::Kind as EventKind;
+pub(crate) use weir_guest_sdk::abi::Kind as EventKind;
 
 /// A 128-bit message id, unique per message, printed as 32 upper-case hex
 /// digits like EMQX's.

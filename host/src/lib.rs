@@ -10,14 +10,17 @@
 //! See ARCHITECTURE.md at the repository root for the stages, who owns what
 //! and the invariants each stage keeps.
 
-pub mod ack;
-pub mod admin;
+// The crate root exposes what the `weir` binary, tests/it, the benches,
+// weir-bench and the fuzz targets use; everything else is `pub(crate)`, so
+// `unreachable_pub` flags a `pub` that nothing outside can reach.
+mod ack;
+mod admin;
 pub mod cli;
 pub mod config;
 pub mod event;
-pub mod import;
+mod import;
 pub mod ingress;
-pub mod pipeline;
-pub mod render;
+mod pipeline;
+mod render;
 pub mod rules;
 pub mod sink;

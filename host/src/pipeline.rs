@@ -44,14 +44,14 @@ use weir_proto::record::raw_record;
 
 /// Sockets bound by the caller: the MQTT listener's (listener mode).
 #[derive(Debug, Default)]
-pub struct Sockets {
+pub(crate) struct Sockets {
     pub mqtt: Option<TcpListener>,
     pub mqtt_tls: Option<TcpListener>,
 }
 
 impl Sockets {
     /// Binds the addresses the configuration names (listener mode only).
-    pub async fn bind(config: &Config) -> Result<Sockets, StartError> {
+    pub(crate) async fn bind(config: &Config) -> Result<Sockets, StartError> {
         if config.mqtt.mode != MqttMode::Listener {
             return Ok(Sockets::default());
         }
@@ -76,7 +76,7 @@ impl Sockets {
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
@@ -98,7 +98,7 @@ pub enum StartError {
 
 /// Counters of the pipeline itself (the stages count their own).
 #[derive(Debug, Default)]
-pub struct PipelineStats {
+pub(crate) struct PipelineStats {
     /// Events taken from ingress.
     pub events: AtomicU64,
     /// Batches given to the rules.
@@ -111,7 +111,7 @@ pub struct PipelineStats {
 
 /// What the admin API reads of a running gateway.
 #[derive(Clone)]
-pub struct Handles {
+pub(crate) struct Handles {
     pub node: String,
     pub engine: RuleEngine,
     pub client: Client,
@@ -124,7 +124,7 @@ pub struct Handles {
 
 /// A running gateway.
 #[derive(Debug)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     handles: Handles,
     sink: Arc<Sink>,
     stop_ingress: watch::Sender<bool>,
@@ -144,7 +144,7 @@ impl std::fmt::Debug for Handles {
 
 impl Gateway {
     /// Builds and starts every stage; see the module doc.
-    pub async fn start(config: &Config, sockets: Sockets) -> Result<Gateway, StartError> {
+    pub(crate) async fn start(config: &Config, sockets: Sockets) -> Result<Gateway, StartError> {
         config.validate("configuration")?;
         let node = config.node_name();
         let (url, options) = config.client_options("configuration")?;
@@ -263,7 +263,7 @@ impl Gateway {
         })
     }
 
-    pub fn handles(&self) -> &Handles {
+    pub(crate) fn handles(&self) -> &Handles {
         &self.handles
     }
 
@@ -271,7 +271,7 @@ impl Gateway {
     /// appends what the sink holds until `deadline`. Messages whose records
     /// were not stored by then stay unacknowledged (the broker or device
     /// sends them again); with the disk buffer they stay on disk.
-    pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
+    pub(crate) async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let Gateway {
             handles,
             sink,

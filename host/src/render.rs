@@ -14,7 +14,7 @@ use weir_proto::record::{RecordError, hrecord_from_json_text, raw_record};
 
 /// Why an output could not become a record.
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     #[error("plugin {plugin} emitted a JSON record that is not valid JSON: {source}")]
     NotJson {
         plugin: String,
@@ -25,7 +25,7 @@ pub enum RenderError {
 }
 
 /// The record to append for `output`.
-pub fn to_record(output: &Output) -> Result<HStreamRecord, RenderError> {
+pub(crate) fn to_record(output: &Output) -> Result<HStreamRecord, RenderError> {
     let key = output.key();
     match output.flag {
         RecordFlag::Raw => Ok(raw_record(key, output.record.clone())),

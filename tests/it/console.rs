@@ -55,6 +55,9 @@ async fn publish(port: u16, topic: &str, payload: &str) {
     assert_eq!(code, Some(0), "mosquitto_pub: {output}");
 }
 
+/// The largest request body the admin API takes (docs/admin.md).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
 async fn rule(admin: &Admin, name: &str) -> Value {
     let (status, body) = admin.get(&format!("/api/v1/rules/{name}")).await;
     assert_eq!(status, 200, "{body}");
@@ -265,7 +268,7 @@ async fn rule_writes_want_the_token_and_refuse_oversized_bodies() {
     assert_eq!(on_disk, SEED_MESSAGE, "nothing written without the token");
 
     let admin = Admin::of(&weir).with_token("s3cret");
-    let huge = json!({ "text": format!("# {}\n{EDITED_MESSAGE}", "x".repeat(weir::admin::MAX_BODY_BYTES)) });
+    let huge = json!({ "text": format!("# {}\n{EDITED_MESSAGE}", "x".repeat(MAX_BODY_BYTES)) });
     let response = admin
         .send_body(
             reqwest::Method::PUT,

@@ -18,14 +18,14 @@ const ECHO: &str = "weir check";
 /// What a step checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepKind {
+pub(crate) enum StepKind {
     Echo,
     Cluster,
     Stream,
 }
 
 impl StepKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StepKind::Echo => "echo",
             StepKind::Cluster => "cluster",
@@ -36,7 +36,7 @@ impl StepKind {
 
 /// One step of the check and how it went, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub check: StepKind,
     pub ok: bool,
     pub message: String,
@@ -45,7 +45,7 @@ pub struct Step {
 /// The outcome, telling apart the failures an operator fixes differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ok,
     /// A server refused, did not resolve or timed out.
     Unreachable,
@@ -59,7 +59,7 @@ pub enum Verdict {
 
 /// Every step taken and the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub verdict: Verdict,
     /// The verdict in one line, naming the URL and what failed.
     pub message: String,
@@ -68,7 +68,7 @@ pub struct Outcome {
 
 /// Runs the check; `on_step` sees each step as it finishes (the CLI prints
 /// them as they come, since a step may wait for a connect timeout).
-pub async fn test_connection(
+pub(crate) async fn test_connection(
     client: &Client,
     streams: &[String],
     mut on_step: impl FnMut(&Step),

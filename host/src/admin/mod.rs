@@ -13,7 +13,7 @@
 //! `/metrics`, `dashboard.html` for `/`. docs/admin.md documents them all.
 
 mod api;
-pub mod check;
+pub(crate) mod check;
 mod metrics;
 mod rules;
 
@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 
 /// Why the admin server stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     #[error("the admin API server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -66,7 +66,7 @@ impl AppState {
 /// stops taking requests and lets the ones in progress finish.
 /// With `token`, every request but `/healthz`, `/readyz` and the dashboard
 /// page must carry `Authorization: Bearer <token>`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     handles: Handles,
     token: Option<String>,
@@ -124,7 +124,7 @@ async fn dashboard() -> Response {
 
 /// The largest request body taken (a rule file and its sample events are a
 /// few KiB); a larger one is refused with 413 before it is read further.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Routes that need no token: probes an orchestrator calls without
 /// credentials, and the dashboard page (static; its API calls carry the

@@ -37,7 +37,7 @@ Exit codes:
 /// weir: a WebAssembly-extensible MQTT → HStreamDB gateway.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     logging: LogArgs,
     /// Threads that run weir's async tasks (MQTT, the sink, the admin API);

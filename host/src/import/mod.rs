@@ -26,13 +26,15 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use report::{Entry, EntryKind, Report};
+#[cfg(test)]
+pub(crate) use report::EntryKind;
+pub(crate) use report::Report;
 
 use std::path::{Path, PathBuf};
 
 /// How the import runs.
 #[derive(Debug, Clone)]
-pub struct ImportOptions {
+pub(crate) struct ImportOptions {
     /// Overwrite files that exist in the output directory.
     pub force: bool,
     /// Devices connect to weir itself (`mqtt.mode = "listener"`) instead of
@@ -43,7 +45,7 @@ pub struct ImportOptions {
 /// Why an import could not be done. Each names the file, and where it can,
 /// the line and the EMQX key.
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub(crate) enum ImportError {
     #[error("cannot read {}: {source}", file.display())]
     Read {
         file: PathBuf,
@@ -93,7 +95,7 @@ fn line_suffix(line: Option<usize>) -> String {
 /// Reads `files` (later files override earlier ones, as EMQX layers
 /// `emqx.conf` and `cluster.conf`), maps them and writes the result to
 /// `out`. The report says what was written and what was not.
-pub fn import_emqx(
+pub(crate) fn import_emqx(
     files: &[PathBuf],
     out: &Path,
     options: &ImportOptions,

@@ -5,7 +5,7 @@ use std::fmt;
 
 /// What became of one EMQX setting, rule or action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     /// A file weir will run with was written.
     Written,
     /// Carried over to a weir setting (or weir's default is the same).
@@ -36,7 +36,7 @@ impl EntryKind {
 /// One line of the report: what (`file:line: key`, or a rule) and the
 /// outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub kind: EntryKind,
     pub subject: String,
     pub text: String,
@@ -44,7 +44,7 @@ pub struct Entry {
 
 /// Everything the import did and did not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     pub entries: Vec<Entry>,
 }
 
@@ -63,12 +63,12 @@ impl Report {
     }
 
     /// The entries of one kind.
-    pub fn of(&self, kind: EntryKind) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn of(&self, kind: EntryKind) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(move |e| e.kind == kind)
     }
 
     /// Whether a rule was refused: the import then did not carry everything.
-    pub fn refused_any(&self) -> bool {
+    pub(crate) fn refused_any(&self) -> bool {
         self.of(EntryKind::Refused).next().is_some()
     }
 }

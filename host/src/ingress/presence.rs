@@ -138,7 +138,7 @@ impl PresenceConfig {
 /// Why a presence message could not become an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed presence message on {topic:?}: {reason}")]
-pub struct PresenceError {
+pub(crate) struct PresenceError {
     pub topic: String,
     pub reason: String,
 }

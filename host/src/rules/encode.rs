@@ -304,7 +304,7 @@ impl Out<'_, '_, '_> {
 /// records, read back from its own ABI encoding so it cannot list other
 /// columns than a rule sees. A payload that is not UTF-8 is given as
 /// `payload_hex` so nothing is lost.
-pub fn event_to_json(event: &Event) -> serde_json::Value {
+pub(crate) fn event_to_json(event: &Event) -> serde_json::Value {
     use serde_json::Value as J;
     let mut buf = Vec::new();
     let mut batch = BatchWriter::new(&mut buf);

@@ -8,7 +8,8 @@
 
 use super::RulesError;
 use super::compile::{CompiledRule, RuleError};
-use super::registry::{Change, RuleEngine};
+use super::engine::RuleEngine;
+use super::registry::Change;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +73,7 @@ impl RuleEngine {
 }
 
 /// Checks a rule file's text without loading it.
-pub fn check_rule(name: &str, text: &str) -> Result<CompiledRule, RuleError> {
+pub(crate) fn check_rule(name: &str, text: &str) -> Result<CompiledRule, RuleError> {
     CompiledRule::compile(text, Path::new(&format!("{name}.rule.toml")))
 }
 

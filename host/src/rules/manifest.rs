@@ -82,7 +82,7 @@ struct RawAction {
 /// The record flag a plugin's outputs get unless they say otherwise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Json,
     Raw,
@@ -100,7 +100,7 @@ impl Format {
 /// Per-plugin limits, with the defaults used when a key is absent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub deadline_ms: u64,
     pub memory_mb: u64,
     pub tables: u32,
@@ -155,11 +155,11 @@ impl Limits {
         Ok(())
     }
 
-    pub fn deadline(&self) -> Duration {
+    pub(crate) fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
 
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 }

@@ -56,13 +56,17 @@
 //! `manifest` (NAME.toml), `router` (topic-filter index and the
 //! subscription union), `encode` (events → ABI frames), `runtime`
 //! (wasmtime), `plugin` (one version and its failure isolation),
-//! `registry` (the engine: snapshot, reload, watcher, status), `files`
-//! (rule files written through weir: compiled, written, then reloaded as
-//! hot reload does), `trial` (a rule on sample events in an engine of its
+//! `engine` (the snapshot and the hot path: `process`, the swap), `registry`
+//! (loading, reload, status, operator disable/enable), `watcher` (the hot
+//! reload thread), `disabled` (the disabled-plugins file), `files` (rule
+//! files written through weir: compiled, written, then loaded by hot
+//! reload's reload), `trial` (a rule on sample events in an engine of its
 //! own), `metrics`.
 
 pub mod compile;
+mod disabled;
 mod encode;
+mod engine;
 mod files;
 mod manifest;
 mod metrics;
@@ -72,18 +76,21 @@ mod router;
 mod runtime;
 mod trial;
 mod wasi_log;
+mod watcher;
 
 #[cfg(test)]
 mod tests;
 
-pub use encode::event_to_json;
-pub use files::{Saved, check_rule};
-pub use manifest::{Format, Limits, ManifestError};
-pub use metrics::MetricsSnapshot;
-pub use registry::{Change, EngineOptions, PluginState, PluginStatus, RuleEngine, Watcher};
-pub use router::Subscriptions;
-pub use runtime::{FailureKind, LoadError};
-pub use trial::RuleTrial;
+pub use engine::{EngineOptions, RuleEngine};
+pub(crate) use files::check_rule;
+pub(crate) use manifest::ManifestError;
+#[cfg(test)]
+pub(crate) use metrics::MetricsSnapshot;
+pub(crate) use registry::{Change, PluginState, PluginStatus};
+pub(crate) use router::Subscriptions;
+pub(crate) use runtime::{FailureKind, LoadError};
+pub(crate) use trial::RuleTrial;
+pub(crate) use watcher::Watcher;
 
 use bytes::Bytes;
 use std::sync::Arc;

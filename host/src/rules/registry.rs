@@ -1,83 +1,31 @@
-//! The rule engine: the set of loaded plugins, how a batch is routed
-//! through them, and how the set changes while weir runs.
+//! Loading and status: which plugins and rule files are known, how one is
+//! (re)loaded from its files or bytes, and what an operator sees of each.
 //!
-//! The loaded plugins live in an immutable `Snapshot` (plugins plus their
-//! topic-filter index) behind an `RwLock<Arc<_>>`. `process` clones the
-//! `Arc` once per batch and uses that snapshot for the whole batch, so a
-//! reload is atomic *between* batches: in-flight batches finish on the old
-//! version, every later batch sees the new one. Loads are serialized by one
-//! mutex and happen entirely before the swap: read both files, parse the
-//! manifest, compile (or fetch from the cache), check the ABI, instantiate
-//! and run `init`. Any failure leaves the previous version running and is
-//! reported in the log, the plugin's status and its `reload_failures`
-//! metric; the same broken files are not retried until they change.
-//!
-//! The watcher thread debounces filesystem events per plugin name (editors
-//! write temporary files and rename; `cp` truncates and writes in chunks):
-//! a plugin is reloaded once its files have been quiet for `debounce`.
+//! Loads are serialized by one mutex and happen entirely before the swap
+//! (`engine`): read both files, parse the manifest, compile (or fetch from
+//! the cache), check the ABI, instantiate and run `init`. Any failure leaves
+//! the previous version running and is reported in the log, the plugin's
+//! status and its `reload_failures` metric; the same broken files are not
+//! retried until they change.
 //!
 //! An operator can disable a plugin ([`RuleEngine::disable`]): it is unloaded
 //! and no reload, rescan or file change loads it again until it is enabled.
-//! With a `disabled_file` the set is written there (atomically, before the
-//! change takes effect) and read back at start, so a plugin disabled because
-//! it misbehaved stays disabled across restarts; without one it lives in
-//! memory and a restart enables every plugin.
+//! With a `disabled_file` the set is written there (`disabled`, atomically,
+//! before the change takes effect) and read back at start, so a plugin
+//! disabled because it misbehaved stays disabled across restarts; without one
+//! it lives in memory and a restart enables every plugin.
 
+use super::RulesError;
 use super::compile::{CompiledRule, RuleDefinition};
-use super::encode::PayloadCache;
+use super::disabled::write_disabled;
+use super::engine::{RuleEngine, lock};
 use super::manifest::Manifest;
 use super::metrics::{MetricsSnapshot, PluginMetrics};
 use super::plugin::LoadedPlugin;
-use super::router::{Subscriptions, TopicIndex};
-use super::runtime::{Runtime, RuntimeOptions};
-use super::{BatchOutput, RulesError};
-use crate::event::Event;
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
-
-/// How to build a [`RuleEngine`].
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// Where `NAME.wasm` + `NAME.toml` pairs and `NAME.rule.toml` rule files
-    /// live; `None` for an engine fed
-    /// only through [`RuleEngine::install`].
-    pub plugins_dir: Option<PathBuf>,
-    /// wasmtime's compilation cache; `None` disables it. Default: none.
-    pub cache_dir: Option<PathBuf>,
-    /// Stream for poison events of plugins whose manifest names none.
-    /// Default: none (poison events are counted and reported only).
-    pub dead_letter_stream: Option<String>,
-    /// Quiet time before a changed plugin is reloaded. Default: 200 ms.
-    pub debounce: Duration,
-    /// Epoch tick, the granularity of deadlines. Default: 2 ms.
-    pub epoch_tick: Duration,
-    /// Meter fuel (`limits.fuel` per batch) instead of wall-clock
-    /// deadlines, for deterministic tests. Default: false.
-    pub deterministic_fuel: bool,
-    /// Where the names of disabled plugins are kept across restarts.
-    /// Default: none (in memory only).
-    pub disabled_file: Option<PathBuf>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            plugins_dir: None,
-            cache_dir: None,
-            dead_letter_stream: None,
-            debounce: Duration::from_millis(200),
-            epoch_tick: Duration::from_millis(2),
-            deterministic_fuel: false,
-            disabled_file: None,
-        }
-    }
-}
+use std::sync::Arc;
+use std::time::Instant;
 
 /// A plugin's condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,36 +76,7 @@ pub enum Change {
 }
 
 #[derive(Default)]
-struct Snapshot {
-    plugins: Vec<Arc<LoadedPlugin>>,
-    index: TopicIndex,
-    wants_paths: bool,
-}
-
-impl Snapshot {
-    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Subscriptions) {
-        let mut index = TopicIndex::default();
-        let mut subs = Subscriptions::default();
-        for (id, plugin) in plugins.iter().enumerate() {
-            for filter in &plugin.manifest.sources {
-                index.insert(filter, id);
-                subs.add(filter, plugin.manifest.qos);
-            }
-        }
-        let wants_paths = plugins.iter().any(|p| p.selection().wants_paths());
-        (
-            Snapshot {
-                plugins,
-                index,
-                wants_paths,
-            },
-            subs,
-        )
-    }
-}
-
-#[derive(Default)]
-struct Record {
+pub(super) struct Record {
     metrics: Arc<PluginMetrics>,
     load_error: Option<String>,
     /// Fingerprint of files that failed to load, not retried until changed.
@@ -167,140 +86,7 @@ struct Record {
     file: Option<PathBuf>,
 }
 
-struct Inner {
-    runtime: Arc<Runtime>,
-    options: EngineOptions,
-    dead_letter: Option<Arc<str>>,
-    current: RwLock<Arc<Snapshot>>,
-    records: Mutex<BTreeMap<String, Record>>,
-    /// Plugins an operator disabled; changed only under `loading`.
-    disabled: Mutex<BTreeSet<String>>,
-    subscriptions: watch::Sender<Subscriptions>,
-    /// Every stream the loaded plugins may write to, dead-letter streams
-    /// included: what the sink must find in HStreamDB.
-    streams: watch::Sender<BTreeSet<Arc<str>>>,
-    /// The last version number of each plugin name, kept when its files go
-    /// so that a name's versions only move forward.
-    versions: Mutex<BTreeMap<String, u64>>,
-    loading: Mutex<()>,
-}
-
-/// The rule stage. Cheap to clone; all clones share the plugins.
-#[derive(Clone)]
-pub struct RuleEngine {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for RuleEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleEngine")
-            .field("plugins_dir", &self.inner.options.plugins_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl RuleEngine {
-    /// Starts the wasm runtime and loads every plugin in the plugins
-    /// directory (blocking). A plugin that fails to load is reported in its
-    /// status; it does not fail the engine.
-    pub fn new(options: EngineOptions) -> Result<RuleEngine, RulesError> {
-        let runtime = Runtime::new(&RuntimeOptions {
-            cache_dir: options.cache_dir.clone(),
-            tick: options.epoch_tick,
-            fuel: options.deterministic_fuel,
-        })
-        .map_err(RulesError::Runtime)?;
-        let disabled = match &options.disabled_file {
-            Some(path) => read_disabled(path)?,
-            None => BTreeSet::new(),
-        };
-        let engine = RuleEngine {
-            inner: Arc::new(Inner {
-                runtime: Arc::new(runtime),
-                dead_letter: options.dead_letter_stream.as_deref().map(Arc::from),
-                options,
-                current: RwLock::default(),
-                records: Mutex::default(),
-                disabled: Mutex::new(disabled),
-                subscriptions: watch::Sender::new(Subscriptions::default()),
-                streams: watch::Sender::new(BTreeSet::new()),
-                versions: Mutex::default(),
-                loading: Mutex::new(()),
-            }),
-        };
-        if engine.inner.options.plugins_dir.is_some() {
-            engine.rescan()?;
-        }
-        Ok(engine)
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Runs a batch through every plugin whose sources match each event
-    /// (blocking; see the module docs for the caller's obligations).
-    pub fn process<E: Borrow<Event>>(&self, events: &[E]) -> BatchOutput {
-        let snapshot = self.snapshot();
-        let mut routed: Vec<Vec<usize>> = vec![Vec::new(); snapshot.plugins.len()];
-        for (i, event) in events.iter().enumerate() {
-            snapshot.index.matches(event.borrow(), &mut |p| {
-                if let Some(list) = routed.get_mut(p)
-                    && list.last() != Some(&i)
-                {
-                    list.push(i);
-                }
-            });
-        }
-        let cache = PayloadCache::new(if snapshot.wants_paths {
-            events.len()
-        } else {
-            0
-        });
-        let mut out = BatchOutput {
-            outputs: Vec::with_capacity(events.len()),
-            errors: Vec::new(),
-        };
-        let mut ran = 0;
-        for (plugin, indexes) in snapshot.plugins.iter().zip(&routed) {
-            if !indexes.is_empty() {
-                plugin.run(events, indexes, &cache, &mut out.outputs, &mut out.errors);
-                ran += 1;
-            }
-        }
-        if ran > 1 {
-            // Stable: one event's outputs keep the plugins' order.
-            out.outputs.sort_by_key(|o| o.event);
-            out.errors.sort_by_key(|e| e.event);
-        }
-        out
-    }
-
-    /// The union of the loaded plugins' sources; changes on reloads.
-    pub fn subscriptions(&self) -> watch::Receiver<Subscriptions> {
-        self.inner.subscriptions.subscribe()
-    }
-
-    /// The streams the loaded plugins write to (their actions' streams and
-    /// dead-letter streams); changes when plugins are loaded or unloaded.
-    pub fn streams(&self) -> watch::Receiver<BTreeSet<Arc<str>>> {
-        self.inner.streams.subscribe()
-    }
-
-    /// Compilation cache hits and misses since the engine started.
-    pub fn cache_stats(&self) -> (usize, usize) {
-        self.inner.runtime.cache_stats()
-    }
-
-    /// Every known plugin's status, by name.
     pub fn statuses(&self) -> Vec<PluginStatus> {
         let records = lock(&self.inner.records);
         let disabled = lock(&self.inner.disabled).clone();
@@ -736,99 +522,6 @@ impl RuleEngine {
         tracing::info!(plugin = name, "plugin unloaded");
         true
     }
-
-    fn swap(&self, plugins: Vec<Arc<LoadedPlugin>>) {
-        let streams: BTreeSet<Arc<str>> = plugins
-            .iter()
-            .flat_map(|p| p.manifest.streams.iter().chain(&p.manifest.dead_letter))
-            .chain(&self.inner.dead_letter)
-            .cloned()
-            .collect();
-        self.inner.streams.send_if_modified(|current| {
-            let changed = *current != streams;
-            *current = streams;
-            changed
-        });
-        let (snapshot, subs) = Snapshot::build(plugins);
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
-        self.inner.subscriptions.send_if_modified(|current| {
-            let changed = *current != subs;
-            *current = subs;
-            changed
-        });
-    }
-
-    /// Watches the plugins directory and reloads changed plugins on a
-    /// dedicated thread until the returned [`Watcher`] is dropped.
-    pub fn watch(&self) -> Result<Watcher, RulesError> {
-        use notify::Watcher as _;
-        let dir = self.dir()?;
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let fs_tx = tx.clone();
-        let mut watcher = notify::recommended_watcher(move |event| {
-            let _ = fs_tx.send(Msg::Fs(event));
-        })?;
-        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
-        // Changes made before the watch began are picked up here.
-        self.rescan()?;
-        let engine = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("weir-plugins".into())
-            .spawn(move || engine.watch_loop(&rx))
-            .map_err(|source| RulesError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        Ok(Watcher {
-            stop: tx,
-            thread: Some(thread),
-            _watcher: watcher,
-        })
-    }
-
-    fn watch_loop(&self, rx: &mpsc::Receiver<Msg>) {
-        let debounce = self.inner.options.debounce;
-        let mut pending: BTreeSet<String> = BTreeSet::new();
-        let mut rescan = false;
-        let mut last: Option<Instant> = None;
-        loop {
-            let wait = last.map_or(Duration::from_secs(3600), |t| {
-                debounce.saturating_sub(t.elapsed())
-            });
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                Ok(Msg::Fs(Ok(event))) => {
-                    rescan |= event.need_rescan();
-                    pending.extend(event.paths.iter().filter_map(|p| plugin_name(p)));
-                    last = Some(Instant::now());
-                }
-                Ok(Msg::Fs(Err(e))) => {
-                    let dir = self.inner.options.plugins_dir.as_deref();
-                    tracing::warn!(dir = ?dir, "plugins directory watch error, rescanning: {e}");
-                    rescan = true;
-                    last = Some(Instant::now());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if last.is_some_and(|t| t.elapsed() >= debounce) {
-                last = None;
-                for name in std::mem::take(&mut pending) {
-                    if let Err(e) = self.reload(&name) {
-                        tracing::debug!(plugin = name, "reload failed: {e}");
-                    }
-                }
-                if std::mem::take(&mut rescan)
-                    && let Err(e) = self.rescan()
-                {
-                    tracing::error!("rescanning the plugins directory: {e}");
-                }
-            }
-        }
-    }
 }
 
 /// What a plugin is loaded from.
@@ -851,37 +544,10 @@ impl Source<'_> {
     }
 }
 
-enum Msg {
-    Fs(notify::Result<notify::Event>),
-    Stop,
-}
-
-/// Stops hot reload when dropped.
-pub struct Watcher {
-    stop: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
-    _watcher: notify::RecommendedWatcher,
-}
-
-impl std::fmt::Debug for Watcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").finish_non_exhaustive()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.stop.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The plugin a file belongs to: `NAME.wasm`, `NAME.toml` or the rule file
 /// `NAME.rule.toml` (not hidden files). `x.rule.toml` is always the rule
 /// file of `x`, so a plugin name cannot end in `.rule`.
-fn plugin_name(path: &Path) -> Option<String> {
+pub(super) fn plugin_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
     if file.starts_with('.') {
         return None;
@@ -895,55 +561,4 @@ fn plugin_name(path: &Path) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     valid.then(|| stem.to_owned())
-}
-
-/// The file of disabled plugins: `{"disabled": ["name", ...]}`.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisabledFile {
-    disabled: BTreeSet<String>,
-}
-
-/// The disabled set kept in `path`; empty when the file does not exist yet.
-/// A file that cannot be read is an error: starting with everything enabled
-/// could bring back a plugin an operator stopped for a reason.
-fn read_disabled(path: &Path) -> Result<BTreeSet<String>, RulesError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-        Err(source) => {
-            return Err(RulesError::Io {
-                path: path.display().to_string(),
-                source,
-            });
-        }
-    };
-    serde_json::from_str::<DisabledFile>(&text)
-        .map(|file| file.disabled)
-        .map_err(|e| RulesError::DisabledFile {
-            path: path.display().to_string(),
-            problem: e.to_string(),
-        })
-}
-
-/// Writes the disabled set to `path` atomically (a temporary file renamed
-/// over it, synced), creating its directory.
-fn write_disabled(path: &Path, disabled: &BTreeSet<String>) -> Result<(), RulesError> {
-    use std::io::Write as _;
-    let io = |source| RulesError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let text = serde_json::to_string_pretty(&DisabledFile {
-        disabled: disabled.clone(),
-    })
-    .map_err(|e| io(std::io::Error::other(e)))?;
-    let temp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temp).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)
 }

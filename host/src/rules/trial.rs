@@ -7,20 +7,20 @@
 //! init) and runs one batch; keeping the engine between trials means the
 //! rule runtime module is compiled once, not per trial.
 
-use super::registry::{EngineOptions, RuleEngine};
+use super::engine::{EngineOptions, RuleEngine};
 use super::{BatchOutput, RulesError};
 use crate::event::Event;
 use std::sync::{Mutex, PoisonError};
 
 /// An engine for trials. One trial runs at a time.
 #[derive(Debug)]
-pub struct RuleTrial {
+pub(crate) struct RuleTrial {
     engine: Mutex<RuleEngine>,
 }
 
 impl RuleTrial {
     /// Starts the trial engine's Wasm runtime (blocking).
-    pub fn new() -> Result<RuleTrial, RulesError> {
+    pub(crate) fn new() -> Result<RuleTrial, RulesError> {
         Ok(RuleTrial {
             engine: Mutex::new(RuleEngine::new(EngineOptions::default())?),
         })
@@ -28,7 +28,12 @@ impl RuleTrial {
 
     /// Loads `text` as rule `name` and runs `events` through it as one batch
     /// (blocking).
-    pub fn run(&self, name: &str, text: &str, events: &[Event]) -> Result<BatchOutput, RulesError> {
+    pub(crate) fn run(
+        &self,
+        name: &str,
+        text: &str,
+        events: &[Event],
+    ) -> Result<BatchOutput, RulesError> {
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         // Only the rule on trial runs: an earlier trial's rule of another
         // name must not add its records.

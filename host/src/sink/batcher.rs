@@ -125,5 +125,4 @@ impl Lane {
 }
 
 #[cfg(test)]
-#[path = "tests_batcher.rs"]
 mod tests;

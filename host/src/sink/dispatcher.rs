@@ -36,8 +36,8 @@ use tokio::time::Instant;
 use weir_proto::keyspace::ShardMap;
 
 /// Attribute names on a dead-lettered record.
-pub const DEAD_LETTER_STREAM: &str = "weir.dead_letter.stream";
-pub const DEAD_LETTER_REASON: &str = "weir.dead_letter.reason";
+pub(crate) const DEAD_LETTER_STREAM: &str = "weir.dead_letter.stream";
+pub(crate) const DEAD_LETTER_REASON: &str = "weir.dead_letter.reason";
 
 /// Records taken from the inbox in one go before deadlines are looked at.
 const INBOX_BURST: usize = 512;

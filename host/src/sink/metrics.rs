@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 /// Upper bounds (inclusive, milliseconds) of the publish→stored latency
 /// buckets; a last bucket holds everything slower.
-pub const LATENCY_BUCKETS_MS: [u64; 14] = [
+pub(crate) const LATENCY_BUCKETS_MS: [u64; 14] = [
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000,
 ];
 
@@ -134,7 +134,7 @@ impl StreamMetrics {
 
 /// The metrics of one target stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamSnapshot {
+pub(crate) struct StreamSnapshot {
     /// Records sent to the sink for this stream (plus records replayed from
     /// the disk buffer at start).
     pub matched: u64,
@@ -167,7 +167,7 @@ impl StreamSnapshot {
     /// The latency under which `quantile` (0..=1) of the stored records were
     /// stored: the upper bound of the bucket it falls in (the observed
     /// maximum for the last bucket). `None` before the first record.
-    pub fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
+    pub(crate) fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
         let total: u64 = self.latency_buckets.iter().sum();
         if total == 0 {
             return None;
@@ -190,7 +190,7 @@ impl StreamSnapshot {
 
 /// Dropped records by reason, with EMQX's names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DroppedSnapshot {
+pub(crate) struct DroppedSnapshot {
     /// The buffer was full (overflow policy drop-oldest).
     pub queue_full: u64,
     /// The request TTL passed before an append succeeded.
@@ -200,14 +200,14 @@ pub struct DroppedSnapshot {
 }
 
 impl DroppedSnapshot {
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.queue_full + self.expired + self.resource_stopped
     }
 }
 
 /// Everything the sink counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SinkMetrics {
+pub(crate) struct SinkMetrics {
     /// Per target stream (the dead-letter stream included), by name.
     pub streams: BTreeMap<String, StreamSnapshot>,
     /// Bytes of records held in memory, and the bound.
@@ -219,7 +219,7 @@ pub struct SinkMetrics {
 
 /// The disk buffer's state and what its recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiskSnapshot {
+pub(crate) struct DiskSnapshot {
     /// Bytes of segment files, and the bound.
     pub bytes: u64,
     pub limit: u64,
@@ -276,7 +276,7 @@ impl Registry {
 
 /// Whether the sink can reach HStreamDB, as EMQX names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectorState {
+pub(crate) enum ConnectorState {
     /// Not checked successfully yet.
     Connecting,
     /// The last health check, or the last append, succeeded.
@@ -287,7 +287,7 @@ pub enum ConnectorState {
 
 /// The connector status, updated by health checks and appends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorStatus {
+pub(crate) struct ConnectorStatus {
     pub state: ConnectorState,
     /// The last error seen by a check or an append, cleared by success.
     pub last_error: Option<String>,

@@ -113,15 +113,15 @@ pub mod fuzzing {
     }
 }
 
-pub use config::{
-    BatchConfig, BufferConfig, CompressionSetting, DiskConfig, FsyncPolicy, OverflowPolicy,
-    SinkConfig, SinkConfigError,
-};
-pub use disk::DiskError;
-pub use dispatcher::{DEAD_LETTER_REASON, DEAD_LETTER_STREAM};
-pub use metrics::{
-    ConnectorState, ConnectorStatus, DiskSnapshot, DroppedSnapshot, LATENCY_BUCKETS_MS,
-    SinkMetrics, StreamSnapshot,
+#[cfg(test)]
+pub(crate) use config::{BatchConfig, CompressionSetting, DiskConfig, FsyncPolicy, OverflowPolicy};
+pub(crate) use config::{SinkConfig, SinkConfigError};
+pub(crate) use disk::DiskError;
+pub(crate) use dispatcher::{DEAD_LETTER_REASON, DEAD_LETTER_STREAM};
+#[cfg(test)]
+pub(crate) use metrics::DroppedSnapshot;
+pub(crate) use metrics::{
+    ConnectorState, ConnectorStatus, LATENCY_BUCKETS_MS, SinkMetrics, StreamSnapshot,
 };
 
 use crate::ack::AckShare;
@@ -144,7 +144,7 @@ const INBOX_CAPACITY: usize = 1024;
 
 /// One record for the sink.
 #[derive(Debug)]
-pub struct SinkRecord {
+pub(crate) struct SinkRecord {
     /// The target stream.
     pub stream: Arc<str>,
     /// The encoded record: header (flag RAW or JSON, partition key) and
@@ -189,7 +189,7 @@ pub(crate) struct DeadLetter {
 
 /// Why the sink could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     #[error(transparent)]
     Config(#[from] SinkConfigError),
     #[error(transparent)]
@@ -199,11 +199,11 @@ pub enum SinkError {
 /// The sink has stopped; the record's share was resolved as failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the sink has stopped")]
-pub struct SinkClosed;
+pub(crate) struct SinkClosed;
 
 /// What a graceful shutdown achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutdownReport {
+pub(crate) struct ShutdownReport {
     /// Everything was appended (or failed for good) before the deadline.
     pub drained: bool,
     /// Records left in the disk buffer, appended after the next start.
@@ -230,7 +230,7 @@ struct Shared {
 
 /// Sends records into the sink. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct SinkSender {
+pub(crate) struct SinkSender {
     shared: Arc<Shared>,
 }
 
@@ -241,7 +241,7 @@ impl SinkSender {
     /// stopping, after resolving the record's share as failed. A record with
     /// an empty stream name (or one over 65535 bytes) is bad input: it is
     /// counted as failed and its share resolved failed.
-    pub async fn send(&self, record: SinkRecord) -> Result<(), SinkClosed> {
+    pub(crate) async fn send(&self, record: SinkRecord) -> Result<(), SinkClosed> {
         let shared = &self.shared;
         let metrics = shared.registry.stream(&record.stream);
         if record.stream.is_empty() || record.stream.len() > usize::from(u16::MAX) {
@@ -331,7 +331,7 @@ fn closed(record: SinkRecord, metrics: &StreamMetrics) -> SinkClosed {
 
 /// The running sink.
 #[derive(Debug)]
-pub struct Sink {
+pub(crate) struct Sink {
     shared: Arc<Shared>,
     sender: SinkSender,
     dispatcher: Option<JoinHandle<bool>>,
@@ -348,7 +348,7 @@ impl Sink {
     /// (whose records start flowing at once), and starts the dispatcher and
     /// the health check. Opens no connection itself; the client connects on
     /// first use.
-    pub async fn start(config: &SinkConfig, client: Client) -> Result<Sink, SinkError> {
+    pub(crate) async fn start(config: &SinkConfig, client: Client) -> Result<Sink, SinkError> {
         let settings = Arc::new(config.settings()?);
         let registry = Arc::new(Registry::default());
         let memory = ByteBudget::new(settings.memory_bytes as u64);
@@ -440,18 +440,18 @@ impl Sink {
     }
 
     /// A sender for records.
-    pub fn sender(&self) -> SinkSender {
+    pub(crate) fn sender(&self) -> SinkSender {
         self.sender.clone()
     }
 
     /// The connector status, updated by health checks and appends.
-    pub fn status(&self) -> watch::Receiver<ConnectorStatus> {
+    pub(crate) fn status(&self) -> watch::Receiver<ConnectorStatus> {
         self.status.clone()
     }
 
     /// Tells the health check which streams the rules write to (call again
     /// when rules are reloaded); the dead-letter stream is always checked.
-    pub fn set_targets<S: Into<Arc<str>>>(&self, streams: impl IntoIterator<Item = S>) {
+    pub(crate) fn set_targets<S: Into<Arc<str>>>(&self, streams: impl IntoIterator<Item = S>) {
         let mut names: Vec<Arc<str>> = streams.into_iter().map(Into::into).collect();
         names.extend(self.dead_letter_stream.clone());
         names.sort();
@@ -464,7 +464,7 @@ impl Sink {
     }
 
     /// Every counter, per stream, and the buffers' state.
-    pub fn metrics(&self) -> SinkMetrics {
+    pub(crate) fn metrics(&self) -> SinkMetrics {
         SinkMetrics {
             streams: self.shared.registry.snapshot(),
             memory_bytes: self.shared.memory.used(),
@@ -481,7 +481,7 @@ impl Sink {
     /// then are dropped (`resource_stopped`) and their messages are not
     /// acknowledged; with the disk buffer they stay on disk for the next
     /// start.
-    pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+    pub(crate) async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.closing.send_replace(true);
         if let Some(flush) = self.flush.take() {
@@ -509,7 +509,8 @@ impl Sink {
     /// memory are reported not stored; the disk buffer is left as a crash
     /// leaves it, for the next start to recover. Returns once the directory
     /// is released.
-    pub async fn abort(mut self) {
+    #[cfg(test)]
+    pub(crate) async fn abort(mut self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.closing.send_replace(true);
         if let Some(dispatcher) = self.dispatcher.take() {

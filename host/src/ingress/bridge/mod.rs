@@ -687,7 +687,7 @@ mod tests {
 
     #[test]
     fn sources_a_bridge_cannot_observe_are_reported_once() {
-        let counters = crate::ingress::Counters::default();
+        let counters = crate::ingress::status::Counters::default();
         let sources = |names: &[&str]| {
             let set: SubscriptionSet = names
                 .iter()

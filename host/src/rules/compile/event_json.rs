@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// Why a JSON event was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event: {field}: {message}")]
-pub struct EventJsonError {
+pub(crate) struct EventJsonError {
     pub field: String,
     pub message: String,
 }
@@ -84,7 +84,7 @@ fn now_ms() -> i64 {
 }
 
 /// Builds an event from its JSON description.
-pub fn event_from_json(v: &Value) -> Result<Event, EventJsonError> {
+pub(crate) fn event_from_json(v: &Value) -> Result<Event, EventJsonError> {
     let Value::Object(map) = v else {
         return Err(err(".", "an event is a JSON object"));
     };

@@ -30,7 +30,7 @@ const COMPILER_STACK_BYTES: usize = 32 << 20;
 #[cfg(test)]
 mod tests;
 
-pub use event_json::{EventJsonError, event_from_json};
+pub(crate) use event_json::event_from_json;
 pub use native::{Outcome, RecordOut};
 
 use super::manifest::{self, Format, Limits, Manifest};

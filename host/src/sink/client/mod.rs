@@ -37,14 +37,13 @@ mod url;
 
 #[cfg(test)]
 pub(crate) mod tests;
-#[cfg(test)]
-mod tests_cluster;
 
-pub use error::ClientError;
-pub use read::{ReadRecord, StartFrom, StreamReader, Until};
+pub(crate) use error::ClientError;
+pub(crate) use read::StreamReader;
+pub use read::{ReadRecord, StartFrom, Until};
 pub use tls::TlsOptions;
-pub use url::{DEFAULT_PORT, NodeAddr, ServerUrl, UrlError};
-pub use weir_proto::pb::{BatchedRecord, HStreamRecord, RecordId};
+pub(crate) use url::{NodeAddr, ServerUrl};
+pub(crate) use weir_proto::pb::{BatchedRecord, HStreamRecord, RecordId};
 pub use weir_proto::record::Compression;
 
 use connector::Dialer;

@@ -13,7 +13,7 @@ use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 /// HStreamDB's default gRPC port.
-pub const DEFAULT_PORT: u16 = 6570;
+pub(crate) const DEFAULT_PORT: u16 = 6570;
 
 /// A server address as dialled: a host name or IP address and a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

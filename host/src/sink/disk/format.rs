@@ -382,5 +382,4 @@ fn frame_at(
 }
 
 #[cfg(test)]
-#[path = "tests_format.rs"]
 mod tests;

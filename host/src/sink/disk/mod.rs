@@ -52,7 +52,7 @@ const SENT_LOG: &str = "sent.log";
 const SENT_LOG_LIMIT: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DiskError {
+pub(crate) enum DiskError {
     #[error("disk buffer {}: {action}: {source}", dir.display())]
     Io {
         dir: PathBuf,
@@ -982,5 +982,4 @@ fn sync_dir(dir: &Path) {
 }
 
 #[cfg(test)]
-#[path = "tests_log.rs"]
 mod tests;

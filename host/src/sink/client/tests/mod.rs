@@ -1,5 +1,8 @@
 //! Tests of the client: its pure parts, and every call against a real
-//! in-process development server on an ephemeral port.
+//! in-process development server on an ephemeral port (`cluster`: against
+//! a development cluster).
+
+mod cluster;
 
 use super::*;
 use md5::{Digest, Md5};

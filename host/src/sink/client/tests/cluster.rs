@@ -2,8 +2,8 @@
 //! shard's owner as nodes stop, start and join, and a node the client cannot
 //! reach is stood in for while it is reported.
 
-use super::tests::Pki;
-use super::*;
+use super::Pki;
+use crate::sink::client::*;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use weir_devserver::{ClusterConfig, DevCluster, NodeConfig, TlsConfig};
