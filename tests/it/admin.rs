@@ -680,13 +680,18 @@ async fn the_dashboard_asks_for_the_token() {
 // ---------------------------------------------------------------------------
 // The documentation against the code.
 
-/// Metric families named in docs/admin.md's tables (`| `weir_...` |`).
+/// Metric families named in docs/admin.md's tables (`| `weir_...` |`,
+/// `| `process_...` |`).
 fn documented_metrics() -> BTreeSet<String> {
     let doc = std::fs::read_to_string(repo_root().join("docs/admin.md")).expect("docs/admin.md");
     doc.lines()
-        .filter_map(|line| line.strip_prefix("| `weir_"))
-        .filter_map(|rest| rest.split('`').next())
-        .map(|name| format!("weir_{name}"))
+        .filter_map(|line| {
+            ["weir_", "process_"].into_iter().find_map(|prefix| {
+                let rest = line.strip_prefix("| `")?;
+                rest.starts_with(prefix)
+                    .then(|| rest.split('`').next().unwrap_or_default().to_owned())
+            })
+        })
         .collect()
 }
 

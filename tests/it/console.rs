@@ -7,6 +7,7 @@ use crate::harness::browser::Browser;
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client, json_of, listener_config, read_records};
 use crate::harness::mqtt_client::mosquitto_pub;
+use crate::harness::weir;
 use crate::harness::{DEFAULT_DEADLINE, eventually, scratch_dir};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -282,6 +283,122 @@ async fn rule_writes_want_the_token_and_refuse_oversized_bodies() {
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["version"], 2, "{saved}");
     weir.stop().await;
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// `weir ctl`.
+
+async fn ctl(admin_url: &str, args: &[&str]) -> weir::Output {
+    let mut all = vec!["ctl", "--admin-url", admin_url];
+    all.extend_from_slice(args);
+    weir::run(&all).await
+}
+
+#[tokio::test]
+async fn weir_ctl_shows_and_acts_through_the_admin_api() {
+    let dir = scratch_dir();
+    let plugins = seed_plugins(dir.path());
+    let gateway = Gateway::dev(&plugins, &dir.path().join("data")).await;
+    let url = gateway.admin_url();
+    publish(gateway.mqtt_port(), "t/ctl", r#"{"n": 1}"#).await;
+    eventually("the record to be stored", DEFAULT_DEADLINE, || async {
+        let out = ctl(&url, &["streams"]).await.success();
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("mqtt_message "))
+            .map(str::to_owned);
+        match row {
+            Some(row) if row.split_whitespace().nth(2) == Some("1") => Ok(()),
+            _ => Err(out.stdout),
+        }
+    })
+    .await;
+
+    let status = ctl(&url, &["status"]).await.success().stdout;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("state:") && l.ends_with("ready")),
+        "{status}"
+    );
+    let rules = ctl(&url, &["rules", "list"]).await.success().stdout;
+    let mut lines = rules.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("NAME")),
+        "{rules}"
+    );
+    let row: Vec<&str> = lines.next().expect("a rule").split_whitespace().collect();
+    assert_eq!(row[..4], ["message", "loaded", "1", "t/#"], "{rules}");
+    let shown = ctl(&url, &["rules", "show", "message"])
+        .await
+        .success()
+        .stdout;
+    assert!(
+        shown.contains(r#"SELECT * FROM "t/#""#) && shown.contains("${topic}"),
+        "{shown}"
+    );
+
+    let json = ctl(&url, &["--output", "json", "plugins", "list"])
+        .await
+        .success();
+    let body: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(body["plugins"][0]["name"], "message", "{body}");
+
+    let disabled = ctl(&url, &["plugins", "disable", "message"])
+        .await
+        .success();
+    assert!(disabled.stdout.contains("disabled"), "{disabled:?}");
+    let enabled = ctl(&url, &["plugins", "enable", "message"]).await.success();
+    assert!(enabled.stdout.contains("version 2 loaded"), "{enabled:?}");
+    let test = ctl(&url, &["connector", "test"]).await.success();
+    assert!(
+        test.stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("OK: ")),
+        "{test:?}"
+    );
+
+    let missing = ctl(&url, &["rules", "show", "nothing"]).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("no plugin named"), "{missing:?}");
+    gateway.stop().await;
+
+    let gone = ctl(&url, &["status"]).await;
+    assert_eq!(gone.code, Some(1));
+    assert!(gone.stderr.contains("--admin-url"), "{gone:?}");
+}
+
+#[tokio::test]
+async fn weir_ctl_sends_the_token_and_says_where_to_give_it() {
+    let server = DevServer::start().await;
+    let dir = scratch_dir();
+    let plugins = seed_plugins(dir.path());
+    let config = listener_config(
+        &server.url(),
+        plugins.to_str().expect("utf-8"),
+        "\n[admin]\ntoken = \"s3cret\"\n",
+    );
+    let gateway = Gateway::start(dir.path(), &config).await;
+    let url = gateway.admin_url();
+    let refused = ctl(&url, &["rules", "list"]).await;
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.stderr.contains("--token"), "{refused:?}");
+    // The token from the configuration file (its address is overridden
+    // here, the harness having moved the API to a free port).
+    let config_path = dir.path().join("weir.toml");
+    let config_arg = config_path.to_str().expect("utf-8");
+    let listed = ctl(&url, &["--config", config_arg, "rules", "list"])
+        .await
+        .success();
+    assert!(listed.stdout.contains("message"), "{listed:?}");
+    let listed = ctl(&url, &["rules", "list", "--token", "s3cret"])
+        .await
+        .success();
+    assert!(listed.stdout.contains("message"), "{listed:?}");
+    gateway.stop().await;
     server.stop().await;
 }
 

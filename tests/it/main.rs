@@ -6,6 +6,7 @@
 mod admin;
 mod cluster;
 mod console;
+mod deploy;
 mod dev;
 mod events;
 mod harness;

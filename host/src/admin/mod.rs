@@ -15,6 +15,7 @@
 mod api;
 pub(crate) mod check;
 mod metrics;
+mod process;
 mod rules;
 
 use crate::pipeline::Handles;
