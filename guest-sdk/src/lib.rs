@@ -10,6 +10,7 @@ mod runtime;
 pub mod schema;
 mod template;
 pub mod testing;
+pub mod topic;
 
 pub use abi::{Flag, Kind, Value};
 pub use error::Error;

@@ -24,3 +24,4 @@ mod pipeline;
 mod render;
 pub mod rules;
 pub mod sink;
+mod tls;

@@ -23,13 +23,13 @@
 use crate::ack::AckToken;
 use crate::config::{Config, ConfigError, MqttMode};
 use crate::event::Event;
-use crate::ingress::{self, Bridge, Delivery, Listener, Qos, StatusHandle, SubscriptionSet};
+use crate::ingress::{self, Bridge, Delivery, Listener, StatusHandle};
 use crate::render::{self, RenderError};
-use crate::rules::{BatchOutput, EngineOptions, RuleEngine, RulesError, Subscriptions, Watcher};
+use crate::rules::{BatchOutput, EngineOptions, RuleEngine, RulesError, Watcher};
 use crate::sink::client::{Client, ClientError};
 use crate::sink::{
-    ConnectorStatus, DEAD_LETTER_REASON, DEAD_LETTER_STREAM, ShutdownReport, Sink, SinkError,
-    SinkMetrics, SinkRecord, SinkSender,
+    DEAD_LETTER_REASON, DEAD_LETTER_STREAM, ShutdownReport, Sink, SinkError, SinkHandle,
+    SinkRecord, SinkSender,
 };
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -117,16 +117,16 @@ pub(crate) struct Handles {
     pub client: Client,
     pub ingress: StatusHandle,
     pub mqtt_mode: MqttMode,
-    pub sink_status: watch::Receiver<ConnectorStatus>,
-    pub sink_metrics: Arc<dyn Fn() -> SinkMetrics + Send + Sync>,
+    pub sink: SinkHandle,
     pub pipeline: Arc<PipelineStats>,
 }
 
-/// A running gateway.
+/// A running gateway. It alone owns the sink; everything else holds a
+/// [`SinkHandle`] or a [`SinkSender`].
 #[derive(Debug)]
 pub(crate) struct Gateway {
     handles: Handles,
-    sink: Arc<Sink>,
+    sink: Sink,
     stop_ingress: watch::Sender<bool>,
     ingress: JoinHandle<()>,
     rules: JoinHandle<()>,
@@ -163,7 +163,7 @@ impl Gateway {
             .map_err(|e| StartError::Task(e.to_string()))??;
         let watcher = engine.watch()?;
 
-        let sink = Arc::new(Sink::start(&config.sink, client.clone()).await?);
+        let sink = Sink::start(&config.sink, client.clone()).await?;
         // Streams the rules need exist before the first message arrives.
         let create = config.hstreamdb.create_streams.clone();
         let streams = engine.streams();
@@ -173,20 +173,17 @@ impl Gateway {
                 ensure_stream(&client, stream, &create).await;
             }
         }
-        sink.set_targets(initial.iter().cloned());
+        sink.handle().set_targets(initial.iter().cloned());
         let follow_rules = tokio::spawn(follow_rule_streams(
             streams,
             initial,
-            sink.clone(),
+            sink.handle().clone(),
             client.clone(),
             create,
         ));
 
-        let (subscriptions_tx, subscriptions) = watch::channel(SubscriptionSet::new());
-        tokio::spawn(follow_subscriptions(
-            engine.subscriptions(),
-            subscriptions_tx,
-        ));
+        // The rules' sources reach ingress as the rule stage checked them.
+        let subscriptions = engine.subscriptions();
 
         let batch_max = config.plugins.batch_max_events;
         let (deliveries_tx, deliveries) = mpsc::channel(batch_max * 2);
@@ -241,15 +238,13 @@ impl Gateway {
             })
         };
 
-        let metrics_sink = sink.clone();
         let handles = Handles {
             node,
             engine,
             client,
             ingress: ingress_status,
             mqtt_mode: config.mqtt.mode,
-            sink_status: sink.status(),
-            sink_metrics: Arc::new(move || metrics_sink.metrics()),
+            sink: sink.handle().clone(),
             pipeline,
         };
         Ok(Gateway {
@@ -288,52 +283,10 @@ impl Gateway {
         follow_rules.abort();
         let _ = follow_rules.await;
         drop(handles);
-        match Arc::try_unwrap(sink) {
-            Ok(sink) => sink.shutdown(deadline).await,
-            Err(_) => {
-                tracing::error!("the sink is still shared at shutdown; records may be left");
-                ShutdownReport {
-                    drained: false,
-                    left_on_disk: 0,
-                }
-            }
-        }
+        // The rules task held the only sender and has ended; handles the
+        // admin API may still hold keep nothing of the sink running.
+        sink.shutdown(deadline).await
     }
-}
-
-/// Keeps the ingress subscriptions equal to the rules' sources.
-async fn follow_subscriptions(
-    mut rules: watch::Receiver<Subscriptions>,
-    ingress: watch::Sender<SubscriptionSet>,
-) {
-    loop {
-        let set = subscription_set(&rules.borrow_and_update());
-        ingress.send_if_modified(|current| {
-            let changed = *current != set;
-            *current = set;
-            changed
-        });
-        if rules.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-fn subscription_set(subscriptions: &Subscriptions) -> SubscriptionSet {
-    let mut set: SubscriptionSet = subscriptions
-        .topics
-        .iter()
-        .map(|(filter, qos)| {
-            let qos = Qos::from_level(*qos).unwrap_or(Qos::AtLeastOnce);
-            (filter.clone(), qos)
-        })
-        .collect();
-    // Events are not MQTT messages: their QoS only matters for the
-    // presence topics a bridge subscribes to for client events.
-    for source in subscriptions.events.iter().filter_map(|k| k.source()) {
-        set.insert(source.into(), Qos::AtLeastOnce);
-    }
-    set
 }
 
 /// Keeps the sink's health-check targets equal to the rules' streams, and
@@ -341,7 +294,7 @@ fn subscription_set(subscriptions: &Subscriptions) -> SubscriptionSet {
 async fn follow_rule_streams(
     mut streams: watch::Receiver<BTreeSet<Arc<str>>>,
     mut known: BTreeSet<Arc<str>>,
-    sink: Arc<Sink>,
+    sink: SinkHandle,
     client: Client,
     create: crate::config::CreateStreamsConfig,
 ) {
@@ -490,27 +443,4 @@ fn dead_letter(
             .insert(DEAD_LETTER_REASON.into(), error.to_string());
     }
     Some((stream.clone(), record))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn rule_sources_become_ingress_subscriptions() {
-        let subscriptions = Subscriptions {
-            topics: BTreeMap::from([("t/#".to_owned(), 1), ("s/+".to_owned(), 0)]),
-            events: [crate::event::EventKind::ClientConnected].into(),
-        };
-        let set = subscription_set(&subscriptions);
-        assert_eq!(
-            set.into_iter().collect::<Vec<_>>(),
-            vec![
-                ("$events/client_connected".to_owned(), Qos::AtLeastOnce),
-                ("s/+".to_owned(), Qos::AtMostOnce),
-                ("t/#".to_owned(), Qos::AtLeastOnce),
-            ]
-        );
-    }
 }

@@ -241,23 +241,11 @@ pub fn neg(a: &Value) -> Result<Value, OpError> {
     }
 }
 
-/// Whether `topic` matches the MQTT topic filter `filter` (`+` one level,
-/// `#` the rest; wildcards at the first level do not match `$` topics).
+/// Whether `topic` matches the MQTT topic filter `filter`, as weir's one
+/// matcher (`weir_guest_sdk::topic`) says: the rule runtime and the host's
+/// router cannot disagree about `=~`.
 pub fn topic_matches(topic: &str, filter: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut t = topic.split('/');
-    let mut f = filter.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return f.next().is_none(),
-            (Some("+"), Some(_)) => {}
-            (Some(fl), Some(tl)) if fl == tl => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    weir_guest_sdk::topic::matches(topic, filter)
 }
 
 #[cfg(test)]

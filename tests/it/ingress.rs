@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use weir::event::Event;
 use weir::ingress::{
     Bridge, BridgeConfig, ConnectionState, Delivery, Listener, ListenerConfig, ListenerTlsConfig,
-    MqttVersion, PresenceConfig, Qos, StatusHandle, SubscriptionSet, UserConfig,
+    MqttVersion, PresenceConfig, Qos, Source, Sources, StatusHandle, UserConfig,
 };
 
 const NODE: &str = "weir-it";
@@ -27,7 +27,7 @@ struct Running {
     status: StatusHandle,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    _subscriptions: watch::Sender<SubscriptionSet>,
+    _subscriptions: watch::Sender<Sources>,
 }
 
 impl Running {
@@ -75,8 +75,12 @@ fn store(delivery: Delivery) -> Event {
     delivery.event
 }
 
-fn subscriptions(sources: &[(&str, Qos)]) -> SubscriptionSet {
-    sources.iter().map(|(s, q)| ((*s).to_owned(), *q)).collect()
+fn subscriptions(sources: &[(&str, Qos)]) -> Sources {
+    let mut set = Sources::default();
+    for (source, qos) in sources {
+        set.add(&Source::parse(source).expect("a valid source"), *qos);
+    }
+    set
 }
 
 fn bridge_config(broker: &Mosquitto, client_id: &str, version: MqttVersion) -> BridgeConfig {
@@ -91,7 +95,7 @@ fn bridge_config(broker: &Mosquitto, client_id: &str, version: MqttVersion) -> B
     }
 }
 
-fn start_bridge(config: BridgeConfig, sources: SubscriptionSet) -> Running {
+fn start_bridge(config: BridgeConfig, sources: Sources) -> Running {
     let (subscriptions_tx, subscriptions_rx) = watch::channel(sources);
     let (out, deliveries) = mpsc::channel(64);
     let bridge = Bridge::new(config, NODE, subscriptions_rx, out).expect("a valid bridge config");
@@ -612,7 +616,7 @@ async fn refused_subscriptions_are_reported_with_the_broker_and_reason() {
             allow_anonymous: true,
             ..ListenerConfig::default()
         },
-        SubscriptionSet::new(),
+        Sources::default(),
     )
     .await;
     for (version, reason) in [
@@ -722,7 +726,7 @@ fn listener_config() -> ListenerConfig {
 
 /// Starts a listener on free loopback ports and a sink that stores every
 /// delivery and passes its event on.
-async fn start_listener(config: ListenerConfig, sources: SubscriptionSet) -> RunningListener {
+async fn start_listener(config: ListenerConfig, sources: Sources) -> RunningListener {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -770,7 +774,7 @@ async fn start_listener(config: ListenerConfig, sources: SubscriptionSet) -> Run
     }
 }
 
-fn device_sources() -> SubscriptionSet {
+fn device_sources() -> Sources {
     subscriptions(&[
         ("dev/#", Qos::AtLeastOnce),
         ("$events/client_connected", Qos::AtMostOnce),

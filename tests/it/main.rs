@@ -17,3 +17,4 @@ mod ingress;
 mod pipeline;
 mod scaleout;
 mod sink;
+mod tidy;

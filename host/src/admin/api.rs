@@ -105,7 +105,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     }
     // The sink's health task owns the status; a closed channel means the
     // sink is gone.
-    if handles.sink_status.has_changed().is_err() {
+    if handles.sink.status().has_changed().is_err() {
         problems.push("the sink stopped".to_owned());
     }
     probe(problems, "ok", "failing")
@@ -143,7 +143,7 @@ fn not_ready(handles: &Handles) -> Vec<String> {
         }
         reasons.push(reason);
     }
-    let sink = handles.sink_status.borrow().clone();
+    let sink = handles.sink.status().borrow().clone();
     if sink.state != ConnectorState::Connected {
         let mut reason = format!("connector {CONNECTOR} is {}", connector_state(sink.state));
         if let Some(error) = sink.last_error {
@@ -205,7 +205,6 @@ async fn status(State(state): State<Arc<AppState>>) -> ApiResult {
             "reconnects": stats.reconnects,
             "malformed_presence": stats.malformed_presence,
             "dropped_qos0": stats.dropped_qos0,
-            "invalid_sources": stats.invalid_sources,
             "refused_subscriptions": stats.refused_subscriptions,
             "connections_accepted": stats.connections_accepted,
             "connections_refused": stats.connections_refused,
@@ -426,8 +425,8 @@ fn known_connector(name: &str) -> Result<(), ApiError> {
 }
 
 fn connector_view(handles: &Handles) -> Value {
-    let status = handles.sink_status.borrow().clone();
-    let metrics = (handles.sink_metrics)();
+    let status = handles.sink.status().borrow().clone();
+    let metrics = handles.sink.metrics();
     let streams: serde_json::Map<String, Value> = metrics
         .streams
         .iter()

@@ -90,8 +90,8 @@ impl Scrape {
         let p = &handles.pipeline;
         Scrape {
             plugins: handles.engine.statuses(),
-            sink: (handles.sink_metrics)(),
-            connector: handles.sink_status.borrow().clone(),
+            sink: handles.sink.metrics(),
+            connector: handles.sink.status().borrow().clone(),
             cluster: handles.client.cluster_view(),
             mqtt_mode: handles.mqtt_mode,
             ingress_state: Some(handles.ingress.connection().state),
@@ -680,11 +680,6 @@ impl Scrape {
                 "weir_ingress_dropped_qos0",
                 "QoS 0 messages dropped because the pipeline already held `qos0_window` of them.",
                 i.dropped_qos0,
-            ),
-            (
-                "weir_ingress_invalid_sources",
-                "Rule sources that are not valid topic filters or event names.",
-                i.invalid_sources,
             ),
             (
                 "weir_ingress_refused_subscriptions",

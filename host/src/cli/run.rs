@@ -102,8 +102,8 @@ pub(crate) async fn serve(
     print_line(out, "weir ready").context("cannot write to stdout")?;
     shutdown.received().await?;
     tracing::info!("shutting down");
-    // The admin API lets go of the gateway's handles first: the sink can
-    // only drain once nothing else holds it.
+    // The admin API stops first, so nobody is told "ready" while the sink
+    // drains; its handles keep nothing of the sink running either way.
     if let Some((stop, mut task)) = admin {
         let _ = stop.send(());
         if tokio::time::timeout(ADMIN_SHUTDOWN_DEADLINE, &mut task)

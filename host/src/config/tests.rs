@@ -1,3 +1,6 @@
+//! Tests of the configuration: parsing, defaults, environment overrides and
+//! the errors that name the field.
+
 use super::*;
 
 fn load(text: &str) -> Result<Config, ConfigError> {

@@ -1,3 +1,6 @@
+//! Tests of `weir import emqx`: EMQX setups in, weir.toml, rule files and
+//! the report out.
+
 use super::*;
 use crate::config::Config;
 use crate::rules::compile::CompiledRule;

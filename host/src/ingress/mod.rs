@@ -8,7 +8,8 @@
 //!   event model is known first hand.
 //!
 //! Both send [`Delivery`]s (event + [`AckToken`]) on a bounded channel and
-//! take the rules' sources as a `watch` of a [`SubscriptionSet`]. Only this
+//! take the rules' sources as a `watch` of [`Sources`], typed and checked by
+//! the rule stage with the one topic-filter module (`weir_guest_sdk::topic`). Only this
 //! module names rumqttc or MQTT packets; the rest of weir sees `Event`s.
 
 mod bridge;
@@ -18,7 +19,6 @@ mod listener;
 mod presence;
 mod props;
 mod qos;
-mod sources;
 pub(crate) mod status;
 mod tls;
 
@@ -28,12 +28,11 @@ pub use config::{BridgeConfig, ListenerConfig, ListenerTlsConfig, MqttVersion, U
 pub(crate) use ids::{MessageIds, now_ms};
 pub use listener::Listener;
 pub use presence::PresenceConfig;
-pub use qos::Qos;
 pub(crate) use qos::{qos_from_v4, qos_from_v5};
-pub use sources::SubscriptionSet;
-pub(crate) use sources::{Source, Sources, topic_matches};
 pub use status::{ConnectionState, StatusHandle};
 pub(crate) use status::{IngressStats, StatusWriter};
+pub use weir_guest_sdk::topic::Qos;
+pub use weir_guest_sdk::topic::{Source, Sources};
 
 use crate::ack::AckToken;
 use crate::event::Event;

@@ -17,10 +17,11 @@
 //! no client id, or has a field of the wrong type, is malformed: the bridge
 //! counts and logs it and carries on.
 
+use super::Source;
 use super::config::{ConfigError, config_error};
-use super::{Source, topic_matches};
 use crate::event::{ClientConnected, ClientDisconnected, Event};
 use serde_json::Value;
+use weir_guest_sdk::topic::matches as topic_matches;
 
 /// Where presence messages come from and how to read them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -128,7 +129,9 @@ impl PresenceConfig {
                         "must be a broker topic filter, not an $events/ source",
                     ));
                 }
-                Err(error) => return Err(config_error(&format!("{field}.{name}"), error.reason)),
+                Err(error) => {
+                    return Err(config_error(&format!("{field}.{name}"), error.to_string()));
+                }
             }
         }
         Ok(())

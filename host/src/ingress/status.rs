@@ -58,7 +58,6 @@ pub(crate) struct Counters {
     pub(crate) malformed_presence: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) dropped_qos0: AtomicU64,
-    pub(crate) invalid_sources: AtomicU64,
     pub(crate) refused_subscriptions: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
@@ -77,8 +76,6 @@ pub struct IngressStats {
     pub reconnects: u64,
     /// QoS 0 messages dropped because the pipeline already held `qos0_window` of them.
     pub dropped_qos0: u64,
-    /// Rule sources that are not valid topic filters or event names.
-    pub invalid_sources: u64,
     /// Bridge: subscriptions the broker refused.
     pub refused_subscriptions: u64,
     /// Listener: connections whose CONNECT was accepted.
@@ -119,7 +116,6 @@ impl StatusHandle {
             malformed_presence: get(&c.malformed_presence),
             reconnects: get(&c.reconnects),
             dropped_qos0: get(&c.dropped_qos0),
-            invalid_sources: get(&c.invalid_sources),
             refused_subscriptions: get(&c.refused_subscriptions),
             connections_accepted: get(&c.connections_accepted),
             connections_refused: get(&c.connections_refused),

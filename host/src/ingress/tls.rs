@@ -3,46 +3,31 @@
 //! ring provider the rest of weir uses.
 
 use super::config::{ClientTlsConfig, ConfigError, ListenerTlsConfig, config_error};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use crate::tls::{
+    PemError, accept_any_server, provider, read_certificates, read_private_key, system_roots,
+    trust_anchors,
+};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
 use std::sync::Arc;
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// A PEM problem as a configuration error of `field`.
+fn pem_error(field: &str) -> impl Fn(PemError) -> ConfigError + '_ {
+    move |e| config_error(field, format!("{}: {e}", e.path().display()))
 }
 
 fn read_certs(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let bad = |reason: String| config_error(field, format!("{}: {reason}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
-    if certs.is_empty() {
-        return Err(bad("contains no PEM certificate".into()));
-    }
-    Ok(certs)
+    read_certificates(path, "certificate").map_err(pem_error(field))
 }
 
 fn read_key(field: &str, path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let bad = |reason: String| config_error(field, format!("{}: {reason}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| bad(format!("not a PEM private key ({e})")))?
-        .ok_or_else(|| bad("contains no PEM private key".into()))
+    read_private_key(path, "private key").map_err(pem_error(field))
 }
 
 fn roots(field: &str, path: &Path) -> Result<RootCertStore, ConfigError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(field, path)? {
-        roots
-            .add(cert)
-            .map_err(|e| config_error(field, format!("{}: {e}", path.display())))?;
-    }
-    Ok(roots)
+    trust_anchors(path, "CA").map_err(pem_error(field))
 }
 
 /// The TLS configuration weir uses to connect to a broker.
@@ -54,10 +39,8 @@ pub(crate) fn client_config(tls: &ClientTlsConfig) -> Result<rustls::ClientConfi
     let roots = match &tls.ca_file {
         Some(path) => roots("bridge.tls.ca_file", path)?,
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            let mut roots = RootCertStore::empty();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 && tls.verify {
+            let roots = system_roots();
+            if roots.is_empty() && tls.verify {
                 return Err(config_error(
                     "bridge.tls.ca_file",
                     "is not set and the system has no root certificates",
@@ -79,7 +62,7 @@ pub(crate) fn client_config(tls: &ClientTlsConfig) -> Result<rustls::ClientConfi
     if !tls.verify {
         config
             .dangerous()
-            .set_certificate_verifier(Arc::new(NoVerification(provider)));
+            .set_certificate_verifier(accept_any_server(provider));
     }
     Ok(config)
 }
@@ -106,56 +89,6 @@ pub(crate) fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerCon
             read_key("listener.tls.key_file", &tls.key_file)?,
         )
         .map_err(|e| config_error("listener.tls.key_file", e.to_string()))
-}
-
-/// Accepts any broker certificate (`verify = false`), while still checking
-/// that the handshake is signed by the certificate presented.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

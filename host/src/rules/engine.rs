@@ -13,7 +13,7 @@ use super::disabled::read_disabled;
 use super::encode::PayloadCache;
 use super::plugin::LoadedPlugin;
 use super::registry::Record;
-use super::router::{Subscriptions, TopicIndex};
+use super::router::TopicIndex;
 use super::runtime::{Runtime, RuntimeOptions};
 use super::{BatchOutput, RulesError};
 use crate::event::Event;
@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use weir_guest_sdk::topic::Sources;
 
 /// How to build a [`RuleEngine`].
 #[derive(Debug, Clone)]
@@ -70,9 +71,9 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
-    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Subscriptions) {
+    fn build(plugins: Vec<Arc<LoadedPlugin>>) -> (Snapshot, Sources) {
         let mut index = TopicIndex::default();
-        let mut subs = Subscriptions::default();
+        let mut subs = Sources::default();
         for (id, plugin) in plugins.iter().enumerate() {
             for filter in &plugin.manifest.sources {
                 index.insert(filter, id);
@@ -99,7 +100,7 @@ pub(super) struct Inner {
     pub(super) records: Mutex<BTreeMap<String, Record>>,
     /// Plugins an operator disabled; changed only under `loading`.
     pub(super) disabled: Mutex<BTreeSet<String>>,
-    pub(super) subscriptions: watch::Sender<Subscriptions>,
+    pub(super) subscriptions: watch::Sender<Sources>,
     /// Every stream the loaded plugins may write to, dead-letter streams
     /// included: what the sink must find in HStreamDB.
     pub(super) streams: watch::Sender<BTreeSet<Arc<str>>>,
@@ -150,7 +151,7 @@ impl RuleEngine {
                 current: RwLock::default(),
                 records: Mutex::default(),
                 disabled: Mutex::new(disabled),
-                subscriptions: watch::Sender::new(Subscriptions::default()),
+                subscriptions: watch::Sender::new(Sources::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
                 versions: Mutex::default(),
                 loading: Mutex::new(()),
@@ -209,7 +210,7 @@ impl RuleEngine {
     }
 
     /// The union of the loaded plugins' sources; changes on reloads.
-    pub fn subscriptions(&self) -> watch::Receiver<Subscriptions> {
+    pub fn subscriptions(&self) -> watch::Receiver<Sources> {
         self.inner.subscriptions.subscribe()
     }
 

@@ -30,11 +30,11 @@
 //! [config]                         # anything; passed to init as JSON
 //! ```
 
-use super::router::{self, Filter};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use weir_guest_sdk::topic::{Qos, Source};
 
 /// Why a manifest was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -167,8 +167,8 @@ impl Limits {
 /// A checked manifest.
 #[derive(Debug, Clone)]
 pub(super) struct Manifest {
-    pub sources: Vec<Filter>,
-    pub qos: u8,
+    pub sources: Vec<Source>,
+    pub qos: Qos,
     pub description: Option<String>,
     /// The action's stream.
     pub stream: Arc<str>,
@@ -211,14 +211,12 @@ impl Manifest {
             .sources
             .iter()
             .enumerate()
-            .map(|(i, s)| router::parse_filter(s).map_err(|m| err(&format!("sources[{i}]"), m)))
+            .map(|(i, s)| {
+                Source::parse(s).map_err(|e| err(&format!("sources[{i}]"), e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        if raw.qos > 2 {
-            return Err(err(
-                "qos",
-                format!("{} is not an MQTT QoS (0, 1 or 2)", raw.qos),
-            ));
-        }
+        let qos = Qos::from_level(raw.qos)
+            .ok_or_else(|| err("qos", format!("{} is not an MQTT QoS (0, 1 or 2)", raw.qos)))?;
         for (field, name) in std::iter::once(("action.stream", &raw.action.stream))
             .chain(raw.action.streams.iter().map(|s| ("action.streams", s)))
             .chain(
@@ -249,7 +247,7 @@ impl Manifest {
         };
         Ok(Manifest {
             sources,
-            qos: raw.qos,
+            qos,
             description: raw.description,
             stream,
             streams,
@@ -317,7 +315,7 @@ mod tests {
     #[test]
     fn a_minimal_manifest_gets_defaults() {
         let m = parse("sources = [\"t/#\"]\n[action]\nstream = \"s\"\n").expect("valid");
-        assert_eq!(m.qos, 1);
+        assert_eq!(m.qos, Qos::AtLeastOnce);
         assert_eq!(m.format, Format::Json);
         assert_eq!(m.limits, Limits::default());
         assert_eq!(&*m.stream, "s");

@@ -47,8 +47,10 @@
 //!   Records are slices of one buffer per plugin call (`bytes::Bytes`).
 //! - **Subscriptions**: [`RuleEngine::subscriptions`] is a
 //!   `tokio::sync::watch` of the union of the loaded plugins' sources with
-//!   the highest QoS any plugin asks for; it changes when a plugin is loaded,
-//!   unloaded or its manifest's sources change.
+//!   the highest QoS any plugin asks for (`weir_guest_sdk::topic::Sources`,
+//!   which ingress subscribes to as it is); it changes when a plugin is
+//!   loaded, unloaded or its manifest's sources change. A source ingress
+//!   could not subscribe to (`$share/...`) is refused when the plugin loads.
 //! - **Hot reload** runs on its own thread ([`RuleEngine::watch`]):
 //!   compilation, `init` and the swap never touch the async runtime.
 //!
@@ -87,7 +89,6 @@ pub(crate) use manifest::ManifestError;
 #[cfg(test)]
 pub(crate) use metrics::MetricsSnapshot;
 pub(crate) use registry::{Change, PluginState, PluginStatus};
-pub(crate) use router::Subscriptions;
 pub(crate) use runtime::{FailureKind, LoadError};
 pub(crate) use trial::RuleTrial;
 pub(crate) use watcher::Watcher;

@@ -1,4 +1,6 @@
-//! Which plugins see an event: an index of MQTT topic filters.
+//! Which plugins see an event: an index of the loaded plugins' sources
+//! (`weir_guest_sdk::topic::Source`, parsed and checked where a manifest or
+//! rule file is read).
 //!
 //! Filters are stored in a trie keyed by topic level, with separate edges
 //! for `+` and `#`, so matching a topic costs one walk over its levels (plus
@@ -8,62 +10,8 @@
 //! the first level do not match topics beginning with `$` is kept.
 
 use crate::event::{Event, EventKind};
-use std::collections::{BTreeMap, BTreeSet};
-use weir_guest_sdk::schema;
-
-/// A parsed plugin source.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Filter {
-    /// An MQTT topic filter, as written.
-    Topic(String),
-    /// An `$events/...` source: every event of that kind.
-    Event(EventKind),
-}
-
-impl std::fmt::Display for Filter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Filter::Topic(topic) => topic,
-            Filter::Event(kind) => kind.source().unwrap_or_default(),
-        })
-    }
-}
-
-/// Checks a source string: an MQTT topic filter (`+` a whole level, `#`
-/// only as the last level) or one of the `$events/` names.
-pub(super) fn parse_filter(source: &str) -> Result<Filter, String> {
-    if let Some(kind) = schema::kind_of_source(source) {
-        return Ok(Filter::Event(kind));
-    }
-    if source.starts_with("$events/") {
-        let known: Vec<&str> = schema::event_sources().collect();
-        return Err(format!(
-            "unknown event source `{source}`; known: {}",
-            known.join(", ")
-        ));
-    }
-    if source.is_empty() {
-        return Err("a topic filter cannot be empty".into());
-    }
-    if source.len() > 65535 {
-        return Err("a topic filter is at most 65535 bytes".into());
-    }
-    if source.contains('\0') {
-        return Err(format!("topic filter `{source}` contains a NUL character"));
-    }
-    let levels: Vec<&str> = source.split('/').collect();
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(format!(
-                "in `{source}`, `#` must be a whole level and the last one"
-            ));
-        }
-        if level.contains('+') && *level != "+" {
-            return Err(format!("in `{source}`, `+` must be a whole level"));
-        }
-    }
-    Ok(Filter::Topic(source.to_owned()))
-}
+use std::collections::BTreeMap;
+use weir_guest_sdk::topic::Source;
 
 #[derive(Debug, Default)]
 struct Node {
@@ -87,12 +35,12 @@ pub(super) struct TopicIndex {
 
 impl TopicIndex {
     /// Adds `filter` for plugin `id`.
-    pub(super) fn insert(&mut self, filter: &Filter, id: usize) {
-        match filter {
-            Filter::Event(kind) => self.events[*kind as usize].push(id),
-            Filter::Topic(topic) => {
+    pub(super) fn insert(&mut self, source: &Source, id: usize) {
+        match source {
+            Source::Event(kind) => self.events[*kind as usize].push(id),
+            Source::Topic(filter) => {
                 let mut node = &mut self.root;
-                for level in topic.split('/') {
+                for level in filter.as_str().split('/') {
                     node = match level {
                         "#" => {
                             node.hash.push(id);
@@ -151,29 +99,6 @@ fn descend(node: &Node, tail: Option<&str>, dollar: bool, found: &mut impl FnMut
     }
 }
 
-/// What weir must subscribe to for the loaded plugins: the union of their
-/// topic filters with the highest QoS any plugin asks for, and the kinds of
-/// the `$events/...` sources any plugin reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Subscriptions {
-    pub topics: BTreeMap<String, u8>,
-    pub events: BTreeSet<EventKind>,
-}
-
-impl Subscriptions {
-    pub(crate) fn add(&mut self, filter: &Filter, qos: u8) {
-        match filter {
-            Filter::Topic(t) => {
-                let q = self.topics.entry(t.clone()).or_insert(qos);
-                *q = (*q).max(qos);
-            }
-            Filter::Event(kind) => {
-                self.events.insert(*kind);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +106,7 @@ mod tests {
     fn index(filters: &[&str]) -> TopicIndex {
         let mut index = TopicIndex::default();
         for (id, f) in filters.iter().enumerate() {
-            index.insert(&parse_filter(f).expect("valid filter"), id);
+            index.insert(&Source::parse(f).expect("valid filter"), id);
         }
         index
     }
@@ -212,31 +137,26 @@ mod tests {
         assert_eq!(matched(&idx, "a/x"), vec![0, 1]);
     }
 
+    /// The index is a faster way to ask `weir_guest_sdk::topic::matches` of
+    /// many filters at once; it must give the same answers.
     #[test]
-    fn bad_filters_are_rejected() {
-        for bad in ["a/#/b", "a#", "a/b+", "", "$events/nope"] {
-            assert!(parse_filter(bad).is_err(), "{bad}");
+    fn the_index_agrees_with_the_one_matcher() {
+        let filters = [
+            "#", "+", "t/#", "t/+", "t/+/x", "a/b", "+/+", "t/1/#", "$SYS/#", "+/x", "t//x",
+            "t/+/+", "$SYS/+/b",
+        ];
+        let topics = [
+            "t", "t/1", "t/1/x", "a/b", "a/b/c", "t//x", "$SYS/x", "$SYS/a/b", "a/x", "/", "",
+        ];
+        for filter in filters {
+            let idx = index(&[filter]);
+            for topic in topics {
+                assert_eq!(
+                    !matched(&idx, topic).is_empty(),
+                    weir_guest_sdk::topic::matches(topic, filter),
+                    "{topic:?} against {filter:?}"
+                );
+            }
         }
-    }
-
-    #[test]
-    fn every_event_source_of_the_schema_is_a_filter() {
-        for kind in EventKind::ALL.into_iter().skip(1) {
-            let source = kind.source().expect("a source");
-            assert_eq!(parse_filter(source), Ok(Filter::Event(kind)));
-            assert_eq!(Filter::Event(kind).to_string(), source);
-        }
-        let err = parse_filter("$events/message_publish").expect_err("not a source");
-        assert!(err.contains("$events/message_delivered"), "{err}");
-    }
-
-    #[test]
-    fn subscriptions_keep_the_highest_qos() {
-        let mut subs = Subscriptions::default();
-        subs.add(&parse_filter("t/#").expect("valid"), 0);
-        subs.add(&parse_filter("t/#").expect("valid"), 2);
-        subs.add(&parse_filter("$events/client_connected").expect("valid"), 1);
-        assert_eq!(subs.topics.get("t/#"), Some(&2));
-        assert_eq!(subs.events, BTreeSet::from([EventKind::ClientConnected]));
     }
 }

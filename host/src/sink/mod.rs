@@ -20,6 +20,8 @@
 //! - `dispatcher` and `batcher`: routing, lanes, batches, re-routing.
 //! - `append` and `retry`: one batch's appends and what errors call for.
 //! - `health` and [`metrics`]: connector status and EMQX-named counters.
+//! - `handle`: `SinkHandle`, what the admin API and the stream follower
+//!   hold (status, metrics, targets); only the gateway holds the `Sink`.
 //!
 //! The guarantees (order per in-flight setting, ack point, duplicate window,
 //! what survives a crash) are in ARCHITECTURE.md, "Sink".
@@ -31,6 +33,7 @@ pub mod client;
 mod config;
 mod disk;
 mod dispatcher;
+mod handle;
 mod health;
 mod metrics;
 mod retry;
@@ -130,6 +133,7 @@ use budget::{ByteBudget, Permit};
 use client::Client;
 use disk::{Control, Disk};
 use dispatcher::{Dispatcher, Parts};
+pub(crate) use handle::SinkHandle;
 use metrics::{DropReason, Registry, StreamMetrics};
 use retry::Backoff;
 use std::sync::Arc;
@@ -338,9 +342,7 @@ pub(crate) struct Sink {
     health: JoinHandle<()>,
     flush: Option<oneshot::Sender<tokio::time::Instant>>,
     disk: Option<Disk>,
-    status: watch::Receiver<ConnectorStatus>,
-    targets: watch::Sender<Vec<Arc<str>>>,
-    dead_letter_stream: Option<Arc<str>>,
+    handle: SinkHandle,
 }
 
 impl Sink {
@@ -422,7 +424,18 @@ impl Sink {
             status_tx,
             failing,
         ));
-        let sink = Sink {
+        let handle = SinkHandle {
+            status,
+            targets: Arc::new(targets),
+            dead_letter_stream: settings.dead_letter_stream.clone(),
+            registry: shared.registry.clone(),
+            memory: shared.memory.clone(),
+            disk: disk
+                .as_ref()
+                .map(|disk| (disk.stats.clone(), disk.budget.clone())),
+        };
+        handle.set_targets(std::iter::empty::<Arc<str>>());
+        Ok(Sink {
             sender: SinkSender {
                 shared: shared.clone(),
             },
@@ -431,12 +444,8 @@ impl Sink {
             health,
             flush: Some(flush),
             disk,
-            status,
-            targets,
-            dead_letter_stream: settings.dead_letter_stream.clone(),
-        };
-        sink.set_targets(std::iter::empty::<Arc<str>>());
-        Ok(sink)
+            handle,
+        })
     }
 
     /// A sender for records.
@@ -444,36 +453,10 @@ impl Sink {
         self.sender.clone()
     }
 
-    /// The connector status, updated by health checks and appends.
-    pub(crate) fn status(&self) -> watch::Receiver<ConnectorStatus> {
-        self.status.clone()
-    }
-
-    /// Tells the health check which streams the rules write to (call again
-    /// when rules are reloaded); the dead-letter stream is always checked.
-    pub(crate) fn set_targets<S: Into<Arc<str>>>(&self, streams: impl IntoIterator<Item = S>) {
-        let mut names: Vec<Arc<str>> = streams.into_iter().map(Into::into).collect();
-        names.extend(self.dead_letter_stream.clone());
-        names.sort();
-        names.dedup();
-        self.targets.send_if_modified(|targets| {
-            let changed = *targets != names;
-            *targets = std::mem::take(&mut names);
-            changed
-        });
-    }
-
-    /// Every counter, per stream, and the buffers' state.
-    pub(crate) fn metrics(&self) -> SinkMetrics {
-        SinkMetrics {
-            streams: self.shared.registry.snapshot(),
-            memory_bytes: self.shared.memory.used(),
-            memory_limit: self.shared.memory.limit(),
-            disk: self
-                .disk
-                .as_ref()
-                .map(|disk| disk.stats.snapshot(&disk.budget)),
-        }
+    /// What the admin API and the stream follower may hold: status,
+    /// metrics and health-check targets, but not the sink itself.
+    pub(crate) fn handle(&self) -> &SinkHandle {
+        &self.handle
     }
 
     /// Stops taking records, appends what is buffered until `deadline`

@@ -186,7 +186,8 @@ fn assert_key_order(records: &[ReadRecord]) {
 }
 
 fn stream_metrics(sink: &Sink, stream: &str) -> StreamSnapshot {
-    sink.metrics()
+    sink.handle()
+        .metrics()
         .streams
         .get(stream)
         .cloned()
@@ -295,7 +296,7 @@ async fn outage_under_steady_load(inflight_per_shard: usize) -> Vec<ReadRecord> 
     let records = read_stream(&client, "s", total).await;
     assert_eq!(records.len(), total, "every record once");
     until("the status to recover", || {
-        sink.status().borrow().state == ConnectorState::Connected
+        sink.handle().status().borrow().state == ConnectorState::Connected
     })
     .await;
     records
@@ -344,14 +345,17 @@ async fn the_disk_buffer_survives_a_crash_and_replays_with_bounded_duplicates() 
     let sink = Sink::start(&config, client.clone())
         .await
         .expect("restarts");
-    let disk = sink.metrics().disk.expect("disk metrics");
+    let disk = sink.handle().metrics().disk.expect("disk metrics");
     assert!(disk.replayed > 0, "records left at the crash are replayed");
     // Only what was in flight can be stored twice: one batch per shard.
     let bound = 2 * config.inflight_per_shard * config.batch.max_records;
     assert!(disk.in_doubt > 0, "appends were in flight at the crash");
     assert!(disk.in_doubt as usize <= bound, "{disk:?}");
     until("the replay to finish", || {
-        sink.metrics().disk.is_some_and(|disk| disk.records == 0)
+        sink.handle()
+            .metrics()
+            .disk
+            .is_some_and(|disk| disk.records == 0)
     })
     .await;
     let records = read_stream(&client, "s", total).await;
@@ -463,10 +467,10 @@ async fn a_slow_server_makes_senders_wait_within_the_memory_bound() {
             }
         }
     });
-    let limit = sink.metrics().memory_limit;
+    let limit = sink.handle().metrics().memory_limit;
     let mut saw_waiting = false;
     while !load.is_finished() {
-        let metrics = sink.metrics();
+        let metrics = sink.handle().metrics();
         assert!(
             metrics.memory_bytes <= limit,
             "{} bytes held over the {limit} bound",
@@ -528,7 +532,7 @@ async fn a_full_disk_buffer_makes_senders_wait_and_frees_space_as_records_go() {
     });
     let mut saw_full = false;
     while !load.is_finished() {
-        let disk = sink.metrics().disk.expect("disk metrics");
+        let disk = sink.handle().metrics().disk.expect("disk metrics");
         // Segment headers are taken beyond the bound, never records.
         assert!(
             disk.bytes <= disk.limit + 1024,
@@ -610,7 +614,7 @@ async fn records_expire_after_the_request_ttl_and_are_counted() {
     assert_eq!(metrics.dropped.expired, 10, "{metrics:?}");
     assert_eq!(metrics.success, 0);
     until("the status to show the outage", || {
-        let status = sink.status().borrow().clone();
+        let status = sink.handle().status().borrow().clone();
         status.state == ConnectorState::Disconnected
             && status
                 .last_error
@@ -716,8 +720,8 @@ async fn a_shutdown_deadline_drops_and_counts_what_is_left() {
 async fn health_checks_report_missing_target_streams() {
     let (_server, client) = setup(1).await;
     let sink = Sink::start(&config(), client).await.expect("starts");
-    sink.set_targets(["s", "absent"]);
-    let mut status = sink.status();
+    sink.handle().set_targets(["s", "absent"]);
+    let mut status = sink.handle().status();
     let found = tokio::time::timeout(
         DEADLINE,
         status.wait_for(|s| s.state == ConnectorState::Connected && !s.missing_streams.is_empty()),
@@ -744,7 +748,7 @@ async fn an_unreachable_cluster_is_reported_connecting() {
     )
     .expect("client");
     let sink = Sink::start(&config(), client).await.expect("starts");
-    let mut status = sink.status();
+    let mut status = sink.handle().status();
     let seen = tokio::time::timeout(DEADLINE, status.wait_for(|s| s.checked_at.is_some()))
         .await
         .expect("a health check before the deadline")

@@ -62,8 +62,7 @@ mod client;
 use super::config::{BridgeConfig, BrokerAddress, ConfigError, Transport};
 use super::presence::{Presence, PresenceKind};
 use super::{
-    ConnectionState, Delivery, MessageIds, Qos, Sources, StatusHandle, StatusWriter,
-    SubscriptionSet, now_ms, tls,
+    ConnectionState, Delivery, MessageIds, Qos, Sources, StatusHandle, StatusWriter, now_ms, tls,
 };
 use crate::ack::{AckGroup, AckQueue, MessageOutcome};
 use crate::event::{Event, EventKind, MessagePublish, PublishFlags};
@@ -100,7 +99,7 @@ pub struct Bridge {
     address: BrokerAddress,
     tls: Option<Arc<rustls::ClientConfig>>,
     node: String,
-    subscriptions: watch::Receiver<SubscriptionSet>,
+    subscriptions: watch::Receiver<Sources>,
     out: mpsc::Sender<Delivery>,
     status: StatusWriter,
 }
@@ -112,7 +111,7 @@ impl Bridge {
     pub fn new(
         config: BridgeConfig,
         node: impl Into<String>,
-        subscriptions: watch::Receiver<SubscriptionSet>,
+        subscriptions: watch::Receiver<Sources>,
         out: mpsc::Sender<Delivery>,
     ) -> Result<Bridge, ConfigError> {
         config.validate()?;
@@ -181,7 +180,7 @@ impl Bridge {
             config,
         };
         let initial = subscriptions.borrow_and_update().clone();
-        task.set_sources(&initial);
+        task.set_sources(initial);
         tracing::info!(broker = %task.broker, "bridge connecting");
 
         tokio::pin!(shutdown);
@@ -207,8 +206,8 @@ impl Bridge {
                 () = group.completed() => task.release_acks(),
                 changed = subscriptions.changed(), if subscriptions_open => match changed {
                     Ok(()) => {
-                        let set = subscriptions.borrow_and_update().clone();
-                        task.set_sources(&set);
+                        let sources = subscriptions.borrow_and_update().clone();
+                        task.set_sources(sources);
                     }
                     // Nobody will change the set again: keep the last one.
                     Err(_) => subscriptions_open = false,
@@ -333,15 +332,14 @@ impl DropLog {
 /// brings it in).
 fn newly_unobservable(old: &Sources, new: &Sources) -> Vec<&'static str> {
     new.events
-        .keys()
-        .filter(|kind| !BRIDGE_EVENTS.contains(kind) && !old.events.contains_key(kind))
+        .iter()
+        .filter(|kind| !BRIDGE_EVENTS.contains(kind) && !old.events.contains(kind))
         .filter_map(|kind| kind.source())
         .collect()
 }
 
 impl Task {
-    fn set_sources(&mut self, set: &SubscriptionSet) {
-        let sources = Sources::from_set(set, &self.status.counters);
+    fn set_sources(&mut self, sources: Sources) {
         for source in newly_unobservable(&self.sources, &sources) {
             tracing::warn!(
                 source,
@@ -366,15 +364,20 @@ impl Task {
             *entry = (*entry).max(qos);
         };
         for (filter, &qos) in &self.sources.topics {
-            want(shared(filter), qos);
+            want(shared(filter.as_str()), qos);
         }
-        if let Some(&qos) = self.sources.events.get(&EventKind::ClientConnected) {
-            want(shared(self.presence.filter(PresenceKind::Connected)), qos);
+        // Events are not MQTT messages: QoS 1 keeps the presence messages
+        // they come from until they are acknowledged.
+        if self.sources.wants(EventKind::ClientConnected) {
+            want(
+                shared(self.presence.filter(PresenceKind::Connected)),
+                Qos::AtLeastOnce,
+            );
         }
-        if let Some(&qos) = self.sources.events.get(&EventKind::ClientDisconnected) {
+        if self.sources.wants(EventKind::ClientDisconnected) {
             want(
                 shared(self.presence.filter(PresenceKind::Disconnected)),
-                qos,
+                Qos::AtLeastOnce,
             );
         }
         // Not shared: each member watches the broker it is connected to.
@@ -515,7 +518,12 @@ impl Task {
         if received.topic.as_deref() == Ok(broker_drops::TOPIC) {
             self.on_broker_drops(&received.payload);
             // A rule may read `$SYS` too; otherwise the counter is weir's own.
-            if !self.sources.topics.keys().any(|f| f.starts_with("$SYS")) {
+            if !self
+                .sources
+                .topics
+                .keys()
+                .any(|f| f.as_str().starts_with("$SYS"))
+            {
                 return;
             }
         }
@@ -687,13 +695,13 @@ mod tests {
 
     #[test]
     fn sources_a_bridge_cannot_observe_are_reported_once() {
-        let counters = crate::ingress::status::Counters::default();
         let sources = |names: &[&str]| {
-            let set: SubscriptionSet = names
-                .iter()
-                .map(|n| ((*n).to_owned(), Qos::AtLeastOnce))
-                .collect();
-            Sources::from_set(&set, &counters)
+            let mut sources = Sources::default();
+            for name in names {
+                let source = crate::ingress::Source::parse(name).expect("a valid source");
+                sources.add(&source, Qos::AtLeastOnce);
+            }
+            sources
         };
         let before = sources(&["t/#", "$events/client_connected"]);
         let after = sources(&[

@@ -6,17 +6,18 @@
 //! whether or not a rule stores it, and routing never waits (a full
 //! subscriber queue drops that delivery, it does not slow the publisher), so
 //! the publisher's PUBACK still waits only for its records to be stored.
-//! Matching uses ingress's one topic-filter matcher (`topic_matches`) over
+//! Matching uses weir's one topic-filter matcher (`weir_guest_sdk::topic`) over
 //! the subscriptions: a listener is an edge broker with few subscribers, so
 //! a scan costs less than keeping an index in step.
 
 use super::codec::ForwardProps;
 use crate::event::{MessagePublish, Receiver};
-use crate::ingress::{Qos, topic_matches};
+use crate::ingress::Qos;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
+use weir_guest_sdk::topic::matches as topic_matches;
 
 /// The highest QoS weir grants a subscription: QoS 2 deliveries would need
 /// the PUBREC/PUBREL state machine on the sending side, which a gateway

@@ -674,7 +674,7 @@ where
         if f.filter.starts_with("$share/") || f.filter.starts_with("$queue/") {
             return SubscribeCode::SharedUnsupported;
         }
-        if f.filter.is_empty() || f.filter.contains('\0') || !rumqttc::valid_filter(&f.filter) {
+        if weir_guest_sdk::topic::TopicFilter::parse(&f.filter).is_err() {
             return SubscribeCode::InvalidFilter;
         }
         let qos = f.qos.min(MAX_GRANTED_QOS);

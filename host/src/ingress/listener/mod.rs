@@ -70,10 +70,7 @@ mod codec;
 mod connection;
 
 use super::config::{ConfigError, ListenerConfig, config_error};
-use super::{
-    ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, SubscriptionSet,
-    tls,
-};
+use super::{ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, tls};
 use broker::SubOptions;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -102,7 +99,7 @@ pub struct Listener {
     config: ListenerConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
     node: String,
-    subscriptions: watch::Receiver<SubscriptionSet>,
+    subscriptions: watch::Receiver<Sources>,
     out: mpsc::Sender<Delivery>,
     status: StatusWriter,
 }
@@ -114,7 +111,7 @@ impl Listener {
     pub fn new(
         config: ListenerConfig,
         node: impl Into<String>,
-        subscriptions: watch::Receiver<SubscriptionSet>,
+        subscriptions: watch::Receiver<Sources>,
         out: mpsc::Sender<Delivery>,
     ) -> Result<Listener, ConfigError> {
         config.validate()?;
@@ -161,11 +158,8 @@ impl Listener {
             status,
         } = self;
         let acceptor = tls_config.map(tokio_rustls::TlsAcceptor::from);
-        let counters = status.counters.clone();
-        let (sources_tx, sources) = watch::channel(Arc::new(Sources::from_set(
-            &subscriptions.borrow_and_update(),
-            &counters,
-        )));
+        let (sources_tx, sources) =
+            watch::channel(Arc::new(subscriptions.borrow_and_update().clone()));
         let (stop_tx, stop) = watch::channel(false);
         let sockets = Arc::new(Semaphore::new(config.max_connections + PRE_CONNECT_SLACK));
         let shared = Arc::new(connection::Shared {
@@ -238,7 +232,7 @@ impl Listener {
                 changed = subscriptions.changed(), if subscriptions_open => match changed {
                     Ok(()) => {
                         let set = subscriptions.borrow_and_update().clone();
-                        sources_tx.send_replace(Arc::new(Sources::from_set(&set, &counters)));
+                        sources_tx.send_replace(Arc::new(set));
                     }
                     Err(_) => subscriptions_open = false,
                 },

@@ -34,7 +34,6 @@ pub(crate) use event_json::event_from_json;
 pub use native::{Outcome, RecordOut};
 
 use super::manifest::{self, Format, Limits, Manifest};
-use super::router::{self, Filter};
 use crate::event::EventKind;
 use lower::Kinds;
 use serde::Deserialize;
@@ -42,6 +41,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use weir_guest_sdk::abi::FieldsSpec;
+use weir_guest_sdk::topic::{Qos, Source};
 use weir_rules_runtime::program::Program;
 
 /// An error at a position of a text (SQL or template), 1-based.
@@ -327,7 +327,7 @@ impl CompiledRule {
                     .collect(),
             ),
         );
-        doc.insert("qos".into(), toml::Value::Integer(i64::from(m.qos)));
+        doc.insert("qos".into(), toml::Value::Integer(i64::from(m.qos.level())));
         if let Some(d) = &m.description {
             doc.insert("description".into(), toml::Value::String(d.clone()));
         }
@@ -381,13 +381,13 @@ fn parse_file(text: &str, file: &Path) -> Result<RawRule, RuleError> {
 }
 
 fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
-    if raw.qos > 2 {
-        return Err(RuleError::plain(
+    let qos = Qos::from_level(raw.qos).ok_or_else(|| {
+        RuleError::plain(
             file,
             "qos",
             format!("{} is not an MQTT QoS (0, 1 or 2)", raw.qos),
-        ));
-    }
+        )
+    })?;
     for (field, name) in std::iter::once(("action.stream", &raw.action.stream)).chain(
         raw.action
             .dead_letter
@@ -402,7 +402,7 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
     let stream: Arc<str> = raw.action.stream.as_str().into();
     Ok(Manifest {
         sources: Vec::new(),
-        qos: raw.qos,
+        qos,
         description: raw.description.clone(),
         stream: stream.clone(),
         streams: vec![stream],
@@ -421,7 +421,7 @@ fn manifest_of(raw: &RawRule, file: &Path) -> Result<Manifest, RuleError> {
 /// What checking a rule's SQL and templates gives.
 struct Checked {
     program: Program,
-    sources: Vec<Filter>,
+    sources: Vec<Source>,
     /// The ABI fields the program reads.
     fields: Vec<String>,
     warnings: Vec<String>,
@@ -435,11 +435,11 @@ fn program_of(raw: &RawRule, file: &Path) -> Result<Checked, RuleError> {
     let mut kinds = Kinds::default();
     let mut sources = Vec::new();
     for (source, at) in &statement.sources {
-        let filter = router::parse_filter(source)
-            .map_err(|m| sql_err(Located::at_offset(sql_text, *at, m)))?;
+        let filter = Source::parse(source)
+            .map_err(|e| sql_err(Located::at_offset(sql_text, *at, e.to_string())))?;
         kinds.insert(match &filter {
-            Filter::Topic(_) => EventKind::MessagePublish,
-            Filter::Event(kind) => *kind,
+            Source::Topic(_) => EventKind::MessagePublish,
+            Source::Event(kind) => *kind,
         });
         if !sources.contains(&filter) {
             sources.push(filter);

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::rules::{Change, ErrorKind, LoadError, PluginState, RulesError};
-use weir_plugin_artifacts::{CONNECT, ENRICH, MESSAGE};
+use weir_guest_sdk::topic::Qos;
+use weir_plugin_artifacts::{CONNECT, ENRICH, MESSAGE, Target};
 
 const MANIFEST: &str = "sources = [\"t/#\"]\n[action]\nstream = \"s\"\n";
 
@@ -189,7 +190,7 @@ fn subscriptions_follow_the_loaded_plugins() {
     assert!(subs.has_changed().expect("sender alive"));
     {
         let now = subs.borrow_and_update();
-        assert_eq!(now.topics.get("t/#"), Some(&1));
+        assert_eq!(now.topics.get("t/#"), Some(&Qos::AtLeastOnce));
         assert!(
             !now.events
                 .contains(&crate::event::EventKind::ClientConnected)
@@ -211,8 +212,8 @@ fn subscriptions_follow_the_loaded_plugins() {
     install_with(&engine, &MESSAGE, &manifest);
     {
         let now = subs.borrow_and_update();
-        assert_eq!(now.topics.get("u/+"), Some(&2));
-        assert_eq!(now.topics.get("t/#"), Some(&2));
+        assert_eq!(now.topics.get("u/+"), Some(&Qos::ExactlyOnce));
+        assert_eq!(now.topics.get("t/#"), Some(&Qos::ExactlyOnce));
     }
     assert!(engine.unload("message"));
     assert!(subs.borrow_and_update().topics.is_empty());
@@ -234,4 +235,67 @@ mod wit {
         let level = self::weir::rule::host::Level::Info;
         assert!(format!("{flag:?}{level:?}").contains("Json"));
     }
+}
+
+/// Issue 16's first disagreement: `$share/g/t` used to load and then receive
+/// nothing, because ingress refused the filter. It is refused at load now,
+/// with the way to share a subscription, for a plugin and for a rule file.
+#[test]
+fn shared_subscriptions_are_refused_at_load_with_the_way_to_share() {
+    let engine = engine();
+    let manifest = MESSAGE
+        .manifest_text()
+        .expect("manifest")
+        .replace(r#"sources = ["t/#"]"#, r#"sources = ["t/#", "$share/g/t"]"#);
+    let wasm = MESSAGE.wasm_bytes(Target::Unknown).expect("built");
+    let error = engine
+        .install("message", &wasm, &manifest)
+        .expect_err("a shared subscription is not a rule source")
+        .to_string();
+    assert!(error.contains("sources[1]"), "{error}");
+    assert!(
+        error.contains("`$share/g/t` is a shared subscription"),
+        "{error}"
+    );
+    assert!(error.contains("share_group"), "{error}");
+
+    let rule = "sql = 'SELECT * FROM \"$queue/t\"'\n[action]\nstream = \"s\"\n";
+    let error = engine
+        .install_rule("queued", rule)
+        .expect_err("a shared subscription is not a rule source")
+        .to_string();
+    assert!(
+        error.contains("`$queue/t` is a shared subscription"),
+        "{error}"
+    );
+    assert!(engine.subscriptions().borrow().topics.is_empty());
+}
+
+/// Issue 16's second disagreement: the slash spellings of event sources
+/// (`$events/client/connected`, EMQX 5.9) were accepted by one side only.
+/// Both now read the kind from the same table, so the rule loads and ingress
+/// is asked for exactly that kind.
+#[test]
+fn slash_spelled_event_sources_load_and_reach_ingress_as_their_kind() {
+    let engine = engine();
+    let manifest = CONNECT
+        .manifest_text()
+        .expect("manifest")
+        .replace("$events/client_connected", "$events/client/connected");
+    assert!(manifest.contains("$events/client/connected"), "{manifest}");
+    install_with(&engine, &CONNECT, &manifest);
+    let sources = engine.subscriptions().borrow().clone();
+    assert_eq!(
+        sources.events,
+        std::collections::BTreeSet::from([
+            crate::event::EventKind::ClientConnected,
+            crate::event::EventKind::ClientDisconnected
+        ])
+    );
+    assert!(sources.topics.is_empty());
+    let status = engine.status("connect").expect("loaded");
+    assert_eq!(
+        status.sources,
+        vec!["$events/client_connected", "$events/client_disconnected"]
+    );
 }

@@ -7,11 +7,11 @@
 //! handshake be told apart from an unreachable server.
 
 use super::ClientError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use crate::tls::{
+    PemError, accept_any_server, provider, read_certificates, read_private_key, system_roots,
+    trust_anchors,
+};
+use rustls::RootCertStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ fn setup_error(file: Option<&Path>, problem: impl Into<String>) -> ClientError {
 pub(crate) fn client_config(
     options: &TlsOptions,
 ) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| setup_error(None, format!("no usable TLS protocol version: {e}")))?;
@@ -69,7 +69,7 @@ pub(crate) fn client_config(
         );
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+            .with_custom_certificate_verifier(accept_any_server(provider))
     } else {
         builder.with_root_certificates(root_store(options.ca_file.as_deref())?)
     };
@@ -77,13 +77,8 @@ pub(crate) fn client_config(
     let mut config = match (&options.cert_file, &options.key_file) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert_file), Some(key_file)) => {
-            let chain = read_certificates(cert_file, "client certificate")?;
-            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
-                setup_error(
-                    Some(key_file),
-                    format!("cannot read a PEM private key from the client key file: {e}"),
-                )
-            })?;
+            let chain = read_certificates(cert_file, "client certificate").map_err(pem_error)?;
+            let key = read_private_key(key_file, "client key").map_err(pem_error)?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 setup_error(
                     Some(key_file),
@@ -109,102 +104,22 @@ pub(crate) fn client_config(
     Ok(Arc::new(config))
 }
 
+fn pem_error(e: PemError) -> ClientError {
+    setup_error(Some(e.path()), e.to_string())
+}
+
 fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
-    let mut roots = RootCertStore::empty();
     match ca_file {
-        Some(path) => {
-            for cert in read_certificates(path, "CA")? {
-                roots.add(cert).map_err(|e| {
-                    setup_error(
-                        Some(path),
-                        format!(
-                            "a certificate in the CA file is not usable as a trust anchor: {e}"
-                        ),
-                    )
-                })?;
-            }
-        }
+        Some(path) => trust_anchors(path, "CA").map_err(pem_error),
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            for error in &found.errors {
-                tracing::debug!(%error, "skipping unreadable system root certificates");
-            }
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
+            let roots = system_roots();
+            if roots.is_empty() {
                 return Err(setup_error(
                     None,
                     "no CA file was given and no system root certificates were found",
                 ));
             }
+            Ok(roots)
         }
-    }
-    Ok(roots)
-}
-
-fn read_certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    // Read the file first so that "cannot read" and "not PEM" are different
-    // messages.
-    let pem = std::fs::read(path)
-        .map_err(|e| setup_error(Some(path), format!("cannot read the {what} file: {e}")))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| setup_error(Some(path), format!("the {what} file is not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(setup_error(
-            Some(path),
-            format!("the {what} file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-        ));
-    }
-    Ok(certs)
-}
-
-/// The verifier behind `insecure_skip_verify`: any certificate is accepted,
-/// but handshake signatures are still checked, so the connection at least
-/// talks to whoever holds the presented certificate's key.
-#[derive(Debug)]
-struct AcceptAnyServer(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
