@@ -501,3 +501,25 @@ async fn a_rule_edited_in_the_dashboard_changes_the_stored_records_and_a_broken_
     browser.close().await;
     weir.stop().await;
 }
+
+#[tokio::test]
+async fn weir_stream_read_says_it_is_waiting_on_an_empty_stream() {
+    let server = DevServer::start().await;
+    let url = server.url();
+    weir::run(&["stream", "create", "empty", "--server", &url])
+        .await
+        .success();
+    let mut reader = weir::spawn(
+        "weir stream read",
+        &["stream", "read", "empty", "--server", &url],
+    );
+    let said = reader
+        .wait_for_line(DEFAULT_DEADLINE, |line| {
+            line.contains("stream \"empty\" has no records yet; waiting")
+                .then(|| line.to_owned())
+        })
+        .await;
+    assert!(said.contains("Ctrl-C"), "{said}");
+    reader.kill().await;
+    server.stop().await;
+}
