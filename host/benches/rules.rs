@@ -57,7 +57,6 @@ fn native(events: &[Event], plugin: &Arc<str>, stream: &Arc<str>) -> Vec<Output>
             key: Bytes::copy_from_slice(m.topic.as_bytes()),
             flag: RecordFlag::Json,
             record: Bytes::from(record),
-            dead_letter: false,
         });
     }
     outputs

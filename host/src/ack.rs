@@ -28,11 +28,14 @@
 //! ## Policy for a message that was not stored
 //!
 //! A message's outcome is the worst outcome of its records: stored, then
-//! dead-lettered, then not stored.
+//! dead-lettered, then quarantined, then not stored.
 //!
-//! - **Stored** and **dead-lettered** messages are acknowledged: every record
-//!   is either in HStreamDB or in the dead-letter destination the sink was
-//!   configured with, so nothing is lost by letting the publisher forget it.
+//! - **Stored**, **dead-lettered** and **quarantined** messages are
+//!   acknowledged: every record is in HStreamDB, in the dead-letter stream,
+//!   or in the sink's local quarantine file (fsynced), so nothing is lost by
+//!   letting the publisher forget it. A record that can never be stored
+//!   (oversize, refused, its dead letter refused too) ends in quarantine
+//!   after bounded retries, so it never turns into a redelivery loop.
 //! - A **not stored** QoS 1/2 message is *never* acknowledged. Acknowledging
 //!   it would turn a failure into silent loss; keeping the connection open
 //!   without acknowledging it would stall that connection for ever (later
@@ -49,8 +52,9 @@
 //!   counted as lost and logged.
 //!
 //! The sink is expected to retry transient failures itself and to dead-letter
-//! permanent ones; "not stored" is what is left: crashes, shutdown, or a sink
-//! that gave up without a dead-letter destination.
+//! or quarantine permanent ones; "not stored" is what is left: crashes,
+//! shutdown, a request TTL that expired during an outage, or a quarantine
+//! file that cannot be written.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -65,6 +69,9 @@ pub enum RecordOutcome {
     Stored,
     /// Could not be stored, and was written to the dead-letter destination.
     DeadLettered { reason: String },
+    /// Could be stored neither in its stream nor in the dead-letter stream,
+    /// and was written (fsynced) to the local quarantine file instead.
+    Quarantined { reason: String },
     /// Could not be stored and was not dead-lettered: the record is lost
     /// unless its message is delivered again.
     Failed { reason: String },
@@ -77,6 +84,9 @@ pub(crate) enum MessageOutcome {
     Stored,
     /// Every record was stored or dead-lettered, at least one dead-lettered.
     DeadLettered { reason: String },
+    /// Every record was stored, dead-lettered or quarantined, at least one
+    /// quarantined.
+    Quarantined { reason: String },
     /// At least one record failed, or a share or the token was dropped
     /// without being resolved.
     NotStored { reason: String },
@@ -92,13 +102,15 @@ impl MessageOutcome {
 
 const STORED: u8 = 0;
 const DEAD_LETTERED: u8 = 1;
-const NOT_STORED: u8 = 2;
+const QUARANTINED: u8 = 2;
+const NOT_STORED: u8 = 3;
 
 /// Message counts by outcome, shared by every group of one ingress.
 #[derive(Debug, Default)]
 struct Counters {
     stored: AtomicU64,
     dead_lettered: AtomicU64,
+    quarantined: AtomicU64,
     not_stored: AtomicU64,
 }
 
@@ -136,6 +148,10 @@ impl Message {
                 self.worst.fetch_max(DEAD_LETTERED, Ordering::AcqRel);
                 let _ = self.dead_letter_reason.set(reason);
             }
+            RecordOutcome::Quarantined { reason } => {
+                self.worst.fetch_max(QUARANTINED, Ordering::AcqRel);
+                let _ = self.dead_letter_reason.set(reason);
+            }
             RecordOutcome::Failed { reason } => {
                 self.worst.fetch_max(NOT_STORED, Ordering::AcqRel);
                 let _ = self.not_stored_reason.set(reason);
@@ -158,6 +174,7 @@ impl Message {
         match self.worst.load(Ordering::Acquire) {
             STORED => counters.stored.fetch_add(1, Ordering::Relaxed),
             DEAD_LETTERED => counters.dead_lettered.fetch_add(1, Ordering::Relaxed),
+            QUARANTINED => counters.quarantined.fetch_add(1, Ordering::Relaxed),
             _ => {
                 if !self.acknowledged {
                     tracing::warn!(
@@ -196,6 +213,7 @@ impl Message {
         match self.worst.load(Ordering::Acquire) {
             STORED => MessageOutcome::Stored,
             DEAD_LETTERED => MessageOutcome::DeadLettered { reason: reason() },
+            QUARANTINED => MessageOutcome::Quarantined { reason: reason() },
             _ => MessageOutcome::NotStored { reason: reason() },
         }
     }
@@ -278,6 +296,13 @@ impl AckShare {
         });
     }
 
+    /// The record was written to the local quarantine file instead.
+    pub fn quarantined(self, reason: impl Into<String>) {
+        self.resolve(RecordOutcome::Quarantined {
+            reason: reason.into(),
+        });
+    }
+
     /// The record could not be stored and was not dead-lettered.
     pub fn failed(self, reason: impl Into<String>) {
         self.resolve(RecordOutcome::Failed {
@@ -321,6 +346,7 @@ impl fmt::Debug for AckShare {
 pub struct AckCounts {
     pub stored: u64,
     pub dead_lettered: u64,
+    pub quarantined: u64,
     pub not_stored: u64,
 }
 
@@ -335,6 +361,7 @@ impl AckStats {
         AckCounts {
             stored: self.counters.stored.load(Ordering::Relaxed),
             dead_lettered: self.counters.dead_lettered.load(Ordering::Relaxed),
+            quarantined: self.counters.quarantined.load(Ordering::Relaxed),
             not_stored: self.counters.not_stored.load(Ordering::Relaxed),
         }
     }
@@ -580,6 +607,36 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_quarantined_record_is_acknowledged_and_ranks_between_dead_lettered_and_not_stored() {
+        let group = AckGroup::default();
+        let mut queue = AckQueue::new(group.clone());
+        let quarantined = queue.push(1);
+        quarantined.share().dead_lettered("refused");
+        quarantined
+            .share()
+            .quarantined("refused; and the dead-letter stream too");
+        quarantined.seal();
+        let failed = queue.push(2);
+        failed.share().quarantined("oversize");
+        failed.share().failed("expired");
+        failed.seal();
+        let out = released(&mut queue);
+        assert_eq!(
+            out[0],
+            (
+                1,
+                MessageOutcome::Quarantined {
+                    reason: "refused".into()
+                }
+            )
+        );
+        assert!(out[0].1.is_accounted_for(), "quarantined is acknowledged");
+        assert!(matches!(out[1], (2, MessageOutcome::NotStored { .. })));
+        let counts = group.stats().counts();
+        assert_eq!((counts.quarantined, counts.not_stored), (1, 1));
     }
 
     #[test]

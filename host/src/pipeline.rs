@@ -28,8 +28,7 @@ use crate::render::{self, RenderError};
 use crate::rules::{BatchOutput, EngineOptions, RuleEngine, RulesError, Watcher};
 use crate::sink::client::{Client, ClientError};
 use crate::sink::{
-    DEAD_LETTER_REASON, DEAD_LETTER_STREAM, ShutdownReport, Sink, SinkError, SinkHandle,
-    SinkRecord, SinkSender,
+    Rejected, Rejection, ShutdownReport, Sink, SinkError, SinkHandle, SinkRecord, SinkSender, Stage,
 };
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -40,7 +39,6 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use weir_proto::record::raw_record;
 
 /// Sockets bound by the caller: the MQTT listener's (listener mode).
 #[derive(Debug, Default)]
@@ -223,18 +221,9 @@ impl Gateway {
         let pipeline = Arc::new(PipelineStats::default());
         let rules = {
             let (engine, sink, runtime) = (engine.clone(), sink.sender(), Handle::current());
-            let dead_letter_stream = config.sink.dead_letter_stream.as_deref().map(Arc::from);
             let stats = pipeline.clone();
             tokio::task::spawn_blocking(move || {
-                run_rules(
-                    &runtime,
-                    &engine,
-                    deliveries,
-                    &sink,
-                    batch_max,
-                    dead_letter_stream.as_ref(),
-                    &stats,
-                );
+                run_rules(&runtime, &engine, deliveries, &sink, batch_max, &stats);
             })
         };
 
@@ -340,7 +329,6 @@ fn run_rules(
     mut deliveries: mpsc::Receiver<Delivery>,
     sink: &SinkSender,
     batch_max: usize,
-    dead_letter_stream: Option<&Arc<str>>,
     stats: &PipelineStats,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
@@ -360,14 +348,7 @@ fn run_rules(
                 continue;
             }
         };
-        let sent = runtime.block_on(deliver(
-            &output,
-            &events,
-            &acks,
-            sink,
-            dead_letter_stream,
-            stats,
-        ));
+        let sent = runtime.block_on(deliver(&output, &events, &acks, sink, stats));
         for ack in acks {
             ack.seal();
         }
@@ -378,12 +359,14 @@ fn run_rules(
     }
 }
 
+/// Hands a batch's results to the sink: every output as a record, every
+/// rejection (an event a plugin could not handle, an output render could
+/// not turn into a record) as data for the sink to dead-letter.
 async fn deliver(
     output: &BatchOutput,
     events: &[Event],
     acks: &[AckToken],
     sink: &SinkSender,
-    dead_letter_stream: Option<&Arc<str>>,
     stats: &PipelineStats,
 ) -> Result<(), crate::sink::SinkClosed> {
     for error in &output.errors {
@@ -394,53 +377,73 @@ async fn deliver(
             message = %error.message,
             "rule error"
         );
+        if !error.kind.is_rejection() {
+            continue;
+        }
+        let (Some(event), Some(ack)) = (events.get(error.event), acks.get(error.event)) else {
+            tracing::error!(plugin = %error.plugin, index = error.event, "an error names no event of its batch");
+            continue;
+        };
+        let rejected = Rejected::Event {
+            key: crate::rules::dead_letter_key(event).to_owned(),
+            json: crate::rules::event_to_json(event).to_string(),
+        };
+        let rejection = Rejection {
+            stage: Stage::Rules,
+            kind: error.kind.name(),
+            message: error.message.clone(),
+            stream: None,
+            plugin: Some((error.plugin.clone(), error.version)),
+            dead_letter_stream: error.dead_letter_stream.clone(),
+        };
+        sink.reject(rejected, rejection, ack.share(), event.timestamp())
+            .await?;
     }
     for out in &output.outputs {
         let (Some(event), Some(ack)) = (events.get(out.event), acks.get(out.event)) else {
             tracing::error!(plugin = %out.plugin, index = out.event, "an output names no event of its batch");
             continue;
         };
-        let (stream, record) = match render::to_record(out) {
-            Ok(record) => (out.stream.clone(), record),
+        match render::to_record(out) {
+            Ok(record) => {
+                stats.records.fetch_add(1, Ordering::Relaxed);
+                sink.send(SinkRecord {
+                    stream: out.stream.clone(),
+                    record,
+                    ack: ack.share(),
+                    event_time_ms: event.timestamp(),
+                })
+                .await?;
+            }
             Err(error) => {
                 stats.render_failures.fetch_add(1, Ordering::Relaxed);
-                match dead_letter(out, &error, dead_letter_stream) {
-                    Some(dead) => dead,
-                    None => {
-                        tracing::warn!(stream = %out.stream, %error, "record dropped: it cannot be rendered and there is no dead-letter stream");
-                        continue;
-                    }
-                }
+                sink.reject(
+                    Rejected::Output {
+                        key: out.key().to_owned(),
+                        bytes: out.record.clone(),
+                    },
+                    render_rejection(out, &error),
+                    ack.share(),
+                    event.timestamp(),
+                )
+                .await?;
             }
-        };
-        stats.records.fetch_add(1, Ordering::Relaxed);
-        sink.send(SinkRecord {
-            stream,
-            record,
-            ack: ack.share(),
-            event_time_ms: event.timestamp(),
-        })
-        .await?;
+        }
     }
     Ok(())
 }
 
-/// The dead-letter record for an output that cannot be rendered: its bytes
-/// as they were, with where they were going and why they did not get there.
-fn dead_letter(
-    output: &crate::rules::Output,
-    error: &RenderError,
-    stream: Option<&Arc<str>>,
-) -> Option<(Arc<str>, weir_proto::pb::HStreamRecord)> {
-    let stream = stream?;
-    let mut record = raw_record(output.key(), output.record.clone());
-    if let Some(header) = record.header.as_mut() {
-        header
-            .attributes
-            .insert(DEAD_LETTER_STREAM.into(), output.stream.to_string());
-        header
-            .attributes
-            .insert(DEAD_LETTER_REASON.into(), error.to_string());
+/// Why an output did not become a record, for the sink's dead letter.
+fn render_rejection(output: &crate::rules::Output, error: &RenderError) -> Rejection {
+    Rejection {
+        stage: Stage::Render,
+        kind: match error {
+            RenderError::NotJson { .. } => "not_json",
+            RenderError::NotAnHRecord { .. } => "not_an_hrecord",
+        },
+        message: error.to_string(),
+        stream: Some(output.stream.clone()),
+        plugin: Some((output.plugin.clone(), output.version)),
+        dead_letter_stream: None,
     }
-    Some((stream.clone(), record))
 }

@@ -58,7 +58,6 @@ mod tests {
             key: Bytes::from_static(b"t/1"),
             flag,
             record: Bytes::from_static(record),
-            dead_letter: false,
         }
     }
 

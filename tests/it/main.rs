@@ -9,6 +9,7 @@ mod console;
 mod deploy;
 mod dev;
 mod events;
+mod faults;
 mod harness;
 mod harness_selftest;
 mod hstream;

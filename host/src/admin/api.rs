@@ -213,6 +213,7 @@ async fn status(State(state): State<Arc<AppState>>) -> ApiResult {
             "messages": {
                 "stored": stats.acks.stored,
                 "dead_lettered": stats.acks.dead_lettered,
+                "quarantined": stats.acks.quarantined,
                 "not_stored": stats.acks.not_stored,
             },
         },
@@ -288,6 +289,7 @@ fn plugin_view(status: &PluginStatus) -> Value {
             "memory_bytes": m.memory_bytes,
             "memory_peak_bytes": m.memory_peak_bytes,
             "log_lines": m.log_lines,
+            "log_dropped": m.log_dropped,
             "counters": m.counters,
         },
     })
@@ -499,6 +501,7 @@ fn stream_view(s: &StreamSnapshot) -> Value {
         "success": s.success,
         "failed": s.failed,
         "dead_lettered": s.dead_lettered,
+        "quarantined": s.quarantined,
         "dropped": {
             "total": s.dropped.total(),
             "queue_full": s.dropped.queue_full,

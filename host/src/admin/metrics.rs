@@ -484,6 +484,11 @@ impl Scrape {
             "Lines the plugin logged.",
             per(|p| p.metrics.log_lines),
         )?;
+        f.counter(
+            "weir_plugin_log_dropped",
+            "Log lines dropped because the plugin logged faster than 100 lines/s (burst 200).",
+            per(|p| p.metrics.log_dropped),
+        )?;
         f.gauge(
             "weir_plugin_counter",
             "The plugin's own counters (counter_add), by name.",
@@ -538,6 +543,11 @@ impl Scrape {
             "weir_sink_dead_lettered",
             "Of the failed records, those appended to the dead-letter stream.",
             per(|s| s.dead_lettered),
+        )?;
+        f.counter(
+            "weir_sink_quarantined",
+            "Of the failed records, those written to the local quarantine file (see `weir quarantine`).",
+            per(|s| s.quarantined),
         )?;
         f.counter(
             "weir_sink_dropped",
@@ -711,10 +721,11 @@ impl Scrape {
         )?;
         f.counter(
             "weir_ingress_messages",
-            "Completed messages and client events by outcome: stored (every record stored, or none to store), dead_lettered, not_stored (left for the broker or device to send again).",
+            "Completed messages and client events by outcome: stored (every record stored, or none to store), dead_lettered (a record or the event is in the dead-letter stream), quarantined (in the local quarantine file), not_stored (left for the broker or device to send again).",
             [
                 ("stored", i.acks.stored),
                 ("dead_lettered", i.acks.dead_lettered),
+                ("quarantined", i.acks.quarantined),
                 ("not_stored", i.acks.not_stored),
             ]
             .map(|(outcome, v)| ([("outcome", outcome)], v)),

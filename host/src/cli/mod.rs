@@ -16,6 +16,7 @@ mod dev;
 mod devserver;
 mod docs;
 mod import;
+mod quarantine;
 mod rule;
 mod run;
 mod server_args;
@@ -104,6 +105,8 @@ enum Command {
     Completions(docs::CompletionsArgs),
     /// Print weir's man page, or write one per command.
     Man(docs::ManArgs),
+    /// Show the records the sink quarantined (stored nowhere else).
+    Quarantine(quarantine::Args),
 }
 
 /// The heading of the options every command takes.
@@ -211,6 +214,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Ctl(args) => ctl::run(args, out).await,
         Command::Completions(args) => docs::completions(&args, out),
         Command::Man(args) => docs::man(&args, out),
+        Command::Quarantine(args) => quarantine::run(args, out).await,
     }
 }
 

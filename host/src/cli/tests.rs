@@ -514,3 +514,40 @@ fn global_options_are_listed_apart_from_a_commands_own() {
     assert!(help[global..].contains("--worker-threads"), "{help}");
     assert!(!help[..global].contains("--worker-threads"), "{help}");
 }
+
+#[tokio::test]
+async fn quarantine_lists_entries_and_reads_the_configured_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("q.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"time":"2026-01-01T00:00:00.000Z","stream":"s","reason":"too big","key":"t/1","flag":"raw","attributes":{},"payload_text":"x"}"#,
+            "\n"
+        ),
+    )
+    .expect("written");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sink]\nquarantine_file = {:?}\n",
+            file.display().to_string()
+        ),
+    )
+    .expect("written");
+    let config_arg = config.to_str().expect("UTF-8");
+    let cli = parse(&["quarantine", "--config", config_arg]).expect("valid");
+    let mut out = Vec::new();
+    assert_eq!(
+        run(cli.command, &mut out).await.expect("runs"),
+        Exit::Success
+    );
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(
+        text.contains("stream=s") && text.contains("\"t/1\"") && text.contains("too big"),
+        "{text}"
+    );
+    assert!(text.contains("1 quarantined record(s)"), "{text}");
+    assert!(parse(&["quarantine", "--config", "a", "--file", "b"]).is_err());
+}

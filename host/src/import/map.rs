@@ -777,7 +777,7 @@ fn resource_opts(
 ) -> Result<(), ImportError> {
     if let Some(ttl) = opts.duration("request_ttl")? {
         if ttl == Duration::Millis(45_000) {
-            note_default(report, opts, "request_ttl", "sink.request_ttl_ms", "45000");
+            note_default(report, opts, "request_ttl", "sink.request_ttl_ms", "300000");
         } else {
             sink.offer(
                 report,

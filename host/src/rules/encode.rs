@@ -357,7 +357,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The partition key of an event's dead-letter record: the topic of a
 /// message or subscription, the client id of a client event.
-pub(super) fn dead_letter_key(event: &Event) -> &str {
+pub(crate) fn dead_letter_key(event: &Event) -> &str {
     match event {
         Event::ClientConnected(c) => &c.clientid,
         Event::ClientDisconnected(d) => &d.clientid,

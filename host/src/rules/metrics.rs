@@ -2,6 +2,7 @@
 //! does not reset a dashboard.
 
 use super::runtime::FailureKind;
+use super::wasi_log::{Admit, LogLimiter};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -31,6 +32,8 @@ pub(super) struct PluginMetrics {
     memory_bytes: AtomicU64,
     memory_peak_bytes: AtomicU64,
     log_lines: AtomicU64,
+    log_dropped: AtomicU64,
+    log_limiter: LogLimiter,
     counters: Mutex<BTreeMap<String, i64>>,
 }
 
@@ -58,6 +61,8 @@ pub struct MetricsSnapshot {
     pub bad_outputs: u64,
     /// Events isolated as the cause of a failure.
     pub poison_events: u64,
+    /// Events handed to the sink as rejections (poison, or refused while
+    /// tripped or unavailable); the sink dead-letters or quarantines them.
     pub dead_letters: u64,
     pub rejected_while_tripped: u64,
     pub trips: u64,
@@ -69,6 +74,8 @@ pub struct MetricsSnapshot {
     pub memory_bytes: u64,
     pub memory_peak_bytes: u64,
     pub log_lines: u64,
+    /// Lines dropped because the plugin logged faster than its rate.
+    pub log_dropped: u64,
     /// Counters the plugin increments with `counter_add`.
     pub counters: BTreeMap<String, i64>,
 }
@@ -114,18 +121,19 @@ impl PluginMetrics {
         self.bad_targets.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn poison(&self, dead_lettered: bool) {
+    pub(crate) fn poison(&self) {
         self.poison_events.fetch_add(1, Relaxed);
-        if dead_lettered {
-            self.dead_letters.fetch_add(1, Relaxed);
-        }
+        self.dead_letters.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn rejected(&self, dead_lettered: bool) {
+    pub(crate) fn rejected(&self) {
         self.rejected_while_tripped.fetch_add(1, Relaxed);
-        if dead_lettered {
-            self.dead_letters.fetch_add(1, Relaxed);
-        }
+        self.dead_letters.fetch_add(1, Relaxed);
+    }
+
+    /// An event rejected because its batch's time ran out.
+    pub(crate) fn out_of_time(&self) {
+        self.dead_letters.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn tripped(&self) {
@@ -140,8 +148,15 @@ impl PluginMetrics {
         self.reload_failures.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn logged(&self) {
-        self.log_lines.fetch_add(1, Relaxed);
+    /// Counts a log line, and says whether the plugin's log rate lets it
+    /// be written.
+    pub(crate) fn admit_log(&self) -> Admit {
+        let admit = self.log_limiter.admit(std::time::Instant::now());
+        match admit {
+            Admit::Write { .. } => self.log_lines.fetch_add(1, Relaxed),
+            Admit::Drop => self.log_dropped.fetch_add(1, Relaxed),
+        };
+        admit
     }
 
     pub(crate) fn set_memory(&self, bytes: usize) {
@@ -184,6 +199,7 @@ impl PluginMetrics {
             memory_bytes: self.memory_bytes.load(Relaxed),
             memory_peak_bytes: self.memory_peak_bytes.load(Relaxed),
             log_lines: self.log_lines.load(Relaxed),
+            log_dropped: self.log_dropped.load(Relaxed),
             counters: self
                 .counters
                 .lock()

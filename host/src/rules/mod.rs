@@ -36,9 +36,11 @@
 //!   [`Output`]s and zero or more [`EventError`]s. An event with neither was
 //!   seen by no plugin or filtered out by its rules; either way it is done
 //!   once `process` returns (acknowledge it once its outputs, if any, are
-//!   stored). Poison events, and events a tripped plugin rejects, become
-//!   dead-letter outputs (`dead_letter: true`) when a dead-letter stream is
-//!   configured; without one they are reported as errors only.
+//!   stored). Poison events, and events a tripped or unavailable plugin
+//!   refuses, are errors whose kind is a rejection
+//!   ([`ErrorKind::is_rejection`]): the caller hands them to the sink,
+//!   which alone makes dead letters. The rule stage builds no records of
+//!   its own.
 //! - **Outputs** name their stream (already checked against the plugin's
 //!   manifest), partition key (UTF-8; empty means none), flag and record
 //!   bytes. A [`RecordFlag::Json`] record is the JSON text of an object
@@ -83,6 +85,7 @@ mod watcher;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use encode::{dead_letter_key, event_to_json};
 pub use engine::{EngineOptions, RuleEngine};
 pub(crate) use files::check_rule;
 pub(crate) use manifest::ManifestError;
@@ -112,9 +115,6 @@ pub struct Output {
     pub key: Bytes,
     pub flag: RecordFlag,
     pub record: Bytes,
-    /// A dead-letter record (a poison event or one a tripped plugin
-    /// rejected), not a rule's output.
-    pub dead_letter: bool,
 }
 
 impl Output {
@@ -138,6 +138,37 @@ pub enum ErrorKind {
     Tripped,
     /// The plugin could not be re-instantiated after a failure.
     Unavailable,
+    /// The batch's time in the plugin, retries and isolation included, ran
+    /// out before this event was settled; it was not run (again).
+    BatchDeadline,
+}
+
+impl ErrorKind {
+    /// Whether the event was not handled at all and so is a *rejection*:
+    /// the caller hands it to the sink, which dead-letters (or quarantines)
+    /// it. A rule's own error or a bad target is the rule's answer, not a
+    /// rejection.
+    pub(crate) fn is_rejection(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Poison(_)
+                | ErrorKind::Tripped
+                | ErrorKind::Unavailable
+                | ErrorKind::BatchDeadline
+        )
+    }
+
+    /// The name a dead letter records (`weir.dead_letter.kind`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Rule => "rule_error",
+            ErrorKind::BadTarget => "bad_target",
+            ErrorKind::Poison(kind) => kind.name(),
+            ErrorKind::Tripped => "tripped",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::BatchDeadline => "batch_deadline",
+        }
+    }
 }
 
 /// A per-event error.
@@ -151,6 +182,10 @@ pub struct EventError {
     /// The rule's error code (for `ErrorKind::Rule`), else 0.
     pub code: u32,
     pub message: String,
+    /// For a rejection: the plugin's own dead-letter stream (its manifest's
+    /// `action.dead_letter`, else the engine's), which the sink uses instead
+    /// of its own.
+    pub dead_letter_stream: Option<Arc<str>>,
 }
 
 /// What a batch produced, both sorted by event index.

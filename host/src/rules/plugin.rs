@@ -6,25 +6,41 @@
 //! fresh instance. If it fails again, the batch is split in halves, each
 //! half run on its own, recursively, until the events that fail on their
 //! own are found: those are poison. A poison event gets a per-event error
-//! and, when a dead-letter stream is configured, a dead-letter record. The
+//! that is a *rejection* (`ErrorKind::is_rejection`): the pipeline hands it
+//! to the sink, which alone makes dead letters (`sink::dead_letter`). The
 //! outputs of a failed attempt are never read, so no event's outputs appear
 //! twice. Batches that needed isolation count towards a circuit breaker:
 //! after `breaker_threshold` of them in a row the plugin is tripped for a
 //! backoff that doubles on every trip (up to `breaker_max_backoff_ms`);
-//! while tripped its events are rejected (error + dead letter) instead of
+//! while tripped its events are rejected (a rejection error) instead of
 //! run, and the first batch after the backoff decides whether it recovers.
+//! A tripped plugin's instance is dropped, so its memory is returned while
+//! it waits.
+//!
+//! Time is bounded per batch, not only per call: retries and bisection of
+//! one batch get at most [`BATCH_BUDGET_CALLS`] deadlines in all. Events not
+//! settled when that runs out are rejected (`ErrorKind::BatchDeadline`)
+//! without being run, so a plugin that is slow on every event holds the
+//! rules thread for a few deadlines, not for one deadline per event (issue
+//! 19 measured a 72 s stall from bisecting such a batch).
 
 use super::encode::{self, PayloadCache};
 use super::manifest::Manifest;
 use super::metrics::PluginMetrics;
 use super::runtime::{Compiled, Failure, Instance, LoadError, Runtime};
-use super::{ErrorKind, EventError, Output, RecordFlag};
+use super::{ErrorKind, EventError, Output};
 use crate::event::Event;
 use bytes::Bytes;
 use std::borrow::Borrow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use weir_guest_sdk::abi::{BatchWriter, OutputFrameReader};
+
+/// A batch's total time in a plugin, in deadlines (`limits.deadline_ms`):
+/// the call, its retry, and six more for isolating the poison events (a
+/// few slow poison events in a batch take two or three deadline-long calls
+/// each to find).
+pub(crate) const BATCH_BUDGET_CALLS: u32 = 8;
 
 /// A plugin version, ready to run.
 pub(crate) struct LoadedPlugin {
@@ -147,14 +163,7 @@ impl LoadedPlugin {
         if let Some(until) = state.open_until {
             if started < until {
                 for &i in indexes {
-                    let dead = self.dead_letter_for(
-                        events[i].borrow(),
-                        i,
-                        "tripped",
-                        "circuit breaker open",
-                    );
-                    self.metrics.rejected(dead.is_some());
-                    outputs.extend(dead);
+                    self.metrics.rejected();
                     errors.push(self.error(
                         i,
                         ErrorKind::Tripped,
@@ -169,14 +178,22 @@ impl LoadedPlugin {
 
         let (out_before, err_before) = (outputs.len(), errors.len());
         let mut failed = false;
+        let budget_end = started + self.manifest.limits.deadline() * BATCH_BUDGET_CALLS;
         if let Err(first) = self.attempt(&mut state, events, indexes, cache, outputs, errors) {
             failed = true;
             self.note(&mut state, &first);
-            match self.attempt(&mut state, events, indexes, cache, outputs, errors) {
-                Ok(()) => {}
-                Err(second) => {
-                    self.note(&mut state, &second);
-                    self.isolate(&mut state, events, indexes, cache, second, outputs, errors);
+            if Instant::now() >= budget_end {
+                self.out_of_time(indexes, errors);
+            } else {
+                match self.attempt(&mut state, events, indexes, cache, outputs, errors) {
+                    Ok(()) => {}
+                    Err(second) => {
+                        self.note(&mut state, &second);
+                        let (failure, time) = (second, budget_end);
+                        self.isolate(
+                            &mut state, events, indexes, cache, failure, time, outputs, errors,
+                        );
+                    }
                 }
             }
         }
@@ -215,6 +232,7 @@ impl LoadedPlugin {
         indexes: &[usize],
         cache: &PayloadCache,
         failure: AttemptError,
+        budget_end: Instant,
         outputs: &mut Vec<Output>,
         errors: &mut Vec<EventError>,
     ) {
@@ -223,17 +241,13 @@ impl LoadedPlugin {
             // but they cannot be processed either.
             for &i in indexes {
                 let message = format!("plugin could not be re-instantiated: {e}");
-                let dead = self.dead_letter_for(events[i].borrow(), i, "unavailable", &message);
-                self.metrics.rejected(dead.is_some());
-                outputs.extend(dead);
+                self.metrics.rejected();
                 errors.push(self.error(i, ErrorKind::Unavailable, 0, message));
             }
             return;
         }
         if let ([i], AttemptError::Call(f)) = (indexes, &failure) {
-            let dead = self.dead_letter_for(events[*i].borrow(), *i, f.kind.name(), &f.message);
-            self.metrics.poison(dead.is_some());
-            outputs.extend(dead);
+            self.metrics.poison();
             errors.push(self.error(*i, ErrorKind::Poison(f.kind), 0, f.message.clone()));
             tracing::warn!(
                 plugin = &*self.name,
@@ -245,10 +259,26 @@ impl LoadedPlugin {
         }
         let (left, right) = indexes.split_at(indexes.len() / 2);
         for half in [left, right] {
+            if Instant::now() >= budget_end {
+                self.out_of_time(half, errors);
+                continue;
+            }
             if let Err(f) = self.attempt(state, events, half, cache, outputs, errors) {
                 self.note(state, &f);
-                self.isolate(state, events, half, cache, f, outputs, errors);
+                self.isolate(state, events, half, cache, f, budget_end, outputs, errors);
             }
+        }
+    }
+
+    /// The batch's time ran out: `indexes` are rejected without running.
+    fn out_of_time(&self, indexes: &[usize], errors: &mut Vec<EventError>) {
+        let message = format!(
+            "the batch used its time in the plugin ({BATCH_BUDGET_CALLS} × {} ms, retries and isolation included); event not run",
+            self.manifest.limits.deadline_ms
+        );
+        for &i in indexes {
+            self.metrics.out_of_time();
+            errors.push(self.error(i, ErrorKind::BatchDeadline, 0, message.clone()));
         }
     }
 
@@ -284,6 +314,10 @@ impl LoadedPlugin {
                 .saturating_mul(factor)
                 .min(limits.breaker_max_backoff_ms);
             state.open_until = Some(Instant::now() + Duration::from_millis(backoff));
+            // Nothing runs while tripped: give the instance's memory back.
+            state.instance = None;
+            state.batch = Vec::new();
+            self.metrics.set_memory(0);
             self.metrics.tripped();
             tracing::warn!(
                 plugin = &*self.name,
@@ -379,7 +413,6 @@ impl LoadedPlugin {
                     key: frame.slice(raw.key),
                     flag: raw.flag,
                     record: frame.slice(raw.record),
-                    dead_letter: false,
                 }),
                 None => {
                     self.metrics.bad_target();
@@ -416,33 +449,10 @@ impl LoadedPlugin {
             kind,
             code,
             message,
+            dead_letter_stream: kind
+                .is_rejection()
+                .then(|| self.dead_letter.clone())
+                .flatten(),
         }
-    }
-
-    fn dead_letter_for(
-        &self,
-        event: &Event,
-        index: usize,
-        error: &str,
-        message: &str,
-    ) -> Option<Output> {
-        let stream = self.dead_letter.clone()?;
-        let record = serde_json::json!({
-            "plugin": &*self.name,
-            "version": self.version,
-            "error": error,
-            "message": message,
-            "event": encode::event_to_json(event),
-        });
-        Some(Output {
-            event: index,
-            plugin: self.name.clone(),
-            version: self.version,
-            stream,
-            key: Bytes::copy_from_slice(encode::dead_letter_key(event).as_bytes()),
-            flag: RecordFlag::Json,
-            record: Bytes::from(record.to_string()),
-            dead_letter: true,
-        })
     }
 }

@@ -200,6 +200,7 @@ impl Runtime {
         add_host_functions(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, HostState::wasi)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        refuse_blocking(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = if options.fuel {
@@ -516,13 +517,19 @@ impl HostState {
     /// WASI is built on first use: most plugins never call it.
     fn wasi(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx {
         let plugin = self.plugin.clone();
+        let metrics = self.metrics.clone();
         self.wasi.get_or_insert_with(|| {
             wasmtime_wasi::WasiCtxBuilder::new()
                 .stdout(super::wasi_log::LogStream::new(
                     plugin.clone(),
                     abi::level::INFO,
+                    metrics.clone(),
                 ))
-                .stderr(super::wasi_log::LogStream::new(plugin, abi::level::WARN))
+                .stderr(super::wasi_log::LogStream::new(
+                    plugin,
+                    abi::level::WARN,
+                    metrics,
+                ))
                 .build_p1()
         })
     }
@@ -598,15 +605,35 @@ pub(crate) fn plugin_log(plugin: &str, level: u32, message: &str) {
     }
 }
 
+/// WASI's `poll_oneoff` (how `std::thread::sleep` and blocking reads wait)
+/// answers ENOTSUP instead of waiting: a host call is not interrupted by the
+/// epoch deadline, so a plugin that sleeps would hold the rules thread for
+/// as long as it asks (issue 19 measured 21 s). Rust's `sleep` then panics,
+/// which is a trap like any other.
+fn refuse_blocking(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    const ENOTSUP: i32 = 58;
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "poll_oneoff",
+        |_: i32, _: i32, _: i32, _: i32| -> i32 { ENOTSUP },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 fn add_host_functions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         abi::IMPORT_MODULE,
         "log",
         |mut caller: Caller<'_, HostState>, level: u32, ptr: u32, len: u32| {
-            let message = guest_string(&mut caller, ptr, len);
-            let state = caller.data();
-            state.metrics.logged();
-            plugin_log(&state.plugin, level, &message);
+            let (plugin, metrics) = {
+                let state = caller.data();
+                (state.plugin.clone(), state.metrics.clone())
+            };
+            super::wasi_log::log_line(&plugin, level, &metrics, || {
+                guest_string(&mut caller, ptr, len)
+            });
         },
     )?;
     linker.func_wrap(abi::IMPORT_MODULE, "now_ms", || -> i64 {

@@ -26,6 +26,8 @@ pub(crate) struct AppendContext {
     /// Give up on a record this long after it entered the sink; `None`
     /// with the disk buffer, whose records never expire.
     pub(crate) ttl: Option<Duration>,
+    /// How many more times a record refused on its own is sent again.
+    pub(crate) poison_retries: u32,
     pub(crate) status: watch::Sender<ConnectorStatus>,
     /// Whether the last append failed; the health check does not call the
     /// connector connected while appends fail.
@@ -65,8 +67,9 @@ pub(crate) struct BatchReport {
     /// Records in the batch when it was sent.
     pub(crate) records: usize,
     pub(crate) appended: Vec<Item>,
-    /// Records that can never be stored in this stream, with the reason.
-    pub(crate) rejected: Vec<(Item, String)>,
+    /// Records that can never be stored in this stream, with the kind of
+    /// refusal (`dead_letter::ATTR_KIND`) and the reason.
+    pub(crate) rejected: Vec<(Item, &'static str, String)>,
     /// The stream turned out not to exist.
     pub(crate) stream_missing: bool,
     pub(crate) returned: Vec<Item>,
@@ -118,9 +121,11 @@ pub(crate) async fn run(
                 pending = batch.into_iter().collect::<Vec<_>>().into_iter();
             }
             Sent::Permanent(reason) => {
-                report
-                    .rejected
-                    .extend(batch.drain(..).map(|item| (item, reason.clone())));
+                report.rejected.extend(
+                    batch
+                        .drain(..)
+                        .map(|item| (item, "refused", reason.clone())),
+                );
             }
             Sent::StreamMissing(reason) => {
                 report.stream_missing = true;
@@ -128,7 +133,7 @@ pub(crate) async fn run(
                     batch
                         .drain(..)
                         .chain(pending.by_ref())
-                        .map(|item| (item, reason.clone())),
+                        .map(|item| (item, "stream_missing", reason.clone())),
                 );
             }
             Sent::ShardGone => {
@@ -166,6 +171,7 @@ async fn send(
         Err(error) => return Sent::Permanent(format!("cannot encode the batch: {error}")),
     };
     let mut attempt = 0;
+    let mut refusals = 0;
     loop {
         let error = match context
             .client
@@ -180,6 +186,11 @@ async fn send(
         };
         match classify(&error) {
             Failure::StreamMissing => return Sent::StreamMissing(error.to_string()),
+            // A record refused on its own is sent a bounded number of times
+            // more: the refusal may be a server's passing failure.
+            Failure::Permanent if items.len() == 1 && refusals < context.poison_retries => {
+                refusals += 1;
+            }
             Failure::Permanent => return Sent::Permanent(error.to_string()),
             Failure::ShardGone => {
                 context.client.invalidate_if_current(stream, map);
@@ -201,12 +212,18 @@ async fn send(
         if let Some(metrics) = items.first().map(|item| &item.metrics) {
             metrics.retried(items.len());
         }
-        let delay = context.backoff.delay(attempt);
+        let mut delay = context.backoff.delay(attempt);
         attempt = attempt.saturating_add(1);
-        if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
-            return Sent::Expired(format!(
-                "no successful append within the request TTL; last error: {error}"
-            ));
+        if let Some(deadline) = deadline {
+            // The last try is made at the deadline, not a backoff before
+            // it: an outage shorter than the TTL must not expire anything.
+            let now = Instant::now();
+            if now >= deadline {
+                return Sent::Expired(format!(
+                    "no successful append within the request TTL; last error: {error}"
+                ));
+            }
+            delay = delay.min(deadline - now);
         }
         tracing::debug!(stream, shard, %error, ?delay, "retrying an append");
         tokio::time::sleep(delay).await;

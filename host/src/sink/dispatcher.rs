@@ -6,7 +6,9 @@
 //! batches and hand them to append tasks, at most `inflight_per_shard` per
 //! lane. Append tasks report back; the dispatcher then resolves ack shares,
 //! updates metrics, tells the disk buffer which records are done,
-//! dead-letters what cannot be stored, and re-routes what has to move.
+//! dead-letters what cannot be stored (and quarantines what the dead-letter
+//! stream will not take), and re-routes what has to move. A record over
+//! `max_record_bytes` is never sent: it is rejected as it arrives.
 //!
 //! A single task owns the state, so there is no lock on the per-record path;
 //! the expensive work (encoding, compression, the RPC) happens in the
@@ -24,8 +26,10 @@ use super::batcher::{BatchRule, Lane};
 use super::budget::ByteBudget;
 use super::client::{Client, ClientError};
 use super::config::{OverflowPolicy, Settings};
+use super::dead_letter::{self, Rejection, Stage};
 use super::disk::{Control, SentLog};
 use super::metrics::{DropReason, Registry, StreamMetrics};
+use super::quarantine::Quarantine;
 use super::retry::Backoff;
 use super::{DeadLetter, Item};
 use std::collections::{HashMap, VecDeque};
@@ -34,10 +38,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use weir_proto::keyspace::ShardMap;
-
-/// Attribute names on a dead-lettered record.
-pub(crate) const DEAD_LETTER_STREAM: &str = "weir.dead_letter.stream";
-pub(crate) const DEAD_LETTER_REASON: &str = "weir.dead_letter.reason";
 
 /// Records taken from the inbox in one go before deadlines are looked at.
 const INBOX_BURST: usize = 512;
@@ -74,13 +74,25 @@ enum Done {
         stream: Arc<str>,
         result: Result<Arc<ShardMap>, ClientError>,
     },
+    Quarantined {
+        item: Box<Item>,
+        reason: String,
+        result: Result<(), String>,
+    },
+    QuarantineLost(String),
 }
 
 /// What a running task holds, so that it can be accounted for if it dies.
 struct TaskInfo {
     stream: Arc<str>,
-    /// For an append task.
-    batch: Option<BatchInfo>,
+    work: Work,
+}
+
+enum Work {
+    Discover,
+    Append(BatchInfo),
+    /// Writing to the quarantine file.
+    Quarantine,
 }
 
 struct BatchInfo {
@@ -98,6 +110,10 @@ pub(crate) struct Dispatcher {
     context: Arc<AppendContext>,
     inbox: mpsc::Receiver<Item>,
     inbox_open: bool,
+    /// Rejections from the rules and render stages.
+    rejects: mpsc::Receiver<Item>,
+    rejects_open: bool,
+    quarantine: Arc<Quarantine>,
     /// The disk buffer, when enabled: told which records are done.
     disk: Option<mpsc::UnboundedSender<Control>>,
     /// Records on disk not done yet (zero means the disk buffer is empty).
@@ -122,6 +138,8 @@ pub(crate) struct Parts {
     pub(crate) client: Client,
     pub(crate) context: Arc<AppendContext>,
     pub(crate) inbox: mpsc::Receiver<Item>,
+    pub(crate) rejects: mpsc::Receiver<Item>,
+    pub(crate) quarantine: Arc<Quarantine>,
     pub(crate) disk: Option<mpsc::UnboundedSender<Control>>,
     pub(crate) disk_records: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
     pub(crate) sent: Option<SentLog>,
@@ -146,6 +164,9 @@ impl Dispatcher {
             context: parts.context,
             inbox: parts.inbox,
             inbox_open: true,
+            rejects: parts.rejects,
+            rejects_open: true,
+            quarantine: parts.quarantine,
             disk: parts.disk,
             disk_records: parts.disk_records,
             sent: parts.sent,
@@ -202,6 +223,13 @@ impl Dispatcher {
                     }
                     None => self.inbox_open = false,
                 },
+                item = self.rejects.recv(), if self.rejects_open => match item {
+                    Some(item) => {
+                        self.enqueue(item);
+                        self.pump_all();
+                    }
+                    None => self.rejects_open = false,
+                },
                 _ = sleep_until(wake), if wake.is_some() => {
                     self.expire();
                     self.pump_all();
@@ -216,6 +244,7 @@ impl Dispatcher {
             // No new records; those already in the channel are still taken.
             self.inbox.close();
         }
+        self.rejects.close();
         self.pump_all();
     }
 
@@ -224,9 +253,10 @@ impl Dispatcher {
     fn drained(&self) -> bool {
         let memory_empty =
             self.tasks.is_empty() && self.streams.values().all(StreamQueues::is_idle);
+        let rejects_done = !self.rejects_open;
         match &self.disk_records {
-            None => memory_empty && !self.inbox_open,
-            Some(disk_records) => memory_empty && disk_records() == 0,
+            None => memory_empty && !self.inbox_open && rejects_done,
+            Some(disk_records) => memory_empty && rejects_done && disk_records() == 0,
         }
     }
 
@@ -235,7 +265,7 @@ impl Dispatcher {
         self.tasks.abort_all();
         let disk = self.disk.is_some();
         for (_, info) in self.running.drain() {
-            if let Some(batch) = info.batch {
+            if let Work::Append(batch) = info.work {
                 batch.metrics.inflight(-(batch.records as i64));
                 if !disk {
                     for _ in 0..batch.records {
@@ -245,6 +275,7 @@ impl Dispatcher {
             }
         }
         let mut leftovers: Vec<Item> = std::iter::from_fn(|| self.inbox.try_recv().ok()).collect();
+        leftovers.extend(std::iter::from_fn(|| self.rejects.try_recv().ok()));
         leftovers.extend(self.streams.values_mut().flat_map(|stream| {
             let pending: Vec<Item> = stream.pending.drain(..).collect();
             let queued: Vec<Item> = stream
@@ -268,6 +299,23 @@ impl Dispatcher {
     }
 
     fn enqueue(&mut self, mut item: Item) {
+        if let Some(dead) = item.dead_letter.as_ref().filter(|dead| dead.quarantine) {
+            let reason = format!("{}; and there is no dead-letter stream", dead.reason);
+            item.metrics.queued_bytes(-(item.bytes as i64));
+            self.quarantine(item, reason);
+            return;
+        }
+        let size = record_size(&item.record);
+        if size > self.settings.max_record_bytes {
+            item.metrics.queued_bytes(-(item.bytes as i64));
+            let reason = format!(
+                "the record is {size} bytes, over the limit of {} (sink.max_record_bytes; \
+                 HStreamDB refuses it with StreamInvalidRecordSize)",
+                self.settings.max_record_bytes
+            );
+            self.reject(item, "oversize", reason);
+            return;
+        }
         item.order = self.next_order;
         self.next_order += 1;
         let stream_name = item.stream.clone();
@@ -303,7 +351,7 @@ impl Dispatcher {
                 let reason =
                     format!("stream {stream_name:?} has no shard for partition key {key:?}");
                 item.metrics.queued_bytes(-(item.bytes as i64));
-                self.reject(item, reason);
+                self.reject(item, "no_shard", reason);
             }
         }
     }
@@ -348,7 +396,7 @@ impl Dispatcher {
             handle.id(),
             TaskInfo {
                 stream: stream_name.clone(),
-                batch: None,
+                work: Work::Discover,
             },
         );
     }
@@ -357,6 +405,14 @@ impl Dispatcher {
         match done {
             Done::Discovered { stream, result } => self.discovered(&stream, result),
             Done::Batch(report) => self.batch_done(report),
+            Done::Quarantined {
+                item,
+                reason,
+                result,
+            } => self.quarantined(*item, reason, result),
+            Done::QuarantineLost(error) => {
+                tracing::error!(%error, "a quarantine write died; its message is not acknowledged");
+            }
         }
     }
 
@@ -388,7 +444,7 @@ impl Dispatcher {
                 tracing::warn!(stream = %stream_name, %reason, records = held.len(), "the stream does not exist; its records are dead-lettered");
                 for item in held {
                     item.metrics.queued_bytes(-(item.bytes as i64));
-                    self.reject(item, reason.clone());
+                    self.reject(item, "stream_missing", reason.clone());
                 }
             }
         }
@@ -408,7 +464,7 @@ impl Dispatcher {
         let metrics = appended
             .first()
             .or(returned.first())
-            .or(rejected.first().map(|(item, _)| item))
+            .or(rejected.first().map(|(item, ..)| item))
             .map(|item| item.metrics.clone());
         if let Some(metrics) = &metrics {
             metrics.inflight(-(records as i64));
@@ -419,19 +475,18 @@ impl Dispatcher {
             item.metrics
                 .success(u64::try_from(now_ms.saturating_sub(item.event_time_ms)).unwrap_or(0));
             done_seqs.extend(item.seq);
+            if let Some(origin) = item.dead_letter.as_ref().and_then(|d| d.origin.as_ref()) {
+                origin.dead_lettered();
+            }
             match (item.ack, item.dead_letter) {
-                (Some(ack), Some(dead)) => {
-                    dead.origin.dead_lettered();
-                    ack.dead_lettered(dead.reason);
-                }
+                (Some(ack), Some(dead)) => ack.dead_lettered(dead.reason),
                 (Some(ack), None) => ack.stored(),
-                (None, Some(dead)) => dead.origin.dead_lettered(),
-                (None, None) => {}
+                (None, _) => {}
             }
         }
         self.done(done_seqs);
-        for (item, reason) in rejected {
-            self.reject(item, reason);
+        for (item, kind, reason) in rejected {
+            self.reject(item, kind, reason);
         }
         let Some(stream) = self.streams.get_mut(&stream_name) else {
             return;
@@ -454,8 +509,25 @@ impl Dispatcher {
                 stream.lanes.entry(shard).or_default().put_back(returned);
             }
             Some(Returned::Expired(reason)) => {
+                // What waits behind an expired batch in its lane is later
+                // in the same shard: appending it now would put it before
+                // the expired records, which come back only when their
+                // messages are delivered again. It goes back the same way.
+                let behind: Vec<Item> = stream
+                    .lanes
+                    .get_mut(&shard)
+                    .map(|lane| lane.drain().collect())
+                    .unwrap_or_default();
                 for item in returned {
                     self.drop_item(item, DropReason::Expired, &reason);
+                }
+                for item in behind {
+                    item.metrics.queued_bytes(-(item.bytes as i64));
+                    self.drop_item(
+                        item,
+                        DropReason::Expired,
+                        "an earlier record of its shard expired; appending it first would reorder the key",
+                    );
                 }
             }
             None => {}
@@ -480,29 +552,47 @@ impl Dispatcher {
 
     /// A record that cannot be stored in its stream (and is no longer
     /// counted as queued): to the dead-letter stream if there is one (and
-    /// this is not already a dead letter), otherwise failed.
-    fn reject(&mut self, mut item: Item, reason: String) {
+    /// this is not already a dead letter), else to the quarantine file;
+    /// except that, with no dead-letter stream, a record whose stream is
+    /// missing fails (its message is delivered again, and may find the
+    /// stream re-created).
+    fn reject(&mut self, mut item: Item, kind: &'static str, reason: String) {
         item.metrics.failed();
         let dead_letter_stream = self.settings.dead_letter_stream.clone();
+        let first_refusal = item.dead_letter.is_none();
+        if first_refusal {
+            let rejection = Rejection {
+                stage: Stage::Sink,
+                kind,
+                message: reason.clone(),
+                stream: Some(item.stream.clone()),
+                plugin: None,
+                dead_letter_stream: None,
+            };
+            dead_letter::stamp(&mut item.record, &rejection);
+        }
         match dead_letter_stream {
-            Some(target) if item.dead_letter.is_none() && item.stream != target => {
+            Some(target) if first_refusal && item.stream != target => {
                 tracing::debug!(stream = %item.stream, %reason, "dead-lettering a record");
-                if let Some(header) = item.record.header.as_mut() {
-                    header
-                        .attributes
-                        .insert(DEAD_LETTER_STREAM.into(), item.stream.to_string());
-                    header
-                        .attributes
-                        .insert(DEAD_LETTER_REASON.into(), reason.clone());
-                }
                 let metrics = self.registry.stream(&target);
                 metrics.matched(item.bytes);
                 item.dead_letter = Some(DeadLetter {
                     reason,
-                    origin: std::mem::replace(&mut item.metrics, metrics),
+                    origin: Some(std::mem::replace(&mut item.metrics, metrics)),
+                    quarantine: false,
                 });
                 item.stream = target;
                 self.enqueue(item);
+            }
+            // A missing stream may come back (an operator re-creating it):
+            // without a dead-letter stream the record is left for the
+            // broker or device to deliver again, as before it was written.
+            None if first_refusal && kind == "stream_missing" => {
+                tracing::warn!(stream = %item.stream, %reason, "a record cannot be stored and there is no dead-letter stream; its message is left for redelivery");
+                self.done(item.seq.into_iter().collect());
+                if let Some(ack) = item.ack {
+                    ack.failed(reason);
+                }
             }
             _ => {
                 let reason = match &item.dead_letter {
@@ -510,12 +600,65 @@ impl Dispatcher {
                         "{}; and the dead-letter stream refused it: {reason}",
                         dead.reason
                     ),
-                    None => reason,
+                    None => format!("{reason}; and there is no dead-letter stream"),
                 };
-                tracing::warn!(stream = %item.stream, %reason, "a record cannot be stored");
+                self.quarantine(item, reason);
+            }
+        }
+    }
+
+    /// Writes a record to the quarantine file (on a blocking thread) and
+    /// resolves its share *quarantined* once the line is on disk.
+    fn quarantine(&mut self, item: Item, reason: String) {
+        tracing::warn!(stream = %item.stream, %reason, "a record can be stored nowhere else; quarantining it");
+        let stream = item.stream.clone();
+        let quarantine = self.quarantine.clone();
+        let handle = self.tasks.spawn(async move {
+            let written = tokio::task::spawn_blocking(move || {
+                let result = quarantine
+                    .write(&[(&item.stream, &item.record, &reason)])
+                    .map_err(|e| e.to_string());
+                (item, reason, result)
+            })
+            .await;
+            match written {
+                Ok((item, reason, result)) => Done::Quarantined {
+                    item: Box::new(item),
+                    reason,
+                    result,
+                },
+                // The item was lost with the thread: its share, dropped,
+                // reports the message not stored.
+                Err(error) => Done::QuarantineLost(error.to_string()),
+            }
+        });
+        self.running.insert(
+            handle.id(),
+            TaskInfo {
+                stream,
+                work: Work::Quarantine,
+            },
+        );
+    }
+
+    fn quarantined(&mut self, item: Item, reason: String, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                match item.dead_letter.as_ref().and_then(|d| d.origin.as_ref()) {
+                    Some(origin) => origin.quarantined(),
+                    None => item.metrics.quarantined(),
+                }
                 self.done(item.seq.into_iter().collect());
                 if let Some(ack) = item.ack {
-                    ack.failed(reason);
+                    ack.quarantined(reason);
+                }
+            }
+            Err(error) => {
+                // With the disk buffer the record stays there (it is not
+                // marked done) and is tried again after a restart.
+                tracing::error!(stream = %item.stream, %reason, %error, "a record could not be quarantined either");
+                if let Some(ack) = item.ack {
+                    ack.failed(format!("{reason}; and the quarantine file failed: {error}"));
                 }
             }
         }
@@ -540,7 +683,7 @@ impl Dispatcher {
 
     /// Memory buffer only: drops the records that waited longer than the
     /// request TTL (queued ones too, so a full in-flight window cannot make
-    /// a queue grow for ever).
+    /// a queue grow for ever), and the rest of their lane with them.
     fn expire(&mut self) {
         if self.disk.is_some() {
             return;
@@ -557,8 +700,11 @@ impl Dispatcher {
                 expired.extend(stream.pending.pop_front());
             }
             for lane in stream.lanes.values_mut() {
-                while lane.front().is_some_and(|i| i.received + ttl <= now) {
-                    expired.extend(lane.pop_front());
+                // Everything behind an expired record in its lane goes with
+                // it: appended now, it would land before the expired record,
+                // which comes back only when its message is delivered again.
+                if lane.front().is_some_and(|i| i.received + ttl <= now) {
+                    expired.extend(lane.drain());
                 }
             }
         }
@@ -654,7 +800,10 @@ impl Dispatcher {
                     sent.sent(&seqs, || {
                         running
                             .values()
-                            .filter_map(|info| info.batch.as_ref())
+                            .filter_map(|info| match &info.work {
+                                Work::Append(batch) => Some(batch),
+                                _ => None,
+                            })
                             .flat_map(|batch| batch.seqs.iter().copied())
                             .collect()
                     });
@@ -671,7 +820,7 @@ impl Dispatcher {
                     handle.id(),
                     TaskInfo {
                         stream: stream_name.clone(),
-                        batch: Some(BatchInfo {
+                        work: Work::Append(BatchInfo {
                             shard,
                             records,
                             metrics,
@@ -697,14 +846,15 @@ impl Dispatcher {
         let Some(stream) = self.streams.get_mut(&info.stream) else {
             return;
         };
-        match info.batch {
-            Some(batch) => {
+        match info.work {
+            Work::Append(batch) => {
                 batch.metrics.inflight(-(batch.records as i64));
                 if let Some(lane) = stream.lanes.get_mut(&batch.shard) {
                     lane.inflight = lane.inflight.saturating_sub(1);
                 }
             }
-            None => stream.discovering = false,
+            Work::Discover => stream.discovering = false,
+            Work::Quarantine => return,
         }
         let name = info.stream.clone();
         self.after_change(&name);
@@ -741,6 +891,13 @@ impl Dispatcher {
         }
         next
     }
+}
+
+/// A record's size as HStreamDB measures it for a batch of one, without
+/// compression: the encoded record and its length prefix.
+fn record_size(record: &weir_proto::pb::HStreamRecord) -> usize {
+    let len = prost::Message::encoded_len(record);
+    1 + prost::length_delimiter_len(len) + len
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -36,6 +36,7 @@ pub(crate) struct StreamMetrics {
     success: AtomicU64,
     failed: AtomicU64,
     dead_lettered: AtomicU64,
+    quarantined: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_expired: AtomicU64,
     dropped_resource_stopped: AtomicU64,
@@ -93,6 +94,10 @@ impl StreamMetrics {
         self.dead_lettered.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn quarantined(&self) {
+        self.quarantined.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn dropped(&self, reason: DropReason) {
         match reason {
             DropReason::QueueFull => &self.dropped_queue_full,
@@ -122,6 +127,7 @@ impl StreamMetrics {
             success,
             failed,
             dead_lettered: self.dead_lettered.load(Relaxed),
+            quarantined: self.quarantined.load(Relaxed),
             dropped,
             retried: self.retried.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
@@ -148,6 +154,9 @@ pub(crate) struct StreamSnapshot {
     pub failed: u64,
     /// Of the failed records, those now in the dead-letter stream.
     pub dead_lettered: u64,
+    /// Of the failed records, those written to the local quarantine file
+    /// (neither the stream nor the dead-letter stream would take them).
+    pub quarantined: u64,
     pub dropped: DroppedSnapshot,
     /// Records whose append was retried, once per retry.
     pub retried: u64,

@@ -19,6 +19,8 @@
 //! - `disk`: the crash-safe buffer (segment files, marks, recovery).
 //! - `dispatcher` and `batcher`: routing, lanes, batches, re-routing.
 //! - `append` and `retry`: one batch's appends and what errors call for.
+//! - `dead_letter` and `quarantine`: the one maker of dead-letter records,
+//!   and the local file for what the dead-letter stream will not take.
 //! - `health` and [`metrics`]: connector status and EMQX-named counters.
 //! - `handle`: `SinkHandle`, what the admin API and the stream follower
 //!   hold (status, metrics, targets); only the gateway holds the `Sink`.
@@ -31,11 +33,13 @@ mod batcher;
 mod budget;
 pub mod client;
 mod config;
+mod dead_letter;
 mod disk;
 mod dispatcher;
 mod handle;
 mod health;
 mod metrics;
+mod quarantine;
 mod retry;
 
 #[cfg(test)]
@@ -119,13 +123,18 @@ pub mod fuzzing {
 #[cfg(test)]
 pub(crate) use config::{BatchConfig, CompressionSetting, DiskConfig, FsyncPolicy, OverflowPolicy};
 pub(crate) use config::{SinkConfig, SinkConfigError};
+#[cfg(test)]
+pub(crate) use dead_letter::{
+    ATTR_KIND, ATTR_PLUGIN, ATTR_REASON, ATTR_STAGE, ATTR_STREAM, ATTR_VERSION,
+};
+pub(crate) use dead_letter::{Rejected, Rejection, Stage};
 pub(crate) use disk::DiskError;
-pub(crate) use dispatcher::{DEAD_LETTER_REASON, DEAD_LETTER_STREAM};
 #[cfg(test)]
 pub(crate) use metrics::DroppedSnapshot;
 pub(crate) use metrics::{
     ConnectorState, ConnectorStatus, LATENCY_BUCKETS_MS, SinkMetrics, StreamSnapshot,
 };
+pub(crate) use quarantine::read as read_quarantine;
 
 use crate::ack::AckShare;
 use append::AppendContext;
@@ -187,8 +196,11 @@ pub(crate) struct Item {
 #[derive(Debug)]
 pub(crate) struct DeadLetter {
     pub(crate) reason: String,
-    /// The metrics of the stream the record was meant for.
-    pub(crate) origin: Arc<StreamMetrics>,
+    /// The metrics of the stream the record was meant for, when there was
+    /// one.
+    pub(crate) origin: Option<Arc<StreamMetrics>>,
+    /// There is no dead-letter stream to try: straight to the quarantine.
+    pub(crate) quarantine: bool,
 }
 
 /// Why the sink could not start.
@@ -230,6 +242,10 @@ struct Shared {
     handoff: Option<Arc<ByteBudget>>,
     memory: Arc<ByteBudget>,
     registry: Arc<Registry>,
+    /// Rejections go straight to the dispatcher, also with the disk buffer:
+    /// their acks wait for the dead letter's append (or the quarantine).
+    rejects: mpsc::Sender<Item>,
+    dead_letter_stream: Option<Arc<str>>,
 }
 
 /// Sends records into the sink. Cheap to clone.
@@ -313,6 +329,80 @@ impl SinkSender {
     }
 }
 
+impl SinkSender {
+    /// Hands the sink something an earlier stage gave up on. The sink makes
+    /// its dead-letter record (`dead_letter::record`), appends it to the
+    /// rejection's own dead-letter stream or the sink's, and resolves `ack`
+    /// *dead-lettered*; what no dead-letter stream takes is quarantined.
+    /// Waits for memory like [`send`](Self::send); fails only once the sink
+    /// is stopping.
+    pub(crate) async fn reject(
+        &self,
+        rejected: Rejected,
+        rejection: Rejection,
+        ack: AckShare,
+        event_time_ms: i64,
+    ) -> Result<(), SinkClosed> {
+        let shared = &self.shared;
+        let record = dead_letter::record(rejected, &rejection);
+        let target = rejection
+            .dead_letter_stream
+            .clone()
+            .or_else(|| shared.dead_letter_stream.clone());
+        let origin = rejection
+            .stream
+            .as_deref()
+            .map(|stream| shared.registry.stream(stream));
+        let stream: Arc<str> = match (&target, &rejection.stream) {
+            (Some(target), _) => target.clone(),
+            (None, Some(origin)) => origin.clone(),
+            (None, None) => Arc::from(""),
+        };
+        let metrics = shared.registry.stream(&stream);
+        let bytes = disk::format::frame_len(&stream, &record);
+        let fail = |ack: AckShare| {
+            ack.failed("the sink has stopped");
+            SinkClosed
+        };
+        if shared.closed.load(Ordering::Acquire)
+            || !room(&shared.memory, bytes, &shared.closing).await
+        {
+            return Err(fail(ack));
+        }
+        if let Some(origin) = &origin {
+            origin.failed();
+        }
+        metrics.matched(bytes);
+        let item = Item {
+            stream,
+            record,
+            ack: Some(ack),
+            event_time_ms,
+            bytes,
+            permit: Some(Permit::taken(&shared.memory, bytes as u64)),
+            seq: None,
+            received: tokio::time::Instant::now(),
+            metrics,
+            dead_letter: Some(DeadLetter {
+                reason: rejection.message,
+                origin,
+                quarantine: target.is_none(),
+            }),
+            order: 0,
+        };
+        match shared.rejects.send(item).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(item)) => {
+                item.metrics.queued_bytes(-(item.bytes as i64));
+                Err(match item.ack {
+                    Some(ack) => fail(ack),
+                    None => SinkClosed,
+                })
+            }
+        }
+    }
+}
+
 /// Takes `bytes` from `budget`, waiting for room; `false` if the sink
 /// closes first.
 async fn room(budget: &ByteBudget, bytes: usize, closing: &watch::Sender<bool>) -> bool {
@@ -357,6 +447,7 @@ impl Sink {
         let (status_tx, status) = watch::channel(ConnectorStatus::default());
         let (targets, targets_rx) = watch::channel(Vec::new());
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let (rejects_tx, rejects) = mpsc::channel(INBOX_CAPACITY);
         let disk = match &settings.disk {
             Some(disk) => Some(
                 Disk::open(
@@ -385,6 +476,8 @@ impl Sink {
             handoff: disk.as_ref().map(|disk| disk.handoff.clone()),
             memory: memory.clone(),
             registry: registry.clone(),
+            rejects: rejects_tx,
+            dead_letter_stream: settings.dead_letter_stream.clone(),
         });
         let failing = Arc::new(AtomicBool::new(false));
         let context = Arc::new(AppendContext {
@@ -395,6 +488,7 @@ impl Sink {
                 max: settings.retry_max,
             },
             ttl: disk.is_none().then_some(settings.request_ttl),
+            poison_retries: settings.poison_retries,
             status: status_tx.clone(),
             failing: failing.clone(),
         });
@@ -404,6 +498,10 @@ impl Sink {
             client: client.clone(),
             context,
             inbox,
+            rejects,
+            quarantine: Arc::new(quarantine::Quarantine::new(
+                settings.quarantine_file.clone(),
+            )),
             disk: disk.as_ref().map(|disk| disk.control.clone()),
             disk_records: disk.as_ref().map(|disk| {
                 let stats = disk.stats.clone();

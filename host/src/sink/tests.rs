@@ -50,6 +50,17 @@ async fn injected_failures(server: &DevServer) -> u64 {
 }
 
 /// A configuration for tests: short delays so that retries happen quickly.
+/// A quarantine file of the test's own, so tests never write to the
+/// working directory.
+fn scratch_quarantine() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "weir-sink-test-{}-{}.jsonl",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+}
+
 fn config() -> SinkConfig {
     SinkConfig {
         batch: BatchConfig {
@@ -61,6 +72,7 @@ fn config() -> SinkConfig {
         retry_min_delay_ms: 20,
         retry_max_delay_ms: 200,
         health_check_interval_ms: 200,
+        quarantine_file: scratch_quarantine(),
         ..SinkConfig::default()
     }
 }
@@ -93,7 +105,7 @@ impl Acks {
 
     fn resolved(&self) -> u64 {
         let c = self.counts();
-        c.stored + c.dead_lettered + c.not_stored
+        c.stored + c.dead_lettered + c.quarantined + c.not_stored
     }
 
     async fn wait_resolved(&self, n: u64) {
@@ -399,16 +411,13 @@ async fn a_stream_deleted_and_recreated_resumes_without_restart() {
     let dead = read_stream(&client, "dead", 50).await;
     let header = dead[0].record.header.as_ref().expect("a header");
     assert_eq!(
-        header
-            .attributes
-            .get(DEAD_LETTER_STREAM)
-            .map(String::as_str),
+        header.attributes.get(ATTR_STREAM).map(String::as_str),
         Some("s")
     );
     assert!(
         header
             .attributes
-            .get(DEAD_LETTER_REASON)
+            .get(ATTR_REASON)
             .is_some_and(|reason| reason.contains("does not exist")),
         "{header:?}"
     );
@@ -651,9 +660,25 @@ async fn one_bad_record_does_not_take_its_batch_with_it() {
     }
     acks.wait_resolved(4).await;
     let counts = acks.counts();
-    assert_eq!((counts.stored, counts.not_stored), (3, 1), "{counts:?}");
+    // Refused on its own, tried `poison_retries` more times, and with no
+    // dead-letter stream quarantined: acknowledged, never redelivered.
+    assert_eq!((counts.stored, counts.quarantined), (3, 1), "{counts:?}");
     let metrics = stream_metrics(&sink, "s");
-    assert_eq!((metrics.success, metrics.failed), (3, 1));
+    assert_eq!(
+        (metrics.success, metrics.failed, metrics.quarantined),
+        (3, 1, 1)
+    );
+    assert!(metrics.retried >= 2, "{metrics:?}");
+    let quarantined = read_quarantine(&config.quarantine_file).expect("readable");
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0]["payload_text"], "2".repeat(5000));
+    assert_eq!(quarantined[0]["attributes"][ATTR_KIND], "refused");
+    assert!(
+        quarantined[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no dead-letter stream")),
+        "{quarantined:?}"
+    );
     let records = read_stream(&client, "s", 3).await;
     let firsts: Vec<char> = records
         .iter()
@@ -888,4 +913,171 @@ async fn throughput() {
     for (setting, line) in results {
         println!("{setting}: {line}");
     }
+}
+
+#[tokio::test]
+async fn an_oversize_record_is_never_sent_and_ends_in_quarantine_when_its_dead_letter_is_too() {
+    let (_server, client) = setup(1).await;
+    client
+        .create_stream("dead", 1, 1, Duration::ZERO)
+        .await
+        .expect("create the dead-letter stream");
+    let mut config = config();
+    config.max_record_bytes = 4096;
+    config.dead_letter_stream = Some("dead".into());
+    let sink = Sink::start(&config, client.clone()).await.expect("starts");
+    let acks = Acks::new();
+    let sender = sink.sender();
+    for body in ["small".to_owned(), "x".repeat(5000), "after".to_owned()] {
+        sender
+            .send(record("s", "k", body, &acks))
+            .await
+            .expect("the sink takes the record");
+    }
+    acks.wait_resolved(3).await;
+    let counts = acks.counts();
+    assert_eq!((counts.stored, counts.quarantined), (2, 1), "{counts:?}");
+    // Caught before the Append: nothing was refused by the server, retried
+    // or sent to the dead-letter stream.
+    assert_eq!(stream_metrics(&sink, "s").retried, 0);
+    let records = read_stream(&client, "s", 2).await;
+    assert_eq!(
+        records.iter().map(text).collect::<Vec<_>>(),
+        ["small", "after"]
+    );
+    let entry = &read_quarantine(&config.quarantine_file).expect("readable")[0];
+    assert_eq!(entry["attributes"][ATTR_KIND], "oversize");
+    assert_eq!(entry["attributes"][ATTR_STREAM], "s");
+    assert_eq!(entry["stream"], "dead");
+    let reason = entry["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("over the limit of 4096") && reason.contains("dead-letter stream refused"),
+        "{reason}"
+    );
+    let metrics = stream_metrics(&sink, "s");
+    assert_eq!(
+        (metrics.failed, metrics.quarantined, metrics.dead_lettered),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_record_whose_dead_letter_stream_is_missing_is_quarantined_not_failed() {
+    let (_server, client) = setup(1).await;
+    let mut config = config();
+    config.dead_letter_stream = Some("no_such_dead_letters".into());
+    let sink = Sink::start(&config, client.clone()).await.expect("starts");
+    let acks = Acks::new();
+    send_many(&sink.sender(), &acks, "missing", 2, 0..5).await;
+    acks.wait_resolved(5).await;
+    assert_eq!(acks.counts().quarantined, 5, "{:?}", acks.counts());
+    let entries = read_quarantine(&config.quarantine_file).expect("readable");
+    assert_eq!(entries.len(), 5);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["attributes"][ATTR_KIND] == "stream_missing")
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_becomes_one_dead_letter_record_and_acknowledges_as_dead_lettered() {
+    let (_server, client) = setup(1).await;
+    client
+        .create_stream("dead", 1, 1, Duration::ZERO)
+        .await
+        .expect("create the dead-letter stream");
+    let mut config = config();
+    config.dead_letter_stream = Some("dead".into());
+    let sink = Sink::start(&config, client.clone()).await.expect("starts");
+    let acks = Acks::new();
+    let rejection = Rejection {
+        stage: Stage::Render,
+        kind: "not_json",
+        message: "plugin p emitted a JSON record that is not valid JSON".into(),
+        stream: Some("s".into()),
+        plugin: Some(("p".into(), 7)),
+        dead_letter_stream: None,
+    };
+    sink.sender()
+        .reject(
+            Rejected::Output {
+                key: "t/1".into(),
+                bytes: bytes::Bytes::from_static(b"{oops"),
+            },
+            rejection,
+            acks.share(),
+            0,
+        )
+        .await
+        .expect("taken");
+    acks.wait_resolved(1).await;
+    assert_eq!(acks.counts().dead_lettered, 1, "{:?}", acks.counts());
+    let dead = read_stream(&client, "dead", 1).await;
+    let record = &dead[0].record;
+    assert_eq!((key_of(record), text(&dead[0]).as_str()), ("t/1", "{oops"));
+    let attributes = &record.header.as_ref().expect("header").attributes;
+    for (name, value) in [
+        (ATTR_STAGE, "render"),
+        (ATTR_KIND, "not_json"),
+        (ATTR_STREAM, "s"),
+        (ATTR_PLUGIN, "p"),
+        (ATTR_VERSION, "7"),
+    ] {
+        assert_eq!(
+            attributes.get(name).map(String::as_str),
+            Some(value),
+            "{name}"
+        );
+    }
+    let metrics = stream_metrics(&sink, "s");
+    assert_eq!((metrics.failed, metrics.dead_lettered), (1, 1));
+}
+
+#[tokio::test]
+async fn records_queued_behind_an_expired_batch_expire_with_it_instead_of_overtaking_it() {
+    let (server, client) = setup(1).await;
+    let mut config = config();
+    config.request_ttl_ms = 2_000;
+    let sink = Sink::start(&config, client.clone()).await.expect("starts");
+    // The outage outlasts the first record's TTL but not the later ones'.
+    faults(
+        &server,
+        FaultPlan {
+            fail_appends_for_ms: 2_300,
+            ..FaultPlan::default()
+        },
+    )
+    .await;
+    let acks = Acks::new();
+    let sender = sink.sender();
+    sender
+        .send(record("s", "k", "first".into(), &acks))
+        .await
+        .expect("taken");
+    // About a second into the outage (retries at 20, 60, 140, 300 ms, then
+    // every 100 to 200 ms), the later records of the key queue behind it.
+    until("the first record to be retried for a while", || {
+        stream_metrics(&sink, "s").retried >= 8
+    })
+    .await;
+    for text in ["second", "third"] {
+        sender
+            .send(record("s", "k", text.into(), &acks))
+            .await
+            .expect("taken");
+    }
+    acks.wait_resolved(3).await;
+    // Appended after the outage, they would sit before "first", which
+    // comes back only when its message is delivered again.
+    assert_eq!(acks.counts().not_stored, 3, "{:?}", acks.counts());
+    let metrics = stream_metrics(&sink, "s");
+    assert_eq!((metrics.success, metrics.dropped.expired), (0, 3));
+    sender
+        .send(record("s", "k", "later".into(), &acks))
+        .await
+        .expect("taken");
+    acks.wait_resolved(4).await;
+    let records = read_stream(&client, "s", 1).await;
+    assert_eq!(records.iter().map(text).collect::<Vec<_>>(), ["later"]);
 }

@@ -641,7 +641,9 @@ impl Task {
             };
             let (qos, pkid) = released.action;
             match released.outcome {
-                MessageOutcome::Stored | MessageOutcome::DeadLettered { .. } => {
+                MessageOutcome::Stored
+                | MessageOutcome::DeadLettered { .. }
+                | MessageOutcome::Quarantined { .. } => {
                     self.requests.push_back(Request::Ack(qos, pkid));
                 }
                 MessageOutcome::NotStored { reason } if self.config.clean_start => {

@@ -43,7 +43,7 @@ fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
     let good: Vec<usize> = out
         .outputs
         .iter()
-        .filter(|o| &*o.plugin == "misbehave" && !o.dead_letter)
+        .filter(|o| &*o.plugin == "misbehave")
         .map(|o| o.event)
         .collect();
     let expected: Vec<usize> = (0..20).filter(|i| ![3, 7, 12].contains(i)).collect();
@@ -59,18 +59,18 @@ fn trap_endless_loop_and_memory_hog_are_isolated_and_dead_lettered() {
             (12, ErrorKind::Poison(FailureKind::OutOfMemory)),
         ]
     );
-    let dead: Vec<_> = out.outputs.iter().filter(|o| o.dead_letter).collect();
-    assert_eq!(
-        dead.iter().map(|o| o.event).collect::<Vec<_>>(),
-        vec![3, 7, 12]
-    );
-    for d in &dead {
-        assert_eq!(&*d.stream, "dead");
-        let record = json(&d.record);
-        assert_eq!(record["plugin"], "misbehave");
-        assert_eq!(record["event"]["topic"], format!("bad/{}", d.event));
-        assert_eq!(d.key(), format!("bad/{}", d.event));
+    // They are rejections for the sink to dead-letter, with the plugin's
+    // dead-letter stream; the rule stage builds no record for them.
+    for error in &out.errors {
+        assert!(error.kind.is_rejection(), "{error:?}");
+        assert_eq!(&*error.plugin, "misbehave");
+        assert_eq!(error.dead_letter_stream.as_deref(), Some("dead"));
     }
+    assert!(
+        out.outputs
+            .iter()
+            .all(|o| o.event != 3 || &*o.plugin != "misbehave")
+    );
 
     let status = engine.status("misbehave").expect("known");
     let m = &status.metrics;
@@ -108,7 +108,8 @@ fn repeated_failures_trip_the_breaker_until_the_backoff_ends() {
     let out = engine.process(&[publish(2, "bad/2", b"fine")]);
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].kind, ErrorKind::Tripped);
-    assert!(out.outputs.iter().all(|o| o.dead_letter));
+    assert!(out.errors[0].kind.is_rejection());
+    assert!(out.outputs.is_empty());
     let metrics = engine.status("misbehave").expect("known").metrics;
     assert_eq!((metrics.trips, metrics.rejected_while_tripped), (1, 1));
 
@@ -138,4 +139,94 @@ fn fuel_mode_stops_an_endless_loop_deterministically() {
         "{}",
         out.errors[0].message
     );
+}
+
+#[test]
+fn a_batch_slow_on_every_event_is_bounded_by_its_time_budget_not_bisected_to_the_end() {
+    let engine = engine();
+    let manifest = MISBEHAVE
+        .manifest_text()
+        .expect("manifest")
+        .replace("deadline_ms = 250", "deadline_ms = 20");
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let events: Vec<Event> = (0..32)
+        .map(|i| publish(i as u128, &format!("bad/{i}"), b"loop"))
+        .collect();
+    let out = engine.process(&events);
+    // Bisecting to the end would take 2 × 32 − 1 calls plus the retry; the
+    // budget allows about BATCH_BUDGET_CALLS of them.
+    let m = engine.status("misbehave").expect("known").metrics;
+    let budget = u64::from(crate::rules::plugin::BATCH_BUDGET_CALLS);
+    assert!(m.invocations <= 2 * budget, "{} calls", m.invocations);
+    // Every event is accounted for, as a rejection the sink dead-letters.
+    let mut seen: Vec<usize> = out.errors.iter().map(|e| e.event).collect();
+    seen.dedup();
+    assert_eq!(seen, (0..32).collect::<Vec<_>>());
+    assert!(out.errors.iter().all(|e| e.kind.is_rejection()));
+    assert!(
+        out.errors
+            .iter()
+            .any(|e| e.kind == ErrorKind::BatchDeadline),
+        "{:?}",
+        out.errors
+    );
+}
+
+#[test]
+fn a_log_flood_is_cut_to_the_plugins_rate_and_counted() {
+    let engine = engine();
+    let manifest = MISBEHAVE
+        .manifest_text()
+        .expect("manifest")
+        .replace("deadline_ms = 250", "deadline_ms = 50");
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let out = engine.process(&[publish(1, "bad/1", b"flood")]);
+    assert_eq!(out.errors[0].kind, ErrorKind::Poison(FailureKind::Deadline));
+    let m = engine.status("misbehave").expect("known").metrics;
+    assert!(m.log_dropped > 0, "{m:?}");
+    // The burst, plus what the rate refilled during the calls (well under
+    // a second in all).
+    assert!(m.log_lines <= 300, "{m:?}");
+}
+
+#[test]
+fn a_plugin_that_sleeps_traps_at_once_instead_of_holding_the_rules_thread() {
+    let engine = engine();
+    let wasm = MISBEHAVE.wasm_bytes(Target::Wasip1).expect("wasip1 build");
+    let manifest = MISBEHAVE.manifest_text().expect("manifest");
+    engine
+        .install("misbehave", &wasm, &manifest)
+        .expect("wasip1 module loads");
+    let started = Instant::now();
+    let out = engine.process(&[publish(1, "bad/1", b"sleep"), publish(2, "bad/2", b"ok")]);
+    assert_eq!(
+        out.errors
+            .iter()
+            .map(|e| (e.event, e.kind))
+            .collect::<Vec<_>>(),
+        [(0, ErrorKind::Poison(FailureKind::Trap))]
+    );
+    assert_eq!(out.outputs.len(), 1, "the good event got through");
+    // It asked for a minute; refusing to block is what makes this short.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_tripped_plugin_gives_its_instance_back() {
+    let engine = engine();
+    let manifest = MISBEHAVE.manifest_text().expect("manifest")
+        + "breaker_threshold = 1\nbreaker_backoff_ms = 60000\n";
+    install_with(&engine, &MISBEHAVE, &manifest);
+    let out = engine.process(&[publish(1, "bad/1", b"hog")]);
+    assert_eq!(
+        out.errors[0].kind,
+        ErrorKind::Poison(FailureKind::OutOfMemory)
+    );
+    assert_eq!(
+        engine.status("misbehave").expect("known").state,
+        PluginState::Tripped
+    );
+    let m = engine.status("misbehave").expect("known").metrics;
+    assert!(m.memory_peak_bytes > 0, "{m:?}");
+    assert_eq!(m.memory_bytes, 0, "{m:?}");
 }

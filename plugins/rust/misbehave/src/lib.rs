@@ -3,7 +3,9 @@
 //! The payload says what to do: `trap` panics (a trap), `loop` spins
 //! forever (the deadline must stop it), `hog` allocates until the memory cap
 //! stops it, `error` returns a per-event error, `log` writes to the log and
-//! to stdout/stderr (which reach weir's log under wasm32-wasip1). Anything
+//! to stdout/stderr (which reach weir's log under wasm32-wasip1), `flood`
+//! logs without end (the log rate and the deadline must stop it), `sleep`
+//! sleeps for a minute (weir refuses to block, so it traps). Anything
 //! else is echoed as a RAW record, so the tests can tell good events got
 //! through.
 
@@ -26,6 +28,14 @@ pub fn misbehave(event: &Event<'_>, out: &mut Outputs<'_>) -> Result<(), Error> 
             }
         }
         b"error" => Err(Error::new(42, "asked to fail")),
+        b"flood" => loop {
+            info!("flooding the log from {}", event.topic());
+        },
+        b"sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            out.emit().raw().bytes(b"slept");
+            Ok(())
+        }
         b"log" => {
             info!("log line from {}", event.topic());
             println!("stdout line from {}", event.topic());
