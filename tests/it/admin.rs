@@ -3,6 +3,7 @@
 //! the dashboard in a real headless Chromium, and the configuration docs
 //! against the code.
 
+use crate::harness::admin::Admin;
 use crate::harness::browser::Browser;
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, listener_config};
@@ -19,75 +20,6 @@ use weir_plugin_artifacts::MESSAGE;
 
 fn config(server: &DevServer, plugins: &str, extra: &str) -> String {
     listener_config(&server.url(), plugins, extra)
-}
-
-/// The admin API of one gateway.
-struct Admin {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    fn of(gateway: &Gateway) -> Admin {
-        Admin {
-            base: gateway.admin_url(),
-            token: None,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn with_token(mut self, token: &str) -> Admin {
-        self.token = Some(token.to_owned());
-        self
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, accept: &str) -> reqwest::Response {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .header(reqwest::header::ACCEPT, accept);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        tokio::time::timeout(DEFAULT_DEADLINE, request.send())
-            .await
-            .unwrap_or_else(|_| panic!("{method} {path} answered in time"))
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-    }
-
-    async fn json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let response = self.send(method.clone(), path, "application/json").await;
-        let status = response.status().as_u16();
-        let body = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path} answers JSON: {e}"));
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.json(reqwest::Method::GET, path).await
-    }
-
-    async fn post(&self, path: &str) -> (u16, Value) {
-        self.json(reqwest::Method::POST, path).await
-    }
-
-    /// `GET /metrics`, in the format `accept` asks for: status, content type
-    /// and text.
-    async fn metrics(&self, accept: &str) -> (u16, String, String) {
-        let response = self.send(reqwest::Method::GET, "/metrics", accept).await;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response.text().await.expect("the metrics text");
-        (status, content_type, text)
-    }
 }
 
 /// One sample: its name and labels.
@@ -748,13 +680,18 @@ async fn the_dashboard_asks_for_the_token() {
 // ---------------------------------------------------------------------------
 // The documentation against the code.
 
-/// Metric families named in docs/admin.md's tables (`| `weir_...` |`).
+/// Metric families named in docs/admin.md's tables (`| `weir_...` |`,
+/// `| `process_...` |`).
 fn documented_metrics() -> BTreeSet<String> {
     let doc = std::fs::read_to_string(repo_root().join("docs/admin.md")).expect("docs/admin.md");
     doc.lines()
-        .filter_map(|line| line.strip_prefix("| `weir_"))
-        .filter_map(|rest| rest.split('`').next())
-        .map(|name| format!("weir_{name}"))
+        .filter_map(|line| {
+            ["weir_", "process_"].into_iter().find_map(|prefix| {
+                let rest = line.strip_prefix("| `")?;
+                rest.starts_with(prefix)
+                    .then(|| rest.split('`').next().unwrap_or_default().to_owned())
+            })
+        })
         .collect()
 }
 

@@ -5,6 +5,8 @@
 
 mod admin;
 mod cluster;
+mod console;
+mod deploy;
 mod dev;
 mod events;
 mod faults;

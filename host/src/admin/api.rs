@@ -29,7 +29,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
-        .route("/api/v1/rules", get(rules))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/{name}", get(plugin))
         .route("/api/v1/plugins/{name}/reload", post(reload))
@@ -69,7 +68,8 @@ impl From<RulesError> for ApiError {
             | RulesError::Runtime(_)
             | RulesError::Watch(_)
             | RulesError::DisabledFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            RulesError::NoPluginsDir => StatusCode::CONFLICT,
+            RulesError::NoPluginsDir | RulesError::NameTaken { .. } => StatusCode::CONFLICT,
+            RulesError::BadName { .. } => StatusCode::BAD_REQUEST,
             // The plugin's or rule's files are wrong: the request was fine.
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
@@ -154,6 +154,26 @@ fn not_ready(handles: &Handles) -> Vec<String> {
     reasons
 }
 
+/// Rules that do not run as written: none loaded, or the circuit breaker
+/// open. The gateway can take traffic (so `/readyz` is not failed by them,
+/// which would only stop the traffic the other rules handle), but the
+/// dashboard must not call it ready.
+fn failing_rules(handles: &Handles) -> Vec<String> {
+    handles
+        .engine
+        .statuses()
+        .iter()
+        .filter(|s| matches!(s.state, PluginState::Failed | PluginState::Tripped))
+        .map(|s| {
+            let mut reason = format!("rule {} is {}", s.name, plugin_state(s.state));
+            if let Some(error) = &s.last_error {
+                reason.push_str(&format!(": {error}"));
+            }
+            reason
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // The gateway as a whole.
 
@@ -163,11 +183,19 @@ async fn status(State(state): State<Arc<AppState>>) -> ApiResult {
     let stats = handles.ingress.stats();
     let pipeline = &handles.pipeline;
     let reasons = not_ready(&handles);
+    let failing = failing_rules(&handles);
+    let overall = match (reasons.is_empty(), failing.is_empty()) {
+        (false, _) => "not_ready",
+        (true, false) => "degraded",
+        (true, true) => "ready",
+    };
     Ok(Json(json!({
         "node": handles.node,
         "version": env!("CARGO_PKG_VERSION"),
+        "state": overall,
         "ready": reasons.is_empty(),
         "not_ready_reasons": reasons,
+        "failing_rules": failing,
         "ingress": {
             "mode": mode(&handles),
             "state": connection.state.to_string(),
@@ -209,31 +237,6 @@ fn mode(handles: &Handles) -> &'static str {
 // Rules and plugins: one loaded unit seen two ways. A rule is what EMQX
 // calls one (sources, target streams, matched/passed/failed/no_result); a
 // plugin is the Wasm module behind it (version, hash, runtime counters).
-
-async fn rules(State(state): State<Arc<AppState>>) -> ApiResult {
-    let statuses = state.handles()?.engine.statuses();
-    let rules: Vec<Value> = statuses.iter().map(rule_view).collect();
-    Ok(Json(json!({ "rules": rules })))
-}
-
-fn rule_view(status: &PluginStatus) -> Value {
-    let m = &status.metrics;
-    json!({
-        "name": status.name,
-        "state": plugin_state(status.state),
-        "description": status.description,
-        "sources": status.sources,
-        "streams": status.streams,
-        "last_error": status.last_error,
-        "metrics": {
-            "matched": m.events_in,
-            "passed": m.passed,
-            "failed": m.failed,
-            "no_result": m.no_result,
-            "outputs": m.outputs,
-        },
-    })
-}
 
 async fn plugins(State(state): State<Arc<AppState>>) -> ApiResult {
     let statuses = state.handles()?.engine.statuses();
@@ -301,7 +304,7 @@ pub(super) fn plugin_state(state: PluginState) -> &'static str {
     }
 }
 
-fn unknown_plugin(name: &str) -> ApiError {
+pub(super) fn unknown_plugin(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no plugin named {name:?}"))
 }
 
@@ -322,7 +325,7 @@ fn plugin_name(name: &str) -> Result<&str, ApiError> {
 
 /// Runs a blocking engine call (compiling a module can take seconds) off
 /// the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(call).await.map_err(|e| {
@@ -389,7 +392,7 @@ async fn enable(State(state): State<Arc<AppState>>, Path(name): Path<String>) ->
 }
 
 /// What a reload or an enable did, and the plugin's status after it.
-fn changed(change: Change, status: Option<&PluginStatus>) -> Value {
+pub(super) fn changed(change: Change, status: Option<&PluginStatus>) -> Value {
     let (change, version) = match change {
         Change::Loaded { version } => ("loaded", Some(version)),
         Change::Unchanged => ("unchanged", None),

@@ -10,6 +10,7 @@
 
 use super::AppState;
 use super::api::{ApiError, CONNECTOR, connector_state, plugin_state};
+use super::process::ProcessStats;
 use crate::config::MqttMode;
 use crate::ingress::{ConnectionState, IngressStats};
 use crate::pipeline::Handles;
@@ -81,6 +82,7 @@ pub(super) struct Scrape {
     pub(super) ingress: IngressStats,
     /// events, batches, records, render failures.
     pub(super) pipeline: [u64; 4],
+    pub(super) process: Option<ProcessStats>,
 }
 
 impl Scrape {
@@ -100,6 +102,7 @@ impl Scrape {
                 p.records.load(Ordering::Relaxed),
                 p.render_failures.load(Ordering::Relaxed),
             ],
+            process: ProcessStats::read(),
         }
     }
 
@@ -184,7 +187,74 @@ impl Collector for Scrape {
         self.encode_sink(&mut f)?;
         self.encode_cluster(&mut f)?;
         self.encode_ingress(&mut f)?;
-        self.encode_pipeline(&mut f)
+        self.encode_pipeline(&mut f)?;
+        self.encode_process(&mut f)
+    }
+}
+
+impl Scrape {
+    /// What build this is (a debug build's latencies are not a release
+    /// build's), and the process's own figures under their usual names.
+    fn encode_process(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        f.gauge(
+            "weir_build_info",
+            "1, labelled with weir's version and build profile.",
+            [(
+                [("version", env!("CARGO_PKG_VERSION")), ("profile", profile)],
+                1,
+            )],
+        )?;
+        let Some(p) = &self.process else {
+            return Ok(());
+        };
+        f.counter(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            [(NO_LABELS, p.cpu_seconds)],
+        )?;
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                Some(p.resident_bytes),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                Some(p.virtual_bytes),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                Some(p.open_fds),
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                p.max_fds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process.",
+                Some(p.threads),
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds.",
+                p.start_time_seconds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                f.gauge(name, help, [(NO_LABELS, g(value))])?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -695,11 +765,11 @@ impl Scrape {
 /// The label set of a metric without labels.
 const NO_LABELS: [(&str, &str); 0] = [];
 
-/// The publish→stored latency histogram, per stream, in seconds: buckets
-/// only. The sink counts latencies in buckets without their sum, and both
-/// formats forbid a `_count` without a `_sum` (or a NaN sum), so this family
-/// is written here rather than with `encode_histogram`. `histogram_quantile`
-/// needs only the buckets; the `le="+Inf"` bucket is the count.
+/// The publish→stored latency histogram, per stream, in seconds: buckets,
+/// `_sum` and `_count`, written here rather than with `encode_histogram`
+/// because the sink keeps its own bucket counters (the same the API's
+/// quantiles come from) and prometheus-client's histogram would be a second
+/// set.
 fn latency_histogram(sink: &SinkMetrics) -> Result<String, std::fmt::Error> {
     use std::fmt::Write as _;
     const NAME: &str = "weir_sink_latency_seconds";
@@ -723,6 +793,9 @@ fn latency_histogram(sink: &SinkMetrics) -> Result<String, std::fmt::Error> {
                 "{NAME}_bucket{{stream=\"{stream}\",le=\"{le}\"}} {cumulative}"
             )?;
         }
+        let sum = s.latency_sum_ms as f64 / 1000.0;
+        writeln!(out, "{NAME}_sum{{stream=\"{stream}\"}} {sum:?}")?;
+        writeln!(out, "{NAME}_count{{stream=\"{stream}\"}} {cumulative}")?;
     }
     Ok(out)
 }

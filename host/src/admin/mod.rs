@@ -15,6 +15,8 @@
 mod api;
 pub(crate) mod check;
 mod metrics;
+mod process;
+mod rules;
 
 use crate::pipeline::Handles;
 use axum::Router;
@@ -24,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::future::Future;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
@@ -43,6 +45,9 @@ struct AppState {
     /// SHA-256 of the bearer token, so comparing takes the same time
     /// whatever the length and content of a guess.
     token: Option<[u8; 32]>,
+    /// The engine rules are tried on (`POST /api/v1/rules/{name}/test`),
+    /// started on first use.
+    trial: Mutex<Option<Arc<crate::rules::RuleTrial>>>,
 }
 
 impl AppState {
@@ -71,6 +76,7 @@ pub(crate) async fn serve(
     let state = Arc::new(AppState {
         handles: RwLock::new(Some(handles)),
         token: token.map(|t| digest(t.as_bytes())),
+        trial: Mutex::default(),
     });
     let app = router(state.clone());
     let release = state.clone();
@@ -89,9 +95,11 @@ pub(crate) async fn serve(
 
 fn router(state: Arc<AppState>) -> Router {
     api::routes()
+        .merge(rules::routes())
         .merge(metrics::routes())
         .route("/", axum::routing::get(dashboard))
         .fallback(api::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -114,6 +122,10 @@ async fn dashboard() -> Response {
     )
         .into_response()
 }
+
+/// The largest request body taken (a rule file and its sample events are a
+/// few KiB); a larger one is refused with 413 before it is read further.
+pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Routes that need no token: probes an orchestrator calls without
 /// credentials, and the dashboard page (static; its API calls carry the

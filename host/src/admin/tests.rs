@@ -27,6 +27,8 @@ fn scrape() -> Scrape {
             counters: [("seen".to_owned(), -2)].into(),
             ..MetricsSnapshot::default()
         },
+        rule: None,
+        file: None,
     });
     let mut latency_buckets = vec![0; LATENCY_BUCKETS_MS.len() + 1];
     latency_buckets[0] = 2; // ≤ 1 ms
@@ -44,6 +46,7 @@ fn scrape() -> Scrape {
             queuing: 1,
             latency_buckets,
             latency_max_ms: 40_000,
+            latency_sum_ms: 40_012,
             ..StreamSnapshot::default()
         },
     );
@@ -51,6 +54,11 @@ fn scrape() -> Scrape {
     scrape.ingress_state = Some(ConnectionState::Connecting);
     scrape.ingress.received = 7;
     scrape.pipeline = [7, 2, 4, 0];
+    scrape.process = Some(super::process::ProcessStats {
+        cpu_seconds: 1.5,
+        threads: 9,
+        ..Default::default()
+    });
     scrape
 }
 
@@ -70,7 +78,7 @@ fn assert_well_formed(text: &str) {
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
         assert!(
-            name.starts_with("weir_")
+            (name.starts_with("weir_") || name.starts_with("process_"))
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "bad metric name in {line:?}"
         );
@@ -108,6 +116,11 @@ fn prometheus_text_names_every_stage_with_stable_labels() {
         "weir_sink_latency_seconds_bucket{stream=\"odd \\\"name\\\"\\\\\",le=\"0.01\"} 3",
         "weir_sink_latency_seconds_bucket{stream=\"odd \\\"name\\\"\\\\\",le=\"30.0\"} 3",
         "weir_sink_latency_seconds_bucket{stream=\"odd \\\"name\\\"\\\\\",le=\"+Inf\"} 4",
+        "weir_sink_latency_seconds_sum{stream=\"odd \\\"name\\\"\\\\\"} 40.012",
+        "weir_sink_latency_seconds_count{stream=\"odd \\\"name\\\"\\\\\"} 4",
+        "# TYPE weir_build_info gauge",
+        "process_cpu_seconds_total 1.5",
+        "process_threads 9",
     ] {
         assert!(
             text.lines().any(|l| l == line),

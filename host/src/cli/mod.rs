@@ -11,8 +11,10 @@
 
 mod check;
 mod config;
+mod ctl;
 mod dev;
 mod devserver;
+mod docs;
 mod import;
 mod plugin;
 mod quarantine;
@@ -21,6 +23,7 @@ mod run;
 mod server_args;
 mod signal;
 mod stream;
+mod table;
 
 use crate::sink::client::ClientError;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,7 +49,7 @@ pub(crate) struct Cli {
     /// rules run on threads of their own. Default: half the CPUs, at least
     /// one (docs/benchmarks.md has the measurement behind it).
     #[arg(long, global = true, env = "WEIR_WORKER_THREADS", value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..))]
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = GLOBAL_OPTIONS)]
     worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
@@ -56,11 +59,13 @@ pub(crate) struct Cli {
 struct LogArgs {
     /// Format of the logs written to stderr: human-readable lines, or one
     /// JSON object per line.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text,
+          help_heading = GLOBAL_OPTIONS)]
     log_format: LogFormat,
     /// Log more: -v info, -vv debug, -vvv trace (default: warnings). RUST_LOG,
     /// when set, takes precedence.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count,
+          help_heading = GLOBAL_OPTIONS)]
     verbose: u8,
 }
 
@@ -98,9 +103,19 @@ enum Command {
     /// Move a setup from elsewhere to weir (`weir import emqx`).
     #[command(subcommand)]
     Import(import::Command),
+    /// Operate a running weir through its admin API: status, rules,
+    /// plugins, the connector, streams.
+    Ctl(ctl::Args),
+    /// Print shell completions for weir.
+    Completions(docs::CompletionsArgs),
+    /// Print weir's man page, or write one per command.
+    Man(docs::ManArgs),
     /// Show the records the sink quarantined (stored nowhere else).
     Quarantine(quarantine::Args),
 }
+
+/// The heading of the options every command takes.
+const GLOBAL_OPTIONS: &str = "Global options";
 
 /// The process exit status, shared by every command (see [`EXIT_CODES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +217,9 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Rule(command) => rule::run(command, out).await,
         Command::Plugin(command) => plugin::run(command, out).await,
         Command::Import(command) => import::run(command, out).await,
+        Command::Ctl(args) => ctl::run(args, out).await,
+        Command::Completions(args) => docs::completions(&args, out),
+        Command::Man(args) => docs::man(&args, out),
         Command::Quarantine(args) => quarantine::run(args, out).await,
     }
 }

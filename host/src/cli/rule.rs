@@ -10,7 +10,7 @@
 
 use super::{Exit, print_line};
 use crate::rules::compile::{CompiledRule, RuleError, event_from_json};
-use crate::rules::{EngineOptions, RecordFlag, RuleEngine};
+use crate::rules::{RecordFlag, RuleTrial};
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,9 +119,7 @@ async fn test(args: TestArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<Ex
         .unwrap_or_else(|| "rule".into());
     let total = events.len();
     let batch = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let engine = RuleEngine::new(EngineOptions::default())?;
-        engine.install_rule(&name, &text)?;
-        Ok(engine.process(&events))
+        Ok(RuleTrial::new()?.run(&name, &text, &events)?)
     })
     .await
     .context("the rule engine stopped")??;

@@ -153,12 +153,22 @@ async fn read(
     let interrupted = shutdown.received();
     tokio::pin!(interrupted);
     let mut printed = 0;
+    // A stream with nothing to print would look like a hung command: once
+    // no record came for a moment, say so on stderr (stdout stays records).
+    let quiet = tokio::time::sleep(WAITING_NOTICE_AFTER);
+    tokio::pin!(quiet);
+    let mut told = false;
     while limit.is_none_or(|limit| printed < limit) {
         let record = tokio::select! {
             record = reader.next() => record.with_context(context)?,
             signal = &mut interrupted => {
                 signal?;
                 break;
+            }
+            () = &mut quiet, if !told && printed == 0 => {
+                told = true;
+                eprintln!("{}", waiting_notice(name, from));
+                continue;
             }
         };
         let Some(record) = record else { break };
@@ -170,6 +180,18 @@ async fn read(
         }
     }
     Ok(())
+}
+
+/// How long `weir stream read` waits for a first record before it says it
+/// is waiting.
+const WAITING_NOTICE_AFTER: Duration = Duration::from_millis(500);
+
+fn waiting_notice(name: &str, from: StartFrom) -> String {
+    let which = match from {
+        StartFrom::Earliest => "has no records yet",
+        StartFrom::Latest => "has no new records yet",
+    };
+    format!("stream {name:?} {which}; waiting for records to be appended (Ctrl-C to stop)")
 }
 
 /// One record as `weir stream read` prints it.
@@ -228,9 +250,9 @@ fn backlog_text(backlog: Duration) -> String {
 /// The streams as an aligned table with a header line.
 pub(crate) fn stream_table(streams: &[StreamInfo]) -> String {
     let header = ["NAME", "SHARDS", "REPLICATION", "BACKLOG", "CREATED"].map(String::from);
-    let rows: Vec<[String; 5]> = std::iter::once(header)
+    let rows: Vec<Vec<String>> = std::iter::once(header.to_vec())
         .chain(streams.iter().map(|s| {
-            [
+            vec![
                 s.name.clone(),
                 s.shards.to_string(),
                 s.replication.to_string(),
@@ -242,24 +264,5 @@ pub(crate) fn stream_table(streams: &[StreamInfo]) -> String {
             ]
         }))
         .collect();
-    let mut widths = [0; 5];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut table = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ");
-            }
-        }
-        table.push_str(line.trim_end());
-        table.push('\n');
-    }
-    table
+    super::table::table(&rows)
 }

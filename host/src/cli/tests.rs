@@ -467,6 +467,55 @@ async fn nodes_bind_consecutive_ports_or_one_address_each() {
 }
 
 #[tokio::test]
+async fn completions_and_man_pages_come_from_the_command_line_definition() {
+    let mut out = Vec::new();
+    let cli = parse(&["completions", "bash"]).expect("valid");
+    assert_eq!(
+        run(cli.command, &mut out).await.expect("completions"),
+        Exit::Success
+    );
+    let script = String::from_utf8(out).expect("UTF-8");
+    assert!(
+        script.contains("_weir") && script.contains("ctl"),
+        "{script}"
+    );
+
+    let mut out = Vec::new();
+    let cli = parse(&["man"]).expect("valid");
+    run(cli.command, &mut out).await.expect("man");
+    let page = String::from_utf8(out).expect("UTF-8");
+    assert!(page.contains(".TH weir 1"), "{page}");
+
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let cli = parse(&["man", "--out-dir", dir.path().to_str().expect("utf-8")]).expect("valid");
+    run(cli.command, &mut Vec::new())
+        .await
+        .expect("man --out-dir");
+    let ctl_page = std::fs::read_to_string(dir.path().join("weir-ctl.1")).expect("weir-ctl.1");
+    assert!(ctl_page.contains("admin\\-url"), "{ctl_page}");
+}
+
+#[test]
+fn global_options_are_listed_apart_from_a_commands_own() {
+    let mut command = Cli::command();
+    // Building propagates the global options to the subcommands.
+    command.build();
+    let help = command
+        .find_subcommand_mut("ctl")
+        .expect("weir ctl")
+        .render_long_help()
+        .to_string();
+    let admin = help.find("Admin API options:").expect("ctl's own heading");
+    let global = help
+        .find("Global options:")
+        .expect("a global options heading");
+    assert!(admin < global, "{help}");
+    assert!(help[admin..global].contains("--admin-url"), "{help}");
+    assert!(help[global..].contains("--worker-threads"), "{help}");
+    assert!(!help[..global].contains("--worker-threads"), "{help}");
+}
+
+#[tokio::test]
 async fn quarantine_lists_entries_and_reads_the_configured_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("q.jsonl");

@@ -20,7 +20,6 @@ use crate::event::Event;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -105,7 +104,9 @@ pub(super) struct Inner {
     /// Every stream the loaded plugins may write to, dead-letter streams
     /// included: what the sink must find in HStreamDB.
     pub(super) streams: watch::Sender<BTreeSet<Arc<str>>>,
-    pub(super) versions: AtomicU64,
+    /// The last version number of each plugin name, kept when its files go
+    /// so that a name's versions only move forward.
+    pub(super) versions: Mutex<BTreeMap<String, u64>>,
     pub(super) loading: Mutex<()>,
 }
 
@@ -152,7 +153,7 @@ impl RuleEngine {
                 disabled: Mutex::new(disabled),
                 subscriptions: watch::Sender::new(Sources::default()),
                 streams: watch::Sender::new(BTreeSet::new()),
-                versions: AtomicU64::new(0),
+                versions: Mutex::default(),
                 loading: Mutex::new(()),
             }),
         };

@@ -62,18 +62,23 @@
 //! (wasmtime), `plugin` (one version and its failure isolation),
 //! `engine` (the snapshot and the hot path: `process`, the swap), `registry`
 //! (loading, reload, status, operator disable/enable), `watcher` (the hot
-//! reload thread), `disabled` (the disabled-plugins file), `metrics`.
+//! reload thread), `disabled` (the disabled-plugins file), `files` (rule
+//! files written through weir: compiled, written, then loaded by hot
+//! reload's reload), `trial` (a rule on sample events in an engine of its
+//! own), `metrics`.
 
 pub mod compile;
 mod disabled;
 mod encode;
 mod engine;
+mod files;
 mod manifest;
 mod metrics;
 mod plugin;
 mod registry;
 mod router;
 mod runtime;
+mod trial;
 mod wasi_log;
 mod watcher;
 
@@ -82,11 +87,13 @@ mod tests;
 
 pub(crate) use encode::{dead_letter_key, event_to_json};
 pub use engine::{EngineOptions, RuleEngine};
+pub(crate) use files::check_rule;
 pub(crate) use manifest::ManifestError;
 #[cfg(test)]
 pub(crate) use metrics::MetricsSnapshot;
 pub(crate) use registry::{Change, PluginState, PluginStatus};
 pub(crate) use runtime::{FailureKind, LoadError};
+pub(crate) use trial::RuleTrial;
 pub(crate) use watcher::Watcher;
 
 use bytes::Bytes;
@@ -221,6 +228,12 @@ pub enum RulesError {
     Runtime(#[source] LoadError),
     #[error("no plugins directory configured")]
     NoPluginsDir,
+    #[error("`{name}` cannot name a rule: use letters, digits, `_`, `-` and `.`, not first")]
+    BadName { name: String },
+    #[error(
+        "plugin `{name}` is not a rule file ({file} exists): rename the rule or remove the plugin"
+    )]
+    NameTaken { name: String, file: String },
     #[error("{path}: not a list of disabled plugins ({problem}); fix or remove the file")]
     DisabledFile { path: String, problem: String },
     #[error("watching the plugins directory: {0}")]

@@ -16,7 +16,7 @@
 //! it lives in memory and a restart enables every plugin.
 
 use super::RulesError;
-use super::compile::CompiledRule;
+use super::compile::{CompiledRule, RuleDefinition};
 use super::disabled::write_disabled;
 use super::engine::{RuleEngine, lock};
 use super::manifest::Manifest;
@@ -25,7 +25,6 @@ use super::plugin::LoadedPlugin;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// A plugin's condition.
@@ -46,7 +45,8 @@ pub enum PluginState {
 pub struct PluginStatus {
     pub name: String,
     pub state: PluginState,
-    /// The running version, if any.
+    /// The running version, if any: this plugin's own load count (1 for
+    /// its first load, then one more for each new version).
     pub version: Option<u64>,
     pub module_sha256: Option<String>,
     pub sources: Vec<String>,
@@ -58,6 +58,10 @@ pub struct PluginStatus {
     /// else the last runtime failure.
     pub last_error: Option<String>,
     pub metrics: MetricsSnapshot,
+    /// For a rule file, what the last version that loaded says.
+    pub rule: Option<Arc<RuleDefinition>>,
+    /// The file the last version that loaded came from.
+    pub file: Option<PathBuf>,
 }
 
 /// What a reload did.
@@ -77,6 +81,9 @@ pub(super) struct Record {
     load_error: Option<String>,
     /// Fingerprint of files that failed to load, not retried until changed.
     failed: Option<String>,
+    /// What the last version that loaded was made from.
+    rule: Option<Arc<RuleDefinition>>,
+    file: Option<PathBuf>,
 }
 
 impl RuleEngine {
@@ -136,6 +143,8 @@ impl RuleEngine {
                 .clone()
                 .or_else(|| health.and_then(|h| h.last_error)),
             metrics: record.metrics.snapshot(),
+            rule: record.rule.clone(),
+            file: record.file.clone(),
         })
     }
 
@@ -406,11 +415,14 @@ impl RuleEngine {
             }
             record.metrics.clone()
         };
-        // Load errors name the file the operator would fix.
-        let source_file = match &source {
-            Source::Plugin { path, .. } => SourceFile::Module(path),
-            Source::Rule { path, .. } => SourceFile::Rule(path),
+        let file = source.path().to_path_buf();
+        // Load errors name the file the operator would fix: the module
+        // beside a manifest, or the rule file.
+        let failing_file = match &source {
+            Source::Plugin { path, .. } => path.with_extension("wasm"),
+            Source::Rule { path, .. } => path.to_path_buf(),
         };
+        let mut rule = None;
         let parsed = match source {
             Source::Plugin {
                 wasm,
@@ -422,18 +434,19 @@ impl RuleEngine {
             Source::Rule { text, path } => {
                 let started = Instant::now();
                 CompiledRule::compile(text, path)
-                    .map(|rule| {
+                    .map(|compiled| {
                         tracing::info!(
                             plugin = name,
                             compile_us = started.elapsed().as_micros(),
-                            module_bytes = rule.wasm().len(),
+                            module_bytes = compiled.wasm().len(),
                             "rule file compiled"
                         );
-                        for warning in rule.warnings() {
+                        for warning in compiled.warnings() {
                             tracing::warn!(plugin = name, "{warning}");
                         }
-                        let manifest = rule.manifest.clone();
-                        (std::borrow::Cow::Owned(rule.wasm().to_vec()), manifest)
+                        let manifest = compiled.manifest.clone();
+                        rule = Some(compiled.definition().clone());
+                        (std::borrow::Cow::Owned(compiled.wasm().to_vec()), manifest)
                     })
                     .map_err(RulesError::from)
             }
@@ -446,7 +459,12 @@ impl RuleEngine {
             }
         };
         let wasm: &[u8] = &wasm;
-        let version = self.inner.versions.fetch_add(1, Ordering::Relaxed) + 1;
+        let version = {
+            let mut versions = lock(&self.inner.versions);
+            let last = versions.entry(name.to_owned()).or_default();
+            *last += 1;
+            *last
+        };
         let loaded = LoadedPlugin::load(
             &self.inner.runtime,
             name.into(),
@@ -460,12 +478,8 @@ impl RuleEngine {
         let plugin = match loaded {
             Ok(p) => Arc::new(p),
             Err(source) => {
-                let file = match source_file {
-                    SourceFile::Module(path) => path.with_extension("wasm"),
-                    SourceFile::Rule(path) => path.to_owned(),
-                };
                 let error = RulesError::Load {
-                    file: file.display().to_string(),
+                    file: failing_file.display().to_string(),
                     plugin: name.to_owned(),
                     source,
                 };
@@ -485,6 +499,8 @@ impl RuleEngine {
             let record = records.entry(name.to_owned()).or_default();
             record.load_error = None;
             record.failed = None;
+            record.rule = rule;
+            record.file = Some(file);
         }
         tracing::info!(plugin = name, version, "plugin loaded");
         Ok(Change::Loaded { version })
@@ -528,12 +544,12 @@ enum Source<'a> {
     Rule { text: &'a str, path: &'a Path },
 }
 
-/// The file a load error names: the module beside a manifest, or the
-/// rule file.
-#[derive(Clone, Copy)]
-enum SourceFile<'a> {
-    Module(&'a Path),
-    Rule(&'a Path),
+impl Source<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Plugin { path, .. } | Source::Rule { path, .. } => path,
+        }
+    }
 }
 
 /// The plugin a file belongs to: `NAME.wasm`, `NAME.toml` or the rule file

@@ -46,6 +46,7 @@ pub(crate) struct StreamMetrics {
     queuing_bytes: AtomicI64,
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_max_ms: AtomicU64,
+    latency_sum_ms: AtomicU64,
 }
 
 impl StreamMetrics {
@@ -82,6 +83,7 @@ impl StreamMetrics {
             .unwrap_or(LATENCY_BUCKETS_MS.len());
         self.latency[bucket].fetch_add(1, Relaxed);
         self.latency_max_ms.fetch_max(latency_ms, Relaxed);
+        self.latency_sum_ms.fetch_add(latency_ms, Relaxed);
     }
 
     pub(crate) fn failed(&self) {
@@ -134,6 +136,7 @@ impl StreamMetrics {
             inflight,
             latency_buckets: self.latency.iter().map(|b| b.load(Relaxed)).collect(),
             latency_max_ms: self.latency_max_ms.load(Relaxed),
+            latency_sum_ms: self.latency_sum_ms.load(Relaxed),
         }
     }
 }
@@ -170,6 +173,9 @@ pub(crate) struct StreamSnapshot {
     /// [`LATENCY_BUCKETS_MS`], then one for slower records.
     pub latency_buckets: Vec<u64>,
     pub latency_max_ms: u64,
+    /// The latencies added up, for the histogram's `_sum` (a mean latency
+    /// is `_sum / _count`).
+    pub latency_sum_ms: u64,
 }
 
 impl StreamSnapshot {

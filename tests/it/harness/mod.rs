@@ -10,6 +10,7 @@
     reason = "each scenario uses a different part of the harness"
 )]
 
+pub(crate) mod admin;
 pub(crate) mod browser;
 pub(crate) mod devserver;
 pub(crate) mod gateway;

@@ -36,6 +36,8 @@ pub(crate) async fn run(args: &[&str]) -> Output {
         tokio::process::Command::new(binary())
             .args(args)
             .env_remove("WEIR_SERVER")
+            .env_remove("WEIR_ADMIN_URL")
+            .env_remove("WEIR_ADMIN_TOKEN")
             .kill_on_drop(true)
             .output(),
     )

@@ -190,6 +190,23 @@ pub struct CompiledRule {
     pub(crate) program: Arc<Program>,
     pub(super) manifest: Manifest,
     warnings: Vec<String>,
+    definition: Arc<RuleDefinition>,
+}
+
+/// What a rule file says, as an operator reads it (the admin API and the
+/// dashboard show it; an editor starts from `text`): the file's own text and
+/// its fields, as written, once the file compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDefinition {
+    /// The whole `NAME.rule.toml` text that compiled.
+    pub text: String,
+    pub sql: String,
+    pub description: Option<String>,
+    pub stream: String,
+    pub partition_key: Option<String>,
+    pub record_template: Option<String>,
+    /// `hrecord` or `raw`, as given or as the template implies.
+    pub record_format: &'static str,
 }
 
 impl CompiledRule {
@@ -231,10 +248,23 @@ impl CompiledRule {
             fields,
             paths: Vec::new(),
         });
+        let definition = Arc::new(RuleDefinition {
+            text: text.to_owned(),
+            record_format: match raw.action.record_format() {
+                RecordFormat::Hrecord => "hrecord",
+                RecordFormat::Raw => "raw",
+            },
+            sql: raw.sql,
+            description: raw.description,
+            stream: raw.action.stream,
+            partition_key: raw.action.partition_key,
+            record_template: raw.action.record_template,
+        });
         Ok(CompiledRule {
             program: Arc::new(program),
             manifest,
             warnings,
+            definition,
         })
     }
 
@@ -257,6 +287,11 @@ impl CompiledRule {
     /// its position in the file: reported when the rule loads.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The file's text and fields, as written.
+    pub fn definition(&self) -> &Arc<RuleDefinition> {
+        &self.definition
     }
 
     /// The stream records go to.
