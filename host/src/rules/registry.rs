@@ -120,6 +120,12 @@ impl RuleEngine {
         let snapshot = self.snapshot();
         let running = snapshot.plugins.iter().find(|p| &*p.name == name);
         let health = running.map(|p| p.health());
+        // A record with neither a running version nor an error is being
+        // loaded for the first time: it is not failed, and not listed until
+        // that load has an outcome.
+        if running.is_none() && record.load_error.is_none() && !disabled {
+            return None;
+        }
         let state = match (&running, &health) {
             _ if disabled => PluginState::Disabled,
             (Some(_), Some(h)) if h.tripped_until.is_some() => PluginState::Tripped,
