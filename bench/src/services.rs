@@ -397,13 +397,19 @@ mod tests {
         let compiled =
             CompiledRule::compile(&rule, std::path::Path::new("raw.rule.toml")).expect("compiles");
         assert!(
-            compiled.manifest_toml().contains(r#"format = "raw""#),
+            compiled
+                .manifest_toml()
+                .contains(r#"record_format = "raw""#),
             "{}",
             compiled.manifest_toml()
         );
         let hrecord = CompiledRule::compile(SEED_RULE, std::path::Path::new("seed.rule.toml"))
             .expect("compiles");
-        assert!(hrecord.manifest_toml().contains(r#"format = "json""#));
+        assert!(
+            hrecord
+                .manifest_toml()
+                .contains(r#"record_format = "hrecord""#)
+        );
     }
 
     #[test]
