@@ -513,21 +513,23 @@ fn classify(store: &Store<HostState>, error: wasmtime::Error) -> Failure {
             kind: FailureKind::Deadline,
             message: "fuel budget exhausted".into(),
         },
-        _ => {
-            let mut message = format!("{error:#}");
-            if message.len() > 1000 {
-                let cut = (0..=1000)
-                    .rev()
-                    .find(|i| message.is_char_boundary(*i))
-                    .unwrap_or(0);
-                message.truncate(cut);
-            }
-            Failure {
-                kind: FailureKind::Trap,
-                message,
-            }
-        }
+        _ => Failure {
+            kind: FailureKind::Trap,
+            message: cut(format!("{error:#}"), 1000),
+        },
     }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let end = (0..=max)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(end);
+    }
+    text
 }
 
 /// A live instance of a plugin. After any failure it must be dropped:

@@ -13,7 +13,7 @@
 //! the result into a frame per batch, besides the canonical ABI's own
 //! copies; `host/benches/component.rs` measures it per event.
 
-use super::{Failure, HostState, MAX_GUEST_STRING, classify};
+use super::{Failure, HostState, MAX_GUEST_STRING, classify, cut};
 use bytes::Bytes;
 use wasmtime::Store;
 use weir_guest_sdk::abi::{self, BatchReader, OutputFrameWriter};
@@ -156,18 +156,6 @@ fn kind(kind: abi::Kind) -> wit::Kind {
         abi::Kind::MessageDropped => wit::Kind::MessageDropped,
         abi::Kind::DeliveryDropped => wit::Kind::DeliveryDropped,
     }
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary.
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let end = (0..=max)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(end);
-    }
-    text
 }
 
 impl wit::Host for HostState {}
