@@ -23,7 +23,7 @@ wasmtime::component::bindgen!({
     world: "weir:rule/rule",
 });
 
-use weir::rule::types as wit;
+use self::weir::rule::types as wit;
 
 /// The WASI 0.2 packages weir provides to components (given nothing: no
 /// preopened directories, no network, no environment; stdout and stderr go
@@ -160,9 +160,9 @@ fn kind(kind: abi::Kind) -> wit::Kind {
 
 impl wit::Host for HostState {}
 
-impl weir::rule::host::Host for HostState {
-    fn log(&mut self, level: weir::rule::host::Level, message: String) {
-        use weir::rule::host::Level;
+impl self::weir::rule::host::Host for HostState {
+    fn log(&mut self, level: self::weir::rule::host::Level, message: String) {
+        use self::weir::rule::host::Level;
         let level = match level {
             Level::Error => abi::level::ERROR,
             Level::Warn => abi::level::WARN,
