@@ -319,6 +319,23 @@ async fn weir_ctl_shows_and_acts_through_the_admin_api() {
     })
     .await;
 
+    let history = ctl(&url, &["history"]).await.success().stdout;
+    let rows: Vec<Vec<&str>> = history
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["GROUP", "SERIES", "LATEST", "MAX"], "{history}");
+    for series in [&["messages", "in"][..], &["rule", "message", "matched"]] {
+        assert!(
+            rows.iter().any(|row| row.starts_with(series)),
+            "no {series:?} in:\n{history}"
+        );
+    }
+    assert!(
+        history.trim_end().ends_with("one every 5000 ms"),
+        "{history}"
+    );
+
     let status = ctl(&url, &["status"]).await.success().stdout;
     assert!(
         status
