@@ -696,3 +696,20 @@ async fn a_rule_that_fails_has_its_edge_highlighted_in_the_flows_graph() {
     weir.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_history_interval_under_100_ms_is_refused_with_its_field() {
+    let dir = scratch_dir();
+    let path = dir.path().join("weir.toml");
+    let file = path.to_str().expect("utf-8");
+    std::fs::write(&path, "[admin]\nhistory_interval_ms = \"50ms\"\n").expect("write");
+    let refused = weir::run(&["config", "check", file]).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("admin.history_interval_ms: must be at least 100"),
+        "{said}"
+    );
+    std::fs::write(&path, "[admin]\nhistory_interval_ms = \"2s\"\n").expect("write");
+    weir::run(&["config", "check", file]).await.success();
+}

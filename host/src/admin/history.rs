@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// Samples kept: 15 minutes at the default interval of 5 s.
-pub(crate) const SAMPLES: usize = 180;
+const SAMPLES: usize = 180;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/history", get(history))
