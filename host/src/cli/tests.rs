@@ -440,7 +440,7 @@ fn per_node_options_take_one_value_for_all_or_one_per_node() {
 #[tokio::test]
 async fn nodes_bind_consecutive_ports_or_one_address_each() {
     use super::devserver::bind_nodes;
-    let free = bind_nodes(&["127.0.0.1:0".into()], 3)
+    let free = bind_nodes(&["127.0.0.1:0".into()], 3, "listen")
         .await
         .expect("free ports");
     let ports: std::collections::BTreeSet<u16> = free
@@ -452,7 +452,7 @@ async fn nodes_bind_consecutive_ports_or_one_address_each() {
     drop(free);
     // A fixed port counts up; the port after it may have been taken by
     // another process meanwhile, which is a bind error, not a wrong port.
-    let counted = bind_nodes(&[first.to_string()], 2).await;
+    let counted = bind_nodes(&[first.to_string()], 2, "listen").await;
     if let Ok(counted) = counted {
         let got: Vec<u16> = counted
             .iter()
@@ -460,7 +460,7 @@ async fn nodes_bind_consecutive_ports_or_one_address_each() {
             .collect();
         assert_eq!(got, [first.port(), first.port() + 1]);
     }
-    let error = bind_nodes(&["127.0.0.1:0".into(), "127.0.0.1:0".into()], 3)
+    let error = bind_nodes(&["127.0.0.1:0".into(), "127.0.0.1:0".into()], 3, "listen")
         .await
         .expect_err("two addresses for three nodes");
     assert!(error.to_string().contains("--listen"), "{error}");
