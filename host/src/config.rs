@@ -592,6 +592,12 @@ fn override_path(name: &str) -> Option<Vec<String>> {
     (SECTIONS.contains(&first.as_str()) && path.iter().all(|s| !s.is_empty())).then_some(path)
 }
 
+/// `sink.batch.max_records` → `WEIR_SINK__BATCH__MAX_RECORDS`: the variable
+/// that overrides a field (the inverse of [`override_path`]).
+pub(crate) fn override_variable(field: &str) -> String {
+    format!("WEIR_{}", field.to_ascii_uppercase().replace('.', "__"))
+}
+
 /// A TOML literal when the text is one, else the text as a string.
 fn parse_env_value(text: &str) -> toml::Value {
     format!("value = {text}")

@@ -17,7 +17,7 @@ use super::listen::{self, ListenError};
 use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use crate::admin;
-use crate::config::{Config, MqttMode};
+use crate::config::{self, Config, MqttMode};
 use crate::pipeline::{Gateway, Sockets};
 use anyhow::Context;
 use std::io::Write;
@@ -67,10 +67,12 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// The configuration's fields, in the file or as `WEIR_...` variables.
-    fn of_config() -> Settings {
+    pub(crate) fn of_config() -> Settings {
         let field = |path: &str| {
-            let variable = format!("WEIR_{}", path.to_ascii_uppercase().replace('.', "__"));
-            format!("{path} in the configuration (or {variable})")
+            format!(
+                "{path} in the configuration (or {})",
+                config::override_variable(path)
+            )
         };
         Settings {
             mqtt: field("mqtt.listener.bind"),

@@ -551,3 +551,24 @@ async fn quarantine_lists_entries_and_reads_the_configured_file() {
     assert!(text.contains("1 quarantined record(s)"), "{text}");
     assert!(parse(&["quarantine", "--config", "a", "--file", "b"]).is_err());
 }
+
+#[tokio::test]
+async fn weir_run_names_the_configuration_field_of_a_busy_port() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr = taken.local_addr().expect("its address");
+    let mut config = crate::config::Config::default();
+    config.admin.listen = Some(addr);
+    let error = run::bind(&config, &run::Settings::of_config())
+        .await
+        .err()
+        .expect("the port is taken");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the admin API cannot listen on {addr}: the address is in use (another weir?); \
+             choose another address with admin.listen in the configuration (or WEIR_ADMIN__LISTEN)"
+        )
+    );
+}

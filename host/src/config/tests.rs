@@ -193,6 +193,16 @@ fn environment_variables_override_fields() {
 }
 
 #[test]
+fn a_field_and_its_variable_name_each_other() {
+    let variable = override_variable("sink.batch.max_records");
+    assert_eq!(variable, "WEIR_SINK__BATCH__MAX_RECORDS");
+    assert_eq!(
+        override_path(&variable).map(|p| p.join(".")).as_deref(),
+        Some("sink.batch.max_records")
+    );
+}
+
+#[test]
 fn an_override_that_reads_as_a_number_is_text_where_the_field_wants_text() {
     let config = load_with_env(
         "",
