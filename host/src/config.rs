@@ -207,6 +207,11 @@ pub struct AdminConfig {
     /// When set, every request but `/healthz`, `/readyz` and the dashboard
     /// page must carry `Authorization: Bearer <token>`. Default unset.
     pub token: Option<String>,
+    /// Milliseconds between the samples of the rates' history the dashboard
+    /// charts (`GET /api/v1/history`), which keeps the last 180 samples.
+    /// Default 5000 (15 minutes of history).
+    #[serde(deserialize_with = "crate::config::units::millis")]
+    pub history_interval_ms: u64,
 }
 
 impl Default for AdminConfig {
@@ -215,6 +220,7 @@ impl Default for AdminConfig {
             enabled: true,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             token: None,
+            history_interval_ms: 5_000,
         }
     }
 }
@@ -532,6 +538,13 @@ impl Config {
                 origin,
                 "admin.token",
                 "must not be empty when set",
+            ));
+        }
+        if self.admin.history_interval_ms < 100 {
+            return Err(field_error(
+                origin,
+                "admin.history_interval_ms",
+                "must be at least 100 (milliseconds)",
             ));
         }
         Ok(())

@@ -156,7 +156,7 @@ pub(crate) async fn serve(
         let server = admin::serve(
             listener,
             gateway.handles().clone(),
-            config.admin.token.clone(),
+            config.admin.clone(),
             async move {
                 let _ = stopped.await;
             },
