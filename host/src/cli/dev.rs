@@ -54,7 +54,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
-    let (plugins, created) = plugins_dir(args.plugins.as_deref())?;
+    let (plugins, needs_seed) = plugins_dir(args.plugins.as_deref())?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let nodes = usize::try_from(args.nodes).context("--nodes is too large")?;
@@ -92,6 +92,15 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     )
     .await?;
     let mqtt = bound.mqtt_addr().unwrap_or(args.mqtt_listen);
+    // Only once every port is ours, so a failed start leaves nothing behind.
+    if needs_seed {
+        seed::write_plugins_dir(&plugins).with_context(|| {
+            format!(
+                "cannot create {} with the seed's rules (or choose a directory with --plugins)",
+                plugins.display()
+            )
+        })?;
+    }
 
     let mut configured = Vec::with_capacity(nodes);
     for (id, listener) in (1..).zip(listeners) {
@@ -121,7 +130,7 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
             seeds.len()
         ));
     }
-    if created {
+    if needs_seed {
         notes.push(format!(
             "weir dev: no {} directory here, so it was created with the seed's rules ({})",
             plugins.display(),
@@ -141,10 +150,10 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     exit
 }
 
-/// The plugins directory to run, and whether it was just created: the
-/// default one is created with the seed's rules when it is missing; one
-/// named by `--plugins` must exist (a missing one is more likely a typo
-/// than a wish for the seed).
+/// The plugins directory to run, and whether it is to be created with the
+/// seed's rules: the default one is, when it is missing; one named by
+/// `--plugins` must exist (a missing one is more likely a typo than a wish
+/// for the seed).
 fn plugins_dir(chosen: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
     match chosen {
         Some(dir) if dir.is_dir() => Ok((dir.to_owned(), false)),
@@ -155,16 +164,8 @@ fn plugins_dir(chosen: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
         ),
         None => {
             let dir = PathBuf::from(DEFAULT_PLUGINS);
-            if dir.is_dir() {
-                return Ok((dir, false));
-            }
-            seed::write_plugins_dir(&dir).with_context(|| {
-                format!(
-                    "cannot create ./{DEFAULT_PLUGINS} with the seed's rules (or choose a \
-                     directory with --plugins)"
-                )
-            })?;
-            Ok((dir, true))
+            let missing = !dir.is_dir();
+            Ok((dir, missing))
         }
     }
 }
