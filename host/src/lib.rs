@@ -24,4 +24,5 @@ mod pipeline;
 mod render;
 pub mod rules;
 pub mod sink;
+mod suggest;
 mod tls;
