@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod de;
+pub(crate) mod de;
 mod spans;
 pub(crate) mod units;
 
@@ -254,8 +254,8 @@ pub enum ConfigError {
     #[error(
         "{}: unknown key `{key}` {}{}",
         place(origin, *at),
-        section_name(section),
-        unknown_key_hint(section, key, known)
+        de::section_name(section),
+        de::unknown_key_hint(section, key, known)
     )]
     UnknownKey {
         /// The file, or the environment variable, that names the key.
@@ -275,28 +275,6 @@ fn place(origin: &dyn std::fmt::Display, at: Option<Position>) -> String {
         Some(at) => format!("{origin}:{at}"),
         None => origin.to_string(),
     }
-}
-
-/// `in [sink.batch]`, `at the top level`.
-fn section_name(section: &str) -> String {
-    if section.is_empty() {
-        "at the top level".to_owned()
-    } else {
-        format!("in [{section}]")
-    }
-}
-
-/// The nearest key, or else the keys there are.
-fn unknown_key_hint(section: &str, key: &str, known: &[&str]) -> String {
-    if let Some(near) = crate::suggest::nearest(key, known.iter().copied()) {
-        return format!(" (did you mean `{near}`?)");
-    }
-    let table = if section.is_empty() {
-        "the top level".to_owned()
-    } else {
-        format!("[{section}]")
-    };
-    format!("; {table} takes {}", de::one_of(known))
 }
 
 fn field_error(origin: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {

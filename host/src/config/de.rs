@@ -1,4 +1,5 @@
-//! Reading weir.toml's parsed table into [`Config`](super::Config) with
+//! Reading weir's TOML files (weir.toml into [`Config`](super::Config),
+//! and rule files and plugin manifests through [`read_document`]) with
 //! errors in the user's terms.
 //!
 //! serde reports a wrong value as "invalid type: string \"x\", expected
@@ -6,9 +7,10 @@
 //! Deserializing through [`Node`], whose error type is [`DeError`], lets
 //! weir see what serde knew (the kind of value found, what was expected,
 //! the unknown key and the keys the table has) and say it as a person who
-//! writes TOML reads it: "expected a whole number, found text \"x\"". The
-//! position in the file and the did-you-mean are added by `config.rs`,
-//! which knows the path.
+//! writes TOML reads it: "expected a whole number, found text \"x\"". For
+//! weir.toml the position and the did-you-mean are added by `config.rs`,
+//! which also knows the environment's overrides; [`read_document`] adds
+//! them for the other files.
 
 use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
@@ -146,6 +148,77 @@ fn value_text(found: Unexpected<'_>) -> String {
         Unexpected::Map => "a table".to_owned(),
         other => other.to_string(),
     }
+}
+
+/// `in [sink.batch]`, `at the top level`.
+pub(crate) fn section_name(section: &str) -> String {
+    if section.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in [{section}]")
+    }
+}
+
+/// The nearest key, or else the keys there are.
+pub(crate) fn unknown_key_hint(section: &str, key: &str, known: &[&str]) -> String {
+    if let Some(near) = crate::suggest::nearest(key, known.iter().copied()) {
+        return format!(" (did you mean `{near}`?)");
+    }
+    let table = if section.is_empty() {
+        "the top level".to_owned()
+    } else {
+        format!("[{section}]")
+    };
+    format!("; {table} takes {}", one_of(known))
+}
+
+/// Why a TOML document could not be read: where (the serde path, `.` for
+/// the document, and the position when the field is written in the text)
+/// and what, in the user's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DocumentError {
+    pub(crate) field: String,
+    pub(crate) at: Option<super::spans::Position>,
+    pub(crate) message: String,
+}
+
+/// Reads `text`, a TOML document without environment overrides (a rule
+/// file, a plugin manifest), into `T`, with the errors weir.toml gets: a
+/// type error in TOML's terms at the value, an unknown key at the key with
+/// the nearest known one.
+pub(crate) fn read_document<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, DocumentError> {
+    use super::spans::{Part, Position, Spans};
+    let syntax = |e: toml::de::Error| DocumentError {
+        field: ".".to_owned(),
+        at: e.span().map(|span| Position::of(text, span.start)),
+        message: e.message().trim_end().replace('\n', "; "),
+    };
+    let spans = Spans::parse(text).map_err(syntax)?;
+    let table: toml::Table = text.parse().map_err(syntax)?;
+    serde_path_to_error::deserialize(Node(toml::Value::Table(table))).map_err(|e| {
+        let field = e.path().to_string();
+        match e.into_inner() {
+            DeError::UnknownKey { key, known } => {
+                let section = field.rsplit_once('.').map_or("", |(section, _)| section);
+                DocumentError {
+                    at: spans.find(&field, Part::Key),
+                    message: format!(
+                        "unknown key `{key}` {}{}",
+                        section_name(section),
+                        unknown_key_hint(section, &key, known)
+                    ),
+                    field,
+                }
+            }
+            DeError::Message(message) => DocumentError {
+                at: spans.find(&field, Part::Value),
+                message,
+                field,
+            },
+        }
+    })
 }
 
 /// "`a`", "`a` or `b`", "one of `a`, `b`, `c`".

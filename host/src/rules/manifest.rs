@@ -203,10 +203,12 @@ impl Manifest {
             field: field.to_owned(),
             message,
         };
-        let de = toml::Deserializer::parse(text).map_err(|e| err(".", e.to_string()))?;
-        let raw: Raw = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            err(&path, e.into_inner().message().to_owned())
+        let raw: Raw = crate::config::de::read_document(text).map_err(|e| {
+            let message = match e.at {
+                Some(at) => format!("line {}, column {}: {}", at.line, at.column, e.message),
+                None => e.message,
+            };
+            err(&e.field, message)
         })?;
 
         if raw.sources.is_empty() {
@@ -367,7 +369,10 @@ mod tests {
                 .expect_err("unknown key");
         assert_eq!(e.file, "p.toml");
         assert_eq!(e.field, "limits.deadline_msec");
-        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(
+            e.message,
+            "line 5, column 1: unknown key `deadline_msec` in [limits] (did you mean `deadline_ms`?)"
+        );
 
         let e =
             parse("sources = [\"t/#\"]\n[action]\nstream = \"s\"\n[limits]\ndeadline_ms = \"x\"\n")

@@ -355,26 +355,21 @@ impl CompiledRule {
 }
 
 fn parse_file(text: &str, file: &Path) -> Result<RawRule, RuleError> {
-    let de = toml::Deserializer::parse(text).map_err(|e| {
-        let at = e.span().map(|s| {
-            let (l, c) = line_column(text, s.start);
+    crate::config::de::read_document(text).map_err(|e| {
+        let at = e.at.map(|at| {
             (
-                u32::try_from(l).unwrap_or(u32::MAX),
-                u32::try_from(c).unwrap_or(u32::MAX),
+                u32::try_from(at.line).unwrap_or(u32::MAX),
+                u32::try_from(at.column).unwrap_or(u32::MAX),
             )
         });
         RuleError {
             file: file.display().to_string(),
-            field: ".".into(),
+            field: e.field,
             line: at.map(|a| a.0),
             column: at.map(|a| a.1),
-            message: e.message().to_owned(),
+            message: e.message,
             text: Some(text.to_owned()),
         }
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        RuleError::plain(file, &path, e.into_inner().message().to_owned())
     })
 }
 

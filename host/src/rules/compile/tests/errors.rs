@@ -151,7 +151,10 @@ fn raw_templates_are_text_and_file_errors_name_the_field() {
     let (field, _, m) =
         error("sql = 'SELECT * FROM \"t\"'\n[action]\nstream = \"s\"\nrecord_templat = \"{}\"\n");
     assert_eq!(field, "action.record_templat");
-    assert!(m.contains("unknown field"), "{m}");
+    assert_eq!(
+        m,
+        "unknown key `record_templat` in [action] (did you mean `record_template`?)"
+    );
     let (field, _, _) = error("sql = 'SELECT * FROM \"t\"'\n[action]\nstream = \"a b\"\n");
     assert_eq!(field, "action.stream");
     let (field, _, _) = error("sql = 'SELECT * FROM \"t\"'\nqos = 3\n[action]\nstream = \"s\"\n");
