@@ -23,5 +23,6 @@ pub mod ingress;
 mod pipeline;
 mod render;
 pub mod rules;
+mod secret;
 pub mod sink;
 mod tls;

@@ -716,10 +716,7 @@ impl RunningListener {
 
 fn listener_config() -> ListenerConfig {
     ListenerConfig {
-        users: vec![UserConfig {
-            username: "dev".into(),
-            password: "secret".into(),
-        }],
+        users: vec![UserConfig::with_password("dev", "secret")],
         ..ListenerConfig::default()
     }
 }

@@ -16,6 +16,7 @@ mod dev;
 mod devserver;
 mod docs;
 mod import;
+mod passwd;
 mod plugin;
 mod quarantine;
 mod rule;
@@ -112,6 +113,8 @@ enum Command {
     Man(docs::ManArgs),
     /// Show the records the sink quarantined (stored nowhere else).
     Quarantine(quarantine::Args),
+    /// Hash a password for a listener user (`password_hash` in weir.toml).
+    Passwd(passwd::Args),
 }
 
 /// The heading of the options every command takes.
@@ -221,6 +224,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Completions(args) => docs::completions(&args, out),
         Command::Man(args) => docs::man(&args, out),
         Command::Quarantine(args) => quarantine::run(args, out).await,
+        Command::Passwd(args) => passwd::run(args, out).await,
     }
 }
 

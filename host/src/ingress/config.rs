@@ -381,6 +381,13 @@ pub struct ListenerConfig {
     /// Accepted usernames and passwords. A client that sends a username must
     /// match one of them, even when `allow_anonymous` is on. Default none.
     pub users: Vec<UserConfig>,
+    /// Who may publish and subscribe to what: rules tried in order, the
+    /// first whose client, action and topic match decides. Default none.
+    pub acl: Vec<AclRule>,
+    /// What happens to a publish or subscribe no `acl` rule matches
+    /// (EMQX's `authorization.no_match`). Default `allow`, so a listener
+    /// without rules lets every client use every topic.
+    pub acl_no_match: AclPermission,
     /// Most clients connected at once; more are refused with "server
     /// unavailable" (3.1.1) or "server busy" (5). Default 10000.
     pub max_connections: usize,
@@ -417,6 +424,8 @@ impl Default for ListenerConfig {
             tls: None,
             allow_anonymous: false,
             users: Vec::new(),
+            acl: Vec::new(),
+            acl_no_match: AclPermission::Allow,
             max_connections: 10_000,
             max_packet_size: 1024 * 1024,
             window: 100,
@@ -443,23 +452,84 @@ pub struct ListenerTlsConfig {
     pub client_ca_file: Option<PathBuf>,
 }
 
-/// A username and password accepted by the listener.
+/// A username and its password accepted by the listener: exactly one of
+/// `password` and `password_hash`.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Required.
     pub username: String,
-    /// Required.
-    pub password: String,
+    /// The password as the client sends it. Default none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The password's hash as a PHC string (`$pbkdf2-sha256$...` or
+    /// `$pbkdf2-sha512$...`), as `weir passwd` writes it. Default none.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+impl UserConfig {
+    /// A user whose password is given as plain text.
+    pub fn with_password(username: impl Into<String>, password: impl Into<String>) -> UserConfig {
+        UserConfig {
+            username: username.into(),
+            password: Some(password.into()),
+            password_hash: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("UserConfig")
             .field("username", &self.username)
-            .field("password", &"<redacted>")
+            .field("password", &redacted(&self.password))
+            .field("password_hash", &redacted(&self.password_hash))
             .finish()
     }
+}
+
+/// Whether an ACL rule lets its clients through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclPermission {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// What an ACL rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    Publish,
+    Subscribe,
+    /// Publish and subscribe.
+    #[default]
+    All,
+}
+
+/// One rule of the listener's ACL, as EMQX's file authorizer writes one
+/// (`{allow, {username, "u"}, publish, ["t/#"]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    /// `allow` or `deny`. Required.
+    pub permission: AclPermission,
+    /// `publish`, `subscribe` or `all`. Default `all`.
+    #[serde(default)]
+    pub action: AclAction,
+    /// The rule applies only to clients with this username. Default: any.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The rule applies only to the client with this id. Default: any.
+    #[serde(default)]
+    pub clientid: Option<String>,
+    /// Topic filters (`+`, `#`, and the placeholders `${username}` and
+    /// `${clientid}`), or `eq FILTER` for exactly that text. Required, not
+    /// empty.
+    pub topics: Vec<String>,
 }
 
 impl ListenerConfig {
@@ -482,12 +552,8 @@ impl ListenerConfig {
                 "is empty and allow_anonymous is false: no client could connect",
             ));
         }
-        if let Some(i) = self.users.iter().position(|u| u.username.is_empty()) {
-            return Err(config_error(
-                &format!("listener.users[{i}].username"),
-                "is empty",
-            ));
-        }
+        super::auth::Users::from_config(&self.users)?;
+        super::acl::Acl::from_config(&self.acl, self.acl_no_match)?;
         if self.subscriber_queue == 0 {
             return Err(config_error(
                 "listener.subscriber_queue",

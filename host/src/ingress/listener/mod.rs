@@ -69,6 +69,8 @@ mod broker;
 mod codec;
 mod connection;
 
+use super::acl::Acl;
+use super::auth::Users;
 use super::config::{ConfigError, ListenerConfig, config_error};
 use super::{ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, tls};
 use broker::SubOptions;
@@ -97,6 +99,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Listener {
     config: ListenerConfig,
+    users: Users,
+    acl: Acl,
     tls: Option<Arc<rustls::ServerConfig>>,
     node: String,
     subscriptions: watch::Receiver<Sources>,
@@ -115,12 +119,16 @@ impl Listener {
         out: mpsc::Sender<Delivery>,
     ) -> Result<Listener, ConfigError> {
         config.validate()?;
+        let users = Users::from_config(&config.users)?;
+        let acl = Acl::from_config(&config.acl, config.acl_no_match)?;
         let tls = match &config.tls {
             Some(tls_config) => Some(Arc::new(tls::server_config(tls_config)?)),
             None => None,
         };
         Ok(Listener {
             config,
+            users,
+            acl,
             tls,
             node: node.into(),
             subscriptions,
@@ -151,6 +159,8 @@ impl Listener {
         }
         let Listener {
             config,
+            users,
+            acl,
             tls: tls_config,
             node,
             mut subscriptions,
@@ -163,11 +173,8 @@ impl Listener {
         let (stop_tx, stop) = watch::channel(false);
         let sockets = Arc::new(Semaphore::new(config.max_connections + PRE_CONNECT_SLACK));
         let shared = Arc::new(connection::Shared {
-            users: config
-                .users
-                .iter()
-                .map(|u| (u.username.clone(), u.password.clone()))
-                .collect(),
+            users,
+            acl,
             config,
             node,
             out,
