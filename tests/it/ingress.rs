@@ -1001,6 +1001,7 @@ async fn the_tls_listener_serves_mosquitto_pub() {
             cert_file: cert_file.clone(),
             key_file,
             client_ca_file: None,
+            peer_cert_as_username: None,
         }),
         ..listener_config()
     };

@@ -18,13 +18,13 @@ use tokio::io::AsyncWriteExt;
 
 /// weir in listener mode on free ports; `listener` is the rest of the
 /// `[mqtt.listener]` table (keys, then its sub-tables). One rule stores
-/// `devices/#` (client id, topic and payload) in the stream `telemetry`.
+/// `devices/#` (client id, username, topic and payload) in `telemetry`.
 async fn start(dir: &Path, server: &DevServer, listener: &str) -> Gateway {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("create the plugins directory");
     std::fs::write(
         plugins.join("telemetry.rule.toml"),
-        "sql = '''SELECT clientid, topic, payload FROM \"devices/#\"'''\n\n\
+        "sql = '''SELECT clientid, username, topic, payload FROM \"devices/#\"'''\n\n\
          [action]\nstream = \"telemetry\"\n",
     )
     .expect("write the rule");
@@ -395,13 +395,26 @@ async fn the_acl_drops_denied_publishes_and_refuses_denied_subscriptions() {
 }
 
 #[tokio::test]
-async fn mutual_tls_refuses_a_client_without_a_certificate() {
+async fn mutual_tls_refuses_a_client_without_a_certificate_and_names_the_others_by_their_cn() {
     let pki = Pki::new(&["127.0.0.1"]);
     let server = DevServer::start().await;
     let dir = scratch_dir();
+    // No users: only a certificate gets a client in, as its common name.
     let listener = format!(
-        "allow_anonymous = true\n\n[mqtt.listener.tls]\nbind = \"127.0.0.1:0\"\n\
-         cert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\n",
+        r#"acl_no_match = "deny"
+
+[[mqtt.listener.acl]]
+permission = "allow"
+action = "publish"
+topics = ["devices/${{username}}/#"]
+
+[mqtt.listener.tls]
+bind = "127.0.0.1:0"
+cert_file = "{}"
+key_file = "{}"
+client_ca_file = "{}"
+peer_cert_as_username = "cn"
+"#,
         pki.arg("server.pem"),
         pki.arg("server.key"),
         pki.arg("ca.pem"),
@@ -415,36 +428,51 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
         .expect("weir says where its TLS listener is")
         .port()
         .to_string();
+    assert_eq!(
+        connack_v5(weir.mqtt_port(), "plain", None).await,
+        ConnectReturnCode::NotAuthorized,
+        "plain TCP: no certificate, no users"
+    );
     let ca = pki.arg("ca.pem");
     let (cert, key) = (pki.arg("client.pem"), pki.arg("client.key"));
-    let (code, output) = publish_tls(&tls_port, &ca, "no certificate", None).await;
+    let no_certificate = publish_tls(&tls_port, &ca, None, "devices/weir/up", "no certificate");
+    let (code, output) = no_certificate.await;
     assert_ne!(code, Some(0), "{output}");
-    let (code, output) =
-        publish_tls(&tls_port, &ca, "with a certificate", Some((&cert, &key))).await;
+    // The client certificate's common name is `weir`; no password is sent.
+    let certificate = Some((cert.as_str(), key.as_str()));
+    let (code, output) = publish_tls(&tls_port, &ca, certificate, "devices/weir/up", "mine").await;
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(
-        stored_payloads(&server, 1).await,
-        BTreeSet::from(["with a certificate".to_owned()])
-    );
-    assert_eq!(
-        metric(&weir, "weir_ingress_connections_refused_total").await,
-        1.0
-    );
+    let (code, output) = publish_tls(&tls_port, &ca, certificate, "devices/d/up", "not mine").await;
+    assert_eq!(code, Some(0), "3.1.1: acknowledged and dropped: {output}");
+
+    let stored = read_records(&client(&server.url()), "telemetry", 1).await;
+    let record = json_of(&stored[0]);
+    assert_eq!(record["payload"], "mine");
+    assert_eq!(record["username"], "weir");
     assert_eq!(
         metric(&weir, "weir_sink_matched_total{stream=\"telemetry\"}").await,
         1.0
+    );
+    assert_eq!(
+        metric(&weir, "weir_ingress_acl_denied_total{action=\"publish\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&weir, "weir_ingress_connections_refused_total").await,
+        2.0
     );
     weir.stop().await;
     server.stop().await;
 }
 
-/// `mosquitto_pub` of one QoS 1 message to `devices/d/up` over TLS, with a
-/// client certificate and key when given.
+/// `mosquitto_pub` (MQTT 3.1.1) of one QoS 1 message over TLS, with a client
+/// certificate and key when given.
 async fn publish_tls(
     port: &str,
     ca: &str,
-    payload: &str,
     certificate: Option<(&str, &str)>,
+    topic: &str,
+    payload: &str,
 ) -> (Option<i32>, String) {
     let mut args = vec![
         "-h",
@@ -456,7 +484,7 @@ async fn publish_tls(
         "-q",
         "1",
         "-t",
-        "devices/d/up",
+        topic,
         "-m",
         payload,
     ];

@@ -450,6 +450,20 @@ pub struct ListenerTlsConfig {
     /// clients need no certificate. Default none.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Take a client's username from its certificate, as EMQX's
+    /// `peer_cert_as_username` does: `"cn"`, the subject's common name.
+    /// Such a client needs no password (the CA vouches for it), and a
+    /// username it sends is replaced. Needs `client_ca_file`. Default none.
+    #[serde(default)]
+    pub peer_cert_as_username: Option<PeerCertField>,
+}
+
+/// The part of a client certificate that names its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerCertField {
+    /// The subject's common name.
+    Cn,
 }
 
 /// A username and its password accepted by the listener: exactly one of
@@ -545,8 +559,18 @@ impl ListenerConfig {
             check_file("listener.tls.cert_file", Some(&tls.cert_file))?;
             check_file("listener.tls.key_file", Some(&tls.key_file))?;
             check_file("listener.tls.client_ca_file", tls.client_ca_file.as_ref())?;
+            if tls.peer_cert_as_username.is_some() && tls.client_ca_file.is_none() {
+                return Err(config_error(
+                    "listener.tls.peer_cert_as_username",
+                    "needs client_ca_file: without it clients send no certificate",
+                ));
+            }
         }
-        if !self.allow_anonymous && self.users.is_empty() {
+        let certified = self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.peer_cert_as_username.is_some());
+        if !self.allow_anonymous && self.users.is_empty() && !certified {
             return Err(config_error(
                 "listener.users",
                 "is empty and allow_anonymous is false: no client could connect",
@@ -734,6 +758,7 @@ mod tests {
                 cert_file: "/nonexistent/cert.pem".into(),
                 key_file: "/nonexistent/key.pem".into(),
                 client_ca_file: None,
+                peer_cert_as_username: None,
             }),
             ..ListenerConfig::default()
         };
@@ -741,5 +766,33 @@ mod tests {
             config.validate().expect_err("missing cert").field,
             "listener.tls.cert_file"
         );
+
+        // Certificates as logins need certificates, and then need no users.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pem = dir.path().join("any.pem");
+        std::fs::write(&pem, "x").expect("write");
+        let tls = ListenerTlsConfig {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            cert_file: pem.clone(),
+            key_file: pem.clone(),
+            client_ca_file: None,
+            peer_cert_as_username: Some(PeerCertField::Cn),
+        };
+        let config = ListenerConfig {
+            tls: Some(tls.clone()),
+            ..ListenerConfig::default()
+        };
+        assert_eq!(
+            config.validate().expect_err("no client CA").field,
+            "listener.tls.peer_cert_as_username"
+        );
+        let config = ListenerConfig {
+            tls: Some(ListenerTlsConfig {
+                client_ca_file: Some(pem),
+                ..tls
+            }),
+            ..ListenerConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

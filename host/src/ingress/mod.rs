@@ -29,7 +29,7 @@ pub use bridge::Bridge;
 pub(crate) use config::ConfigError;
 pub use config::{
     AclAction, AclPermission, AclRule, BridgeConfig, ListenerConfig, ListenerTlsConfig,
-    MqttVersion, UserConfig,
+    MqttVersion, PeerCertField, UserConfig,
 };
 pub(crate) use ids::{MessageIds, now_ms};
 pub use listener::Listener;

@@ -95,13 +95,16 @@ impl Ending {
     }
 }
 
-/// Serves one client from its first byte to its last.
+/// Serves one client from its first byte to its last; `certified` is the
+/// username its TLS certificate gives it, when the listener takes usernames
+/// from certificates.
 pub(super) async fn serve<S>(
     shared: Arc<Shared>,
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     closed_word: &'static str,
+    certified: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -123,7 +126,7 @@ pub(super) async fn serve<S>(
         }
     })
     .await;
-    let connect = match connect {
+    let mut connect = match connect {
         Ok(Ok(Ok(connect))) => connect,
         Ok(Ok(Err(code))) => {
             // Only the protocol level is known: answer in 3.1.1, which every
@@ -142,7 +145,11 @@ pub(super) async fn serve<S>(
             return;
         }
     };
-    if let Err(code) = check_connect(&shared, &connect).await {
+    let authenticated = certified.is_some();
+    if let Some(name) = certified {
+        connect.username = Some(name);
+    }
+    if let Err(code) = check_connect(&shared, &connect, authenticated).await {
         refuse(&shared, &mut stream, connect.version, code, peer).await;
         send_connack_event(&shared, &connect, &connect.client_id, code, peer, local).await;
         return;
@@ -238,11 +245,19 @@ async fn send_connack_event(
     }
 }
 
-/// Why a CONNECT is refused, if it is.
-async fn check_connect(shared: &Shared, connect: &Connect) -> Result<(), ConnackCode> {
+/// Why a CONNECT is refused, if it is; an `authenticated` client (by its
+/// certificate) needs no password.
+async fn check_connect(
+    shared: &Shared,
+    connect: &Connect,
+    authenticated: bool,
+) -> Result<(), ConnackCode> {
     if connect.client_id.is_empty() && !connect.clean_start && connect.version == Version::V311 {
         // MQTT-3.1.3-7: a 3.1.1 client without an id must start clean.
         return Err(ConnackCode::BadClientId);
+    }
+    if authenticated {
+        return Ok(());
     }
     let refused = match &connect.username {
         None if shared.config.allow_anonymous => return Ok(()),

@@ -62,7 +62,10 @@
 //!   the connection, MQTT 5: "packet too large"), `connect_timeout_secs` to
 //!   send CONNECT, and `window` messages in the pipeline per connection
 //!   (MQTT 5 clients get it as the receive maximum; when it is full weir
-//!   stops reading from that client). No topic aliases are granted. Enhanced
+//!   stops reading from that client). No topic aliases are granted.
+//! - Security: a CONNECT is checked against `users` (`super::auth`) or, with
+//!   `tls.peer_cert_as_username`, named by its certificate; every PUBLISH,
+//!   SUBSCRIBE filter and will against the ACL (`super::acl`). Enhanced
 //!   authentication (AUTH) is not supported; passwords must be UTF-8.
 
 mod broker;
@@ -71,7 +74,7 @@ mod connection;
 
 use super::acl::Acl;
 use super::auth::Users;
-use super::config::{ConfigError, ListenerConfig, config_error};
+use super::config::{ConfigError, ListenerConfig, PeerCertField, config_error};
 use super::{ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, tls};
 use broker::SubOptions;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -206,7 +209,7 @@ impl Listener {
                         connections.spawn(async move {
                             let _permit = permit;
                             if let Ok(local) = stream.local_addr() {
-                                connection::serve(shared, stream, peer, local, "tcp_closed").await;
+                                connection::serve(shared, stream, peer, local, "tcp_closed", None).await;
                             }
                         });
                     }
@@ -222,7 +225,15 @@ impl Listener {
                             let timeout = Duration::from_secs(shared.config.connect_timeout_secs);
                             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => {
-                                    connection::serve(shared, stream, peer, local, "ssl_closed").await;
+                                    let certified = match certified_name(&shared, &stream) {
+                                        Ok(name) => name,
+                                        Err(()) => {
+                                            shared.status.count(|c| &c.connections_refused);
+                                            tracing::info!(%peer, "refusing a connection: its certificate has no common name to use as its username");
+                                            return;
+                                        }
+                                    };
+                                    connection::serve(shared, stream, peer, local, "ssl_closed", certified).await;
                                 }
                                 Ok(Err(error)) => {
                                     shared.status.count(|c| &c.connections_refused);
@@ -260,6 +271,25 @@ impl Listener {
         shared.status.set_state(ConnectionState::Disconnected);
         tracing::info!("MQTT listener stopped");
         Ok(())
+    }
+}
+
+/// The username a TLS client's certificate gives it, when the listener
+/// takes usernames from certificates (`Err` if this one names nobody).
+fn certified_name(
+    shared: &connection::Shared,
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<Option<String>, ()> {
+    let field = shared
+        .config
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.peer_cert_as_username);
+    match field {
+        None => Ok(None),
+        Some(PeerCertField::Cn) => tls::peer_common_name(stream.get_ref().1)
+            .map(Some)
+            .ok_or(()),
     }
 }
 
