@@ -957,23 +957,25 @@ impl FieldsSpec {
     /// Parses the section's JSON text and checks every name and path.
     pub fn parse(section: &[u8]) -> Result<FieldsSpec, SpecError> {
         let spec: FieldsSpec = serde_json::from_slice(section)
-            .map_err(|e| SpecError(format!("`{FIELDS_SECTION}` is not valid: {e}")))?;
+            .map_err(|e| SpecError(format!("not valid JSON of fields and paths: {e}")))?;
         spec.validate()?;
         Ok(spec)
     }
 
-    /// Checks that every field exists and every path parses.
+    /// Checks that every field exists and every path parses. The messages
+    /// name no container: the `weir.fields` section and a manifest's
+    /// `fields` key share them, and the caller says which it was.
     pub fn validate(&self) -> Result<(), SpecError> {
         for name in &self.fields {
             if field_id(name).is_none() && name != "flags" {
                 return Err(SpecError(format!(
-                    "`{FIELDS_SECTION}` names unknown field `{name}`"
+                    "`{name}` is not a field of any event (see docs/rules.md)"
                 )));
             }
         }
         if self.paths.len() > MAX_PATHS {
             return Err(SpecError(format!(
-                "`{FIELDS_SECTION}` declares {} paths; at most {MAX_PATHS} are allowed",
+                "{} payload paths; at most {MAX_PATHS} are allowed",
                 self.paths.len()
             )));
         }

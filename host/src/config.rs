@@ -4,9 +4,11 @@
 //! and a stated default on every field, so an empty file is a working
 //! gateway on localhost. [`Config::load`] reads the file, applies `WEIR_...`
 //! environment overrides and checks every value once, before anything starts;
-//! an error names the file, the path of the offending field and what was
-//! expected. Each stage owns the type of its own section (`ingress`, `sink`);
-//! this module only assembles them. docs/config.md documents every field.
+//! an error names the file with the line and column (or the variable) the
+//! value came from, the path of the offending field and what was expected,
+//! in the terms of someone writing TOML (`de`, `spans`). Each stage owns
+//! the type of its own section (`ingress`, `sink`); this module only
+//! assembles them. docs/config.md documents every field.
 //!
 //! Environment overrides: `WEIR_<SECTION>__<FIELD>...` (sections and fields
 //! upper-cased, path segments joined by a double underscore) sets the field
@@ -26,7 +28,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod de;
+mod spans;
 pub(crate) mod units;
+
+use de::DeError;
+pub use spans::Position;
+use spans::{Part, Spans};
 
 /// Everything weir needs to run; see the module doc.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -199,6 +207,11 @@ pub struct AdminConfig {
     /// When set, every request but `/healthz`, `/readyz` and the dashboard
     /// page must carry `Authorization: Bearer <token>`. Default unset.
     pub token: Option<String>,
+    /// Milliseconds between the samples of the rates' history the dashboard
+    /// charts (`GET /api/v1/history`), which keeps the last 180 samples.
+    /// Default 5000 (15 minutes of history).
+    #[serde(deserialize_with = "crate::config::units::millis")]
+    pub history_interval_ms: u64,
 }
 
 impl Default for AdminConfig {
@@ -207,11 +220,14 @@ impl Default for AdminConfig {
             enabled: true,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             token: None,
+            history_interval_ms: 5_000,
         }
     }
 }
 
-/// A configuration that cannot be used, with where and why.
+/// A configuration that cannot be used, with where and why. Positions are
+/// in the file; a value that came from a `WEIR_...` variable names the
+/// variable instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -219,21 +235,74 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not valid TOML: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("{origin}: {field}: {message}")]
+    #[error("{}: not valid TOML: {message}", place(&path.display(), *at))]
+    Syntax {
+        path: PathBuf,
+        at: Option<Position>,
+        message: String,
+    },
+    #[error("{}: {field}: {message}", place(origin, *at))]
     Field {
         /// The file, or the environment variable, the value came from.
         origin: String,
+        /// Where in the file, when the field is written there.
+        at: Option<Position>,
         /// The dotted path of the field, e.g. `sink.batch.max_records`.
         field: String,
         message: String,
     },
+    #[error(
+        "{}: unknown key `{key}` {}{}",
+        place(origin, *at),
+        section_name(section),
+        unknown_key_hint(section, key, known)
+    )]
+    UnknownKey {
+        /// The file, or the environment variable, that names the key.
+        origin: String,
+        at: Option<Position>,
+        /// The dotted path of the table holding it; empty at the top level.
+        section: String,
+        key: String,
+        /// The keys the table has.
+        known: &'static [&'static str],
+    },
+}
+
+/// `weir.toml:12:15`, or the origin alone when there is no position.
+fn place(origin: &dyn std::fmt::Display, at: Option<Position>) -> String {
+    match at {
+        Some(at) => format!("{origin}:{at}"),
+        None => origin.to_string(),
+    }
+}
+
+/// `in [sink.batch]`, `at the top level`.
+fn section_name(section: &str) -> String {
+    if section.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in [{section}]")
+    }
+}
+
+/// The nearest key, or else the keys there are.
+fn unknown_key_hint(section: &str, key: &str, known: &[&str]) -> String {
+    if let Some(near) = crate::suggest::nearest(key, known.iter().copied()) {
+        return format!(" (did you mean `{near}`?)");
+    }
+    let table = if section.is_empty() {
+        "the top level".to_owned()
+    } else {
+        format!("[{section}]")
+    };
+    format!("; {table} takes {}", de::one_of(known))
 }
 
 fn field_error(origin: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Field {
         origin: origin.to_owned(),
+        at: None,
         field: field.into(),
         message: message.into(),
     }
@@ -245,7 +314,89 @@ struct Override {
     path: Vec<String>,
     text: String,
     /// Why its value was refused, once it has been retried as text.
-    literal_error: Option<String>,
+    literal_error: Option<DeError>,
+}
+
+impl Override {
+    /// Whether the field at the dotted `field` path is this variable's value
+    /// or inside it.
+    fn covers(&self, field: &str) -> bool {
+        let mut segments = field.split('.');
+        self.path.iter().all(|want| {
+            segments
+                .next()
+                .is_some_and(|s| s.split_once('[').map_or(s, |(name, _)| name) == want)
+        })
+    }
+}
+
+/// Where each value of a configuration came from: the file (with the
+/// positions of what it says) or the variables that override it.
+struct Origins<'a> {
+    file: &'a str,
+    spans: &'a Spans<'a>,
+    overrides: &'a [Override],
+}
+
+impl Origins<'_> {
+    /// The name of where `field` came from, and its position when that is
+    /// the file.
+    fn of(&self, field: &str, part: Part) -> (String, Option<Position>) {
+        match self.overrides.iter().find(|o| o.covers(field)) {
+            Some(from) => (from.variable.clone(), None),
+            None => (self.file.to_owned(), self.spans.find(field, part)),
+        }
+    }
+
+    /// A deserialization error at the serde path `field`, placed.
+    fn error(&self, field: &str, error: DeError) -> ConfigError {
+        match error {
+            DeError::UnknownKey { key, known } => {
+                let (origin, at) = self.of(field, Part::Key);
+                let section = field
+                    .rsplit_once('.')
+                    .map_or("", |(section, _)| section)
+                    .to_owned();
+                ConfigError::UnknownKey {
+                    origin,
+                    at,
+                    section,
+                    key,
+                    known,
+                }
+            }
+            DeError::Message(message) => {
+                let (origin, at) = self.of(field, Part::Value);
+                ConfigError::Field {
+                    origin,
+                    at,
+                    field: field.to_owned(),
+                    message,
+                }
+            }
+        }
+    }
+
+    /// A `validate` error, placed where its field is written.
+    fn place(&self, error: ConfigError) -> ConfigError {
+        match error {
+            ConfigError::Field {
+                at: None,
+                field,
+                message,
+                ..
+            } => {
+                let (origin, at) = self.of(&field, Part::Value);
+                ConfigError::Field {
+                    origin,
+                    at,
+                    field,
+                    message,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// The top-level sections an environment override may start with.
@@ -269,12 +420,13 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: PathBuf::from(origin),
-                    message: e.to_string().trim_end().to_owned(),
-                })?;
+        let syntax = |e: toml::de::Error| ConfigError::Syntax {
+            path: PathBuf::from(origin),
+            at: e.span().map(|span| Position::of(text, span.start)),
+            message: e.message().trim_end().replace('\n', "; "),
+        };
+        let spans = Spans::parse(text).map_err(syntax)?;
+        let mut table: toml::Table = text.parse().map_err(syntax)?;
         let mut overridden = Vec::new();
         for (name, text) in env {
             if let Some(path) = override_path(&name) {
@@ -289,25 +441,27 @@ impl Config {
             }
         }
         let config = loop {
-            let error = match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(
-                table.clone(),
+            let error = match serde_path_to_error::deserialize::<_, Config>(de::Node(
+                toml::Value::Table(table.clone()),
             )) {
                 Ok(config) => break config,
                 Err(error) => error,
             };
             let field = error.path().to_string();
+            let error = error.into_inner();
             // The variable the bad value came from, if it came from one.
-            let Some(from) = overridden
-                .iter_mut()
-                .find(|o| field.starts_with(o.path.join(".").as_str()))
-            else {
-                return Err(field_error(origin, field, error.into_inner().to_string()));
+            let Some(from) = overridden.iter_mut().find(|o| o.covers(&field)) else {
+                return Err(Origins {
+                    file: origin,
+                    spans: &spans,
+                    overrides: &overridden,
+                }
+                .error(&field, error));
             };
-            let message = error.into_inner().to_string();
             // `WEIR_MQTT__BRIDGE__PASSWORD=123456` reads as a number; where
             // the field wants text, the variable's text is what was meant.
             if from.literal_error.is_none() && field == from.path.join(".") {
-                from.literal_error = Some(message);
+                from.literal_error = Some(error);
                 set_path(
                     &mut table,
                     &from.path,
@@ -317,11 +471,21 @@ impl Config {
                 continue;
             }
             // Not text either: why the value as first read was refused says
-            // more ("integer `1`, expected a boolean").
-            let message = from.literal_error.take().unwrap_or(message);
-            return Err(field_error(&from.variable, field, message));
+            // more ("expected true or false, found 1").
+            let error = from.literal_error.take().unwrap_or(error);
+            return Err(Origins {
+                file: origin,
+                spans: &spans,
+                overrides: &overridden,
+            }
+            .error(&field, error));
         };
-        config.validate(origin)?;
+        let origins = Origins {
+            file: origin,
+            spans: &spans,
+            overrides: &overridden,
+        };
+        config.validate(origin).map_err(|e| origins.place(e))?;
         Ok(config)
     }
 
@@ -374,6 +538,13 @@ impl Config {
                 origin,
                 "admin.token",
                 "must not be empty when set",
+            ));
+        }
+        if self.admin.history_interval_ms < 100 {
+            return Err(field_error(
+                origin,
+                "admin.history_interval_ms",
+                "must be at least 100 (milliseconds)",
             ));
         }
         Ok(())
@@ -432,6 +603,12 @@ fn override_path(name: &str) -> Option<Vec<String>> {
     let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
     let first = path.first()?;
     (SECTIONS.contains(&first.as_str()) && path.iter().all(|s| !s.is_empty())).then_some(path)
+}
+
+/// `sink.batch.max_records` → `WEIR_SINK__BATCH__MAX_RECORDS`: the variable
+/// that overrides a field (the inverse of [`override_path`]).
+pub(crate) fn override_variable(field: &str) -> String {
+    format!("WEIR_{}", field.to_ascii_uppercase().replace('.', "__"))
 }
 
 /// A TOML literal when the text is one, else the text as a string.

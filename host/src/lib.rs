@@ -25,4 +25,5 @@ mod render;
 pub mod rules;
 mod secret;
 pub mod sink;
+mod suggest;
 mod tls;

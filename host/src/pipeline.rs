@@ -40,36 +40,12 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Sockets bound by the caller: the MQTT listener's (listener mode).
+/// Sockets bound by the caller (the CLI, which names the setting of an
+/// address it cannot bind): the MQTT listeners' (listener mode).
 #[derive(Debug, Default)]
 pub(crate) struct Sockets {
     pub mqtt: Option<TcpListener>,
     pub mqtt_tls: Option<TcpListener>,
-}
-
-impl Sockets {
-    /// Binds the addresses the configuration names (listener mode only).
-    pub(crate) async fn bind(config: &Config) -> Result<Sockets, StartError> {
-        if config.mqtt.mode != MqttMode::Listener {
-            return Ok(Sockets::default());
-        }
-        let listener = &config.mqtt.listener;
-        let bind = |addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })
-        };
-        Ok(Sockets {
-            mqtt: match listener.bind {
-                Some(addr) => Some(bind(addr).await?),
-                None => None,
-            },
-            mqtt_tls: match &listener.tls {
-                Some(tls) => Some(bind(tls.bind).await?),
-                None => None,
-            },
-        })
-    }
 }
 
 /// Why the gateway could not start.
@@ -77,11 +53,6 @@ impl Sockets {
 pub(crate) enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
     #[error("HStreamDB client: {0}")]
     Client(#[from] ClientError),
     #[error("rules: {0}")]

@@ -74,20 +74,6 @@ fn node_at<'a>(nodes: &'a [ClusterNode], addr: &str) -> &'a ClusterNode {
         .unwrap_or_else(|| panic!("no node advertises {addr}: {nodes:?}"))
 }
 
-/// Waits until `load` has `count` more messages acknowledged than now.
-async fn progress(load: &LoadPublisher, count: u64, what: &str) {
-    let target = load.acked() + count;
-    eventually(what, DEFAULT_DEADLINE, || async move {
-        let acked = load.acked();
-        if acked >= target {
-            Ok(())
-        } else {
-            Err(format!("{acked} acknowledged, waiting for {target}"))
-        }
-    })
-    .await;
-}
-
 /// The node id LookupShard names for each shard, asked at `node`.
 async fn owners(node: &ClusterNode, shards: &[u64]) -> BTreeMap<u64, u32> {
     let mut api = HStreamApiClient::connect(format!("http://{}", node.listen))
@@ -182,7 +168,8 @@ health_check_interval_ms = 500
         &topics,
         Some(RATE),
     ));
-    progress(&load, 1000, "messages flowing before the node loss").await;
+    load.wait_acked(1000, "messages flowing before the node loss")
+        .await;
 
     // The busiest shard so far, and the node that owns it.
     let records = stored(&hstream, STREAM).await.expect("read");
@@ -199,12 +186,8 @@ health_check_interval_ms = 500
     let owner = node_at(cluster.nodes(), &owner_addr).clone();
 
     cluster.stop_node(owner.id).await;
-    progress(
-        &load,
-        6000,
-        "messages acknowledged while the node is down (20 s)",
-    )
-    .await;
+    load.wait_acked(6000, "messages acknowledged while the node is down (20 s)")
+        .await;
     let during = connector(&weir).await;
     let dead = during["cluster"]["nodes"]
         .as_array()
@@ -230,7 +213,8 @@ health_check_interval_ms = 500
         },
     )
     .await;
-    progress(&load, 1000, "messages acknowledged after the return").await;
+    load.wait_acked(1000, "messages acknowledged after the return")
+        .await;
 
     // Nodes join until one owns a shard of the stream (the ring decides;
     // with 16 shards the first join nearly always takes some).
@@ -260,7 +244,8 @@ health_check_interval_ms = 500
         },
     )
     .await;
-    progress(&load, 1000, "messages acknowledged after the join").await;
+    load.wait_acked(1000, "messages acknowledged after the join")
+        .await;
     let report = load.finish(DEFAULT_DEADLINE).await;
 
     let acked = &report.acked;

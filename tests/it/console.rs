@@ -1,16 +1,19 @@
 //! The dashboard as a console: rules shown with their definition, checked,
 //! tried, saved, replaced and deleted through the admin API and in a real
-//! headless Chromium, and the state the header shows kept truthful.
+//! headless Chromium, the state the header shows kept truthful, and the
+//! rates' history charted, a failing flow highlighted and the HStreamDB
+//! nodes listed.
 
 use crate::harness::admin::Admin;
 use crate::harness::browser::Browser;
-use crate::harness::devserver::DevServer;
+use crate::harness::devserver::{DevCluster, DevServer};
 use crate::harness::gateway::{Gateway, client, json_of, listener_config, read_records};
 use crate::harness::mqtt_client::mosquitto_pub;
 use crate::harness::weir;
-use crate::harness::{DEFAULT_DEADLINE, eventually, scratch_dir};
+use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir};
 use serde_json::{Value, json};
 use std::path::Path;
+use weir_plugin_artifacts::MISBEHAVE;
 
 const SEED_MESSAGE: &str = r#"description = "The seed's message rule"
 sql = 'SELECT * FROM "t/#"'
@@ -316,6 +319,23 @@ async fn weir_ctl_shows_and_acts_through_the_admin_api() {
     })
     .await;
 
+    let history = ctl(&url, &["history"]).await.success().stdout;
+    let rows: Vec<Vec<&str>> = history
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["GROUP", "SERIES", "LATEST", "MAX"], "{history}");
+    for series in [&["messages", "in"][..], &["rule", "message", "matched"]] {
+        assert!(
+            rows.iter().any(|row| row.starts_with(series)),
+            "no {series:?} in:\n{history}"
+        );
+    }
+    assert!(
+        history.trim_end().ends_with("one every 5000 ms"),
+        "{history}"
+    );
+
     let status = ctl(&url, &["status"]).await.success().stdout;
     assert!(
         status
@@ -522,4 +542,174 @@ async fn weir_stream_read_says_it_is_waiting_on_an_empty_stream() {
     assert!(said.contains("Ctrl-C"), "{said}");
     reader.kill().await;
     server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Rates, flows and nodes.
+
+/// A history sampled every 200 ms, so a test sees rates move at once.
+const QUICK_HISTORY: &str = "\n[admin]\nhistory_interval_ms = 200\n";
+
+/// The highest value a chart's legend shows for `series` over its window.
+async fn peak(browser: &Browser, chart: &str, series: &str) -> Result<f64, String> {
+    let css = format!("figure[data-chart='{chart}'] .legend [data-series='{series}'] .peak");
+    let text = browser.text(&css).await?;
+    text.parse().map_err(|_| format!("{css} shows {text:?}"))
+}
+
+#[tokio::test]
+async fn the_console_charts_the_message_rate_and_lists_the_cluster_nodes() {
+    let cluster = DevCluster::start(2, &[]).await;
+    let dir = scratch_dir();
+    let plugins = seed_plugins(dir.path());
+    let config = listener_config(
+        &cluster.url(),
+        plugins.to_str().expect("utf-8"),
+        QUICK_HISTORY,
+    );
+    let weir = Gateway::start(dir.path(), &config).await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/", weir.admin_url())).await;
+
+    for node in cluster.nodes() {
+        let row = format!("tr[data-hstream-node='{}']", node.id);
+        shows(
+            &browser,
+            &format!("{row} td[data-field='addr']"),
+            &node.advertised,
+        )
+        .await;
+        shows(
+            &browser,
+            &format!("{row} td[data-field='state']"),
+            "running",
+        )
+        .await;
+        let reachable = browser
+            .text(&format!("{row} td[data-field='reachable']"))
+            .await;
+        assert_eq!(reachable.as_deref(), Ok("yes"));
+    }
+
+    // Flat before any message, then the rate of the ones published.
+    eventually("a flat messages-in chart", DEFAULT_DEADLINE, || async {
+        let idle = peak(&browser, "messages", "in").await?;
+        (idle == 0.0).then_some(()).ok_or(format!("peak {idle}"))
+    })
+    .await;
+    for n in 0..3 {
+        publish(weir.mqtt_port(), "t/chart", &format!(r#"{{"n": {n}}}"#)).await;
+    }
+    for (chart, series) in [("messages", "in"), ("rule:message", "matched")] {
+        eventually(
+            &format!("a rate in the {chart} chart's {series}"),
+            DEFAULT_DEADLINE,
+            || async {
+                let rate = peak(&browser, chart, series).await?;
+                (rate > 0.0).then_some(()).ok_or(format!("peak {rate}"))
+            },
+        )
+        .await;
+    }
+    let (status, history) = Admin::of(&weir).get("/api/v1/history").await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["interval_ms"], 200, "{history}");
+    // Each rate over the time since the sample before it: the messages.
+    let numbers = |series: &Value| -> Vec<Option<f64>> {
+        let values = series.as_array().expect("a series");
+        values.iter().map(Value::as_f64).collect()
+    };
+    let ages = numbers(&history["ages_ms"]);
+    let rates = numbers(&history["messages"]["in"]);
+    assert_eq!(ages.len(), rates.len(), "{history}");
+    let received: f64 = (1..rates.len())
+        .filter_map(|i| Some(rates[i]? * (ages[i - 1]? - ages[i]?) / 1000.0))
+        .sum();
+    assert!(
+        (received - 3.0).abs() < 0.1,
+        "the rates add up to the 3 messages, not {received}: {history}"
+    );
+    browser.close().await;
+    weir.stop().await;
+}
+
+#[tokio::test]
+async fn a_rule_that_fails_has_its_edge_highlighted_in_the_flows_graph() {
+    let server = DevServer::start().await;
+    let dir = scratch_dir();
+    let plugins = seed_plugins(dir.path());
+    plugins_dir(dir.path(), &[(&MISBEHAVE, "misbehave")]);
+    let config = listener_config(
+        &server.url(),
+        plugins.to_str().expect("utf-8"),
+        QUICK_HISTORY,
+    );
+    let weir = Gateway::start(dir.path(), &config).await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/", weir.admin_url())).await;
+
+    let misbehave = "path[data-from='filter:bad/#'][data-to='rule:misbehave']";
+    let message = "path[data-from='filter:t/#'][data-to='rule:message']";
+    let class = |css: &'static str| {
+        let browser = &browser;
+        move || async move {
+            let edge = browser
+                .client()
+                .find(fantoccini::Locator::Css(css))
+                .await
+                .map_err(|e| format!("no {css}: {e}"))?;
+            edge.attr("class")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{css} has no class"))
+        }
+    };
+    let healthy = eventually("both flows drawn", DEFAULT_DEADLINE, class(misbehave)).await;
+    assert_eq!(healthy, "edge", "nothing failed yet");
+
+    publish(weir.mqtt_port(), "bad/1", "trap").await;
+    publish(weir.mqtt_port(), "t/1", r#"{"n": 1}"#).await;
+    eventually("the trapping rule's edge red", DEFAULT_DEADLINE, || async {
+        let now = class(misbehave)().await?;
+        (now == "edge failing").then_some(()).ok_or(now)
+    })
+    .await;
+    let why = browser
+        .client()
+        .find(fantoccini::Locator::Css(&format!("{misbehave} title")))
+        .await
+        .expect("the edge's title")
+        .prop("textContent")
+        .await
+        .expect("its text")
+        .unwrap_or_default();
+    assert!(
+        why.contains("rule misbehave failed") && why.contains("last error:"),
+        "{why}"
+    );
+    assert_eq!(
+        class(message)().await.as_deref(),
+        Ok("edge"),
+        "the other flow"
+    );
+    browser.close().await;
+    weir.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_history_interval_under_100_ms_is_refused_with_its_field() {
+    let dir = scratch_dir();
+    let path = dir.path().join("weir.toml");
+    let file = path.to_str().expect("utf-8");
+    std::fs::write(&path, "[admin]\nhistory_interval_ms = \"50ms\"\n").expect("write");
+    let refused = weir::run(&["config", "check", file]).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("admin.history_interval_ms: must be at least 100"),
+        "{said}"
+    );
+    std::fs::write(&path, "[admin]\nhistory_interval_ms = \"2s\"\n").expect("write");
+    weir::run(&["config", "check", file]).await.success();
 }

@@ -1,11 +1,13 @@
 //! The README's first command: `weir dev`, used as a new user would, replaying
 //! the seed's tutorial (publish with mosquitto_pub, read with
-//! `weir stream read`), and a rule edited while it runs.
+//! `weir stream read`), a rule edited while it runs, a first run outside the
+//! repository (no plugins directory) and a port that is already taken.
 
 use crate::harness::gateway::Gateway;
 use crate::harness::mqtt_client::mosquitto_pub;
 use crate::harness::{DEFAULT_DEADLINE, eventually, repo_root, scratch_dir, weir};
 use serde_json::Value;
+use std::net::TcpListener;
 
 /// The HStreamDB URL `weir dev` printed, as a new user would pass it.
 fn hstream_url(dev: &Gateway) -> String {
@@ -174,5 +176,129 @@ async fn a_rule_edited_while_weir_dev_runs_takes_effect() {
     assert!(
         dir.path().join(".weir-dev/wasm-cache").is_dir(),
         "weir dev keeps its data in ./.weir-dev"
+    );
+}
+
+#[tokio::test]
+async fn weir_dev_in_an_empty_directory_creates_the_seed_plugins_and_stores_their_records() {
+    let dir = scratch_dir();
+    let dev = Gateway::dev_in(dir.path()).await;
+    let output = dev.output();
+    assert!(
+        output.contains(
+            "weir dev: no plugins directory here, so it was created with the seed's rules"
+        ),
+        "{output}"
+    );
+    for rule in ["mqtt_message.rule.toml", "mqtt_connect.rule.toml"] {
+        let written = std::fs::read_to_string(dir.path().join("plugins").join(rule))
+            .unwrap_or_else(|e| panic!("weir dev wrote plugins/{rule}: {e}"));
+        let seed = std::fs::read_to_string(repo_root().join("plugins").join(rule)).expect("seed");
+        assert_eq!(written, seed, "{rule} is the seed's");
+    }
+    // The hints name this run's ports and the command the test's user has
+    // (cargo ran the tests, so cargo).
+    let port = dev.mqtt_port();
+    assert!(
+        output.contains(&format!("mosquitto_pub -h 127.0.0.1 -p {port} -t t/1")),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "cargo run -- stream read mqtt_message --from earliest --limit 1 --server {}",
+            hstream_url(&dev)
+        )),
+        "{output}"
+    );
+
+    let (code, published) = mosquitto_pub(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "t/1",
+        "-q",
+        "1",
+        "-m",
+        r#"{"temp": 21.5}"#,
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{published}");
+    let records = read(&dev, "mqtt_message", 1).await;
+    assert_eq!(records[0].0, "t/1");
+    assert_eq!(records[0].1["payload"], serde_json::json!({"temp": 21.5}));
+    dev.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_port_names_the_listener_and_its_flag_before_any_hint() {
+    let plugins = repo_root().join("plugins");
+    for (flag, listener) in [
+        ("--mqtt-listen", "the MQTT listener"),
+        ("--hstream-listen", "the HStreamDB-compatible server"),
+        ("--admin-listen", "the admin API"),
+    ] {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = taken.local_addr().expect("its address").to_string();
+        let data = scratch_dir();
+        let mut args = vec![
+            "dev",
+            "--plugins",
+            plugins.to_str().expect("utf-8 path"),
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+        ];
+        for other in ["--mqtt-listen", "--hstream-listen", "--admin-listen"] {
+            args.extend([other, if other == flag { &addr } else { "127.0.0.1:0" }]);
+        }
+        let output = weir::run(&args).await;
+        assert_eq!(output.code, Some(1), "{flag}: {output:#?}");
+        assert_eq!(
+            output.stderr.trim_end(),
+            format!(
+                "error: {listener} cannot listen on {addr}: the address is in use ({}?); \
+                 choose another address with {flag}",
+                match flag {
+                    "--mqtt-listen" => "another MQTT broker, such as mosquitto",
+                    "--hstream-listen" => "HStreamDB, or another weir dev",
+                    _ => "another weir",
+                }
+            )
+        );
+        assert!(!output.stdout.contains("Try it"), "{flag}: {output:#?}");
+        drop(taken);
+    }
+}
+
+#[tokio::test]
+async fn a_plugins_directory_that_does_not_exist_is_refused_with_the_flag() {
+    let dir = scratch_dir();
+    let missing = dir.path().join("plugins-typo");
+    let missing_arg = missing.to_str().expect("utf-8 path");
+    let output = weir::run(&[
+        "dev",
+        "--plugins",
+        missing_arg,
+        "--data-dir",
+        dir.path().join("data").to_str().expect("utf-8 path"),
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--hstream-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert_eq!(output.code, Some(1), "{output:#?}");
+    assert!(
+        output.stderr.contains(&format!(
+            "the plugins directory {missing_arg} (--plugins) does not exist"
+        )),
+        "{output:#?}"
+    );
+    assert!(
+        !missing.exists(),
+        "a directory named by --plugins is not created"
     );
 }

@@ -8,15 +8,17 @@
 //! allows (here: none, since nothing expires and nothing reconnects), the
 //! records of a key are in publish order, and the other rules keep flowing.
 
+use crate::harness::admin::Admin;
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client, listener_config, read_records};
-use crate::harness::load::{LoadOptions, LoadPublisher, all_stored, seq_of, seq_of_record};
+use crate::harness::load::{
+    LoadOptions, LoadPublisher, all_stored, first_copies_in_order_per_key, seq_of, seq_of_record,
+};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::{Message, publish};
 use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir, unique_name};
 use ::weir::sink::client::{ReadRecord, StartFrom};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use weir_plugin_artifacts::{MESSAGE, MISBEHAVE};
@@ -31,14 +33,7 @@ const MAX_RECORD: usize = 2048;
 
 /// weir's status from the admin API.
 async fn status(gateway: &Gateway) -> Value {
-    let url = format!("{}/api/v1/status", gateway.admin_url());
-    reqwest::get(&url)
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .json()
-        .await
-        .expect("the status as JSON")
+    Admin::of(gateway).get("/api/v1/status").await.1
 }
 
 /// Polls the status until the ingress counted `total` completed messages;
@@ -92,16 +87,7 @@ fn quarantined_seqs(entries: &[Value]) -> Vec<u64> {
 /// Checks that each key's sequence numbers are increasing, and that no
 /// sequence number is there twice.
 fn assert_order_per_key(records: &[ReadRecord]) {
-    let mut last: BTreeMap<String, u64> = BTreeMap::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for record in records {
-        let seq = seq_of_record(record).expect("a sequence number");
-        assert!(seen.insert(seq), "{seq} stored twice");
-        let key = weir_proto::record::key_of(&record.record).to_owned();
-        if let Some(previous) = last.insert(key.clone(), seq) {
-            assert!(previous < seq, "key {key}: {seq} stored after {previous}");
-        }
-    }
+    assert_eq!(first_copies_in_order_per_key(records), Ok(0));
 }
 
 /// A payload of `seq`, padded to `bytes`.

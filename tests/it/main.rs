@@ -10,6 +10,7 @@ mod deploy;
 mod dev;
 mod events;
 mod faults;
+mod firstrun;
 mod harness;
 mod harness_selftest;
 mod hstream;

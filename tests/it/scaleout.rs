@@ -73,20 +73,6 @@ async fn stored(hstream: &Client) -> Result<Vec<u64>, String> {
         .collect()
 }
 
-/// Waits until `load` has `count` more messages acknowledged than now.
-async fn progress(load: &LoadPublisher, count: u64, what: &str) {
-    let target = load.acked() + count;
-    eventually(what, DEFAULT_DEADLINE, || async move {
-        let acked = load.acked();
-        if acked >= target {
-            Ok(())
-        } else {
-            Err(format!("{acked} acknowledged, waiting for {target}"))
-        }
-    })
-    .await;
-}
-
 /// What the survivor did after the kill.
 #[derive(Debug)]
 struct Takeover {
@@ -225,7 +211,8 @@ async fn a_killed_instance_of_two_loses_nothing_acknowledged_and_its_share_waits
     }
     let hstream = client(&server.url());
     let load = start_load(&broker);
-    progress(&load, 1500, "messages flowing to both instances").await;
+    load.wait_acked(1500, "messages flowing to both instances")
+        .await;
     let (_, victim) = &instances[0];
     let (_, survivor) = &instances[1];
     let (victim_before, survivor_before) = (
@@ -316,7 +303,8 @@ async fn with_a_short_session_expiry_the_survivor_takes_over_and_the_held_share_
     let survivor = start_instance(&mut broker, &server, &group, SHORT_EXPIRY_SECS).await;
     let hstream = client(&server.url());
     let load = start_load(&broker);
-    progress(&load, 1500, "messages flowing to both instances").await;
+    load.wait_acked(1500, "messages flowing to both instances")
+        .await;
 
     let killed_at = Instant::now();
     victim.1.kill().await;
@@ -367,10 +355,12 @@ async fn a_member_warns_when_mosquitto_drops_the_queued_share_of_a_dead_one() {
     let mut victim = start_instance(&mut broker, &server, &group, 3600).await;
     let survivor = start_instance(&mut broker, &server, &group, 3600).await;
     let load = start_load(&broker);
-    progress(&load, 300, "messages flowing to both instances").await;
+    load.wait_acked(300, "messages flowing to both instances")
+        .await;
     victim.1.kill().await;
     // Half of these go to the dead member's queue, which holds 5.
-    progress(&load, 300, "messages acknowledged after the kill").await;
+    load.wait_acked(300, "messages acknowledged after the kill")
+        .await;
     let survivor_ref = &survivor.1;
     eventually(
         "the survivor's warning that the broker dropped messages",

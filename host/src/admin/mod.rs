@@ -9,15 +9,21 @@
 //! probes (`/healthz`, `/readyz`) and the dashboard's static page, which a
 //! browser loads without headers and which asks for the token itself.
 //!
-//! Routes: see [`api`] for the JSON API and the probes, [`metrics`] for
-//! `/metrics`, `dashboard.html` for `/`. docs/admin.md documents them all.
+//! The one task of its own is the [`history`] sampler, which the server
+//! starts with itself and stops when it stops.
+//!
+//! Routes: see [`api`] for the JSON API and the probes, [`rules`] for the
+//! rules, [`history`] for the rates' history, [`metrics`] for `/metrics`,
+//! `dashboard.html` for `/`. docs/admin.md documents them all.
 
 mod api;
 pub(crate) mod check;
+mod history;
 mod metrics;
 mod process;
 mod rules;
 
+use crate::config::AdminConfig;
 use crate::pipeline::Handles;
 use crate::secret::Secret;
 use axum::Router;
@@ -27,6 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Why the admin server stopped.
@@ -46,6 +53,8 @@ struct AppState {
     /// The engine rules are tried on (`POST /api/v1/rules/{name}/test`),
     /// started on first use.
     trial: Mutex<Option<Arc<crate::rules::RuleTrial>>>,
+    /// The last minutes of rates, filled by the sampler.
+    history: Mutex<history::History>,
 }
 
 impl AppState {
@@ -62,20 +71,24 @@ impl AppState {
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes, then
-/// stops taking requests and lets the ones in progress finish.
-/// With `token`, every request but `/healthz`, `/readyz` and the dashboard
-/// page must carry `Authorization: Bearer <token>`.
+/// stops taking requests and lets the ones in progress finish; the history
+/// sampler runs as long as this does.
+/// With `config.token`, every request but `/healthz`, `/readyz` and the
+/// dashboard page must carry `Authorization: Bearer <token>`.
 pub(crate) async fn serve(
     listener: TcpListener,
     handles: Handles,
-    token: Option<String>,
+    config: AdminConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AdminError> {
+    let interval = Duration::from_millis(config.history_interval_ms);
     let state = Arc::new(AppState {
         handles: RwLock::new(Some(handles)),
-        token: token.map(|t| Secret::new(t.as_bytes())),
+        token: config.token.map(|t| Secret::new(t.as_bytes())),
         trial: Mutex::default(),
+        history: Mutex::new(history::History::new(interval)),
     });
+    let _sampler = history::Sampler::start(state.clone(), interval);
     let app = router(state.clone());
     let release = state.clone();
     axum::serve(listener, app)
@@ -94,6 +107,7 @@ pub(crate) async fn serve(
 fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(rules::routes())
+        .merge(history::routes())
         .merge(metrics::routes())
         .route("/", axum::routing::get(dashboard))
         .fallback(api::not_found)

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Connector(ConnectorCommand),
     /// The streams the connector appends to, with their counters.
     Streams,
+    /// The rates of the last minutes (the dashboard's charts): each
+    /// series' latest value and its highest in the history.
+    History,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -255,6 +258,11 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
         Command::Streams => {
             let body = api.get("/api/v1/connectors/hstreamdb").await?;
             let text = streams_table(&body["connector"]["streams"]);
+            (body, text, Exit::Success)
+        }
+        Command::History => {
+            let body = api.get("/api/v1/history").await?;
+            let text = history_table(&body);
             (body, text, Exit::Success)
         }
     };
@@ -485,4 +493,46 @@ fn streams_table(streams: &Value) -> String {
         ]);
     }
     table(&rows)
+}
+
+fn history_table(body: &Value) -> String {
+    let mut rows = vec![header(&["GROUP", "SERIES", "LATEST", "MAX"])];
+    // A count (queuing) as it is, a rate to a tenth.
+    let shown = |v: Option<&Value>| match v {
+        Some(v) if v.is_u64() => cell(v),
+        Some(v) => v.as_f64().map_or_else(|| cell(v), |v| format!("{v:.1}")),
+        None => "-".to_owned(),
+    };
+    let mut group = |name: String, series: &Value| {
+        for (series, values) in series.as_object().into_iter().flatten() {
+            let values: Vec<&Value> = values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v.is_number())
+                .collect();
+            let max = values.iter().copied().max_by(|a, b| {
+                let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+                a.total_cmp(&b)
+            });
+            rows.push(vec![
+                name.clone(),
+                series.clone(),
+                shown(values.last().copied()),
+                shown(max),
+            ]);
+        }
+    };
+    group("messages".to_owned(), &body["messages"]);
+    for (kind, key) in [("rule", "rules"), ("stream", "streams")] {
+        for (name, series) in body[key].as_object().into_iter().flatten() {
+            group(format!("{kind} {name}"), series);
+        }
+    }
+    let samples = body["ages_ms"].as_array().map_or(0, Vec::len);
+    format!(
+        "{}per second, but queuing (records waiting); {samples} samples, one every {} ms\n",
+        table(&rows),
+        cell(&body["interval_ms"])
+    )
 }

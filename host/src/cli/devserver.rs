@@ -9,6 +9,7 @@
 //! ports. With `--control-listen` a line `weir devserver control on ADDR`
 //! comes first.
 
+use super::listen;
 use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use anyhow::{Context, bail};
@@ -111,29 +112,28 @@ pub(crate) fn per_node<T: Clone>(
 
 /// Binds one listener per node. A single address with a fixed port gives
 /// the nodes that port and the ones after it; port 0 gives each a free one.
+/// `flag` (without its dashes) is the option that chose the addresses, for
+/// errors.
 pub(crate) async fn bind_nodes(
     listen: &[String],
     nodes: usize,
+    flag: &str,
 ) -> anyhow::Result<Vec<TcpListener>> {
-    let addrs = per_node("listen", listen, nodes)?;
+    let addrs = per_node(flag, listen, nodes)?;
     let mut listeners = Vec::with_capacity(nodes);
     for (index, addr) in addrs.into_iter().enumerate() {
         let text = addr.unwrap_or_else(|| "127.0.0.1:0".into());
         let mut target: SocketAddr = tokio::net::lookup_host(&text)
             .await
-            .with_context(|| format!("cannot resolve --listen {text}"))?
+            .with_context(|| format!("cannot resolve --{flag} {text}"))?
             .next()
-            .with_context(|| format!("--listen {text} resolves to no address"))?;
+            .with_context(|| format!("--{flag} {text} resolves to no address"))?;
         if listen.len() == 1 && target.port() != 0 {
             let port = u16::try_from(usize::from(target.port()) + index)
                 .with_context(|| format!("no port {index} above {text} for node {}", index + 1))?;
             target.set_port(port);
         }
-        listeners.push(
-            TcpListener::bind(target)
-                .await
-                .with_context(|| format!("cannot listen on {target}"))?,
-        );
+        listeners.push(listen::bind(listen::HSTREAM, target, &format!("--{flag}")).await?);
     }
     Ok(listeners)
 }
@@ -143,7 +143,7 @@ pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Res
     let certs = per_node("tls-cert", &args.tls_cert, nodes)?;
     let keys = per_node("tls-key", &args.tls_key, nodes)?;
     let hosts = per_node("advertised-host", &args.advertised_host, nodes)?;
-    let listeners = bind_nodes(&args.listen, nodes).await?;
+    let listeners = bind_nodes(&args.listen, nodes, "listen").await?;
     let mut configured = Vec::with_capacity(nodes);
     for (index, ((listener, (cert, key)), host)) in listeners
         .into_iter()

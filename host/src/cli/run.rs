@@ -1,5 +1,8 @@
 //! `weir run --config weir.toml`: the gateway in production, against a real
 //! broker (or as one) and a real HStreamDB cluster, until Ctrl-C or SIGTERM.
+//! Without `--config` it runs the defaults (what an empty file means: a
+//! bridge to a broker on localhost, docs/config.md), and its first log line
+//! says so.
 //!
 //! Once everything is started it prints what it listens on, one line each,
 //! then `weir ready`, so scripts and tests can wait for it:
@@ -10,13 +13,15 @@
 //! weir ready
 //! ```
 
+use super::listen::{self, ListenError};
 use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
 use crate::admin;
-use crate::config::Config;
+use crate::config::{self, Config, MqttMode};
 use crate::pipeline::{Gateway, Sockets};
 use anyhow::Context;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,24 +36,99 @@ const ADMIN_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The configuration file (see docs/config.md); WEIR_... environment
-    /// variables override its fields.
+    /// variables override its fields. Without it, the defaults (an empty
+    /// file's) with those overrides.
     #[arg(long, short, value_name = "FILE")]
-    config: PathBuf,
+    config: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args, out: &mut (dyn Write + Send)) -> anyhow::Result<Exit> {
-    let config = Config::load(&args.config)?;
-    let sockets = Sockets::bind(&config).await?;
-    serve(&config, sockets, out).await
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            tracing::warn!(
+                "no --config given: running on the defaults (an empty weir.toml, see docs/config.md) \
+                 with the WEIR_... environment overrides"
+            );
+            Config::from_toml("", "the defaults", std::env::vars())?
+        }
+    };
+    let bound = bind(&config, &Settings::of_config()).await?;
+    serve(&config, bound, &[], out).await
 }
 
-/// Starts the gateway, reports where it listens, runs until a signal, then
-/// shuts down. Shared by `weir run` and `weir dev`.
+/// What chooses each listener's address, for the message when it cannot
+/// bind.
+pub(crate) struct Settings {
+    pub(crate) mqtt: String,
+    pub(crate) mqtt_tls: String,
+    pub(crate) admin: String,
+}
+
+impl Settings {
+    /// The configuration's fields, in the file or as `WEIR_...` variables.
+    pub(crate) fn of_config() -> Settings {
+        let field = |path: &str| {
+            format!(
+                "{path} in the configuration (or {})",
+                config::override_variable(path)
+            )
+        };
+        Settings {
+            mqtt: field("mqtt.listener.bind"),
+            mqtt_tls: field("mqtt.listener.tls.bind"),
+            admin: field("admin.listen"),
+        }
+    }
+}
+
+/// Every socket a configuration serves on, bound before anything starts.
+pub(crate) struct Bound {
+    sockets: Sockets,
+    admin: Option<TcpListener>,
+}
+
+impl Bound {
+    /// The MQTT listener's address (listener mode).
+    pub(crate) fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.sockets.mqtt.as_ref()?.local_addr().ok()
+    }
+}
+
+/// Binds the MQTT listeners (listener mode) and the admin API.
+pub(crate) async fn bind(config: &Config, settings: &Settings) -> Result<Bound, ListenError> {
+    let mut sockets = Sockets::default();
+    if config.mqtt.mode == MqttMode::Listener {
+        let listener = &config.mqtt.listener;
+        if let Some(addr) = listener.bind {
+            sockets.mqtt = Some(listen::bind(listen::MQTT, addr, &settings.mqtt).await?);
+        }
+        if let Some(tls) = &listener.tls {
+            sockets.mqtt_tls =
+                Some(listen::bind(listen::MQTT_TLS, tls.bind, &settings.mqtt_tls).await?);
+        }
+    }
+    let admin = match config.admin_listen() {
+        Some(addr) => Some(listen::bind(listen::ADMIN, addr, &settings.admin).await?),
+        None => None,
+    };
+    Ok(Bound { sockets, admin })
+}
+
+/// Starts the gateway on the sockets bound for it, reports where it
+/// listens and then `notes` (what `weir dev` suggests trying: every
+/// failure to start comes before them), runs until a signal, then shuts
+/// down. Shared by `weir run` and `weir dev`.
 pub(crate) async fn serve(
     config: &Config,
-    sockets: Sockets,
+    bound: Bound,
+    notes: &[String],
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Exit> {
+    let Bound {
+        sockets,
+        admin: admin_listener,
+    } = bound;
     let mut listening = Vec::new();
     for (name, socket) in [
         ("mqtt listener", &sockets.mqtt),
@@ -61,20 +141,12 @@ pub(crate) async fn serve(
             listening.push(format!("weir {name} on {addr}"));
         }
     }
-    // Bound before the gateway starts, so a taken port fails the start.
-    let admin_listener = match config.admin_listen() {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for the admin API"))?;
-            let addr = listener
-                .local_addr()
-                .context("cannot read the admin API's address")?;
-            listening.push(format!("weir admin on http://{addr}"));
-            Some(listener)
-        }
-        None => None,
-    };
+    if let Some(listener) = &admin_listener {
+        let addr = listener
+            .local_addr()
+            .context("cannot read the admin API's address")?;
+        listening.push(format!("weir admin on http://{addr}"));
+    }
     let mut shutdown = ShutdownSignal::listen()?;
     let gateway = Gateway::start(config, sockets)
         .await
@@ -84,7 +156,7 @@ pub(crate) async fn serve(
         let server = admin::serve(
             listener,
             gateway.handles().clone(),
-            config.admin.token.clone(),
+            config.admin.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -96,8 +168,8 @@ pub(crate) async fn serve(
         });
         (stop, task)
     });
-    for line in listening {
-        print_line(out, &line).context("cannot write to stdout")?;
+    for line in listening.iter().chain(notes) {
+        print_line(out, line).context("cannot write to stdout")?;
     }
     print_line(out, "weir ready").context("cannot write to stdout")?;
     shutdown.received().await?;

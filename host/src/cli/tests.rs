@@ -440,7 +440,7 @@ fn per_node_options_take_one_value_for_all_or_one_per_node() {
 #[tokio::test]
 async fn nodes_bind_consecutive_ports_or_one_address_each() {
     use super::devserver::bind_nodes;
-    let free = bind_nodes(&["127.0.0.1:0".into()], 3)
+    let free = bind_nodes(&["127.0.0.1:0".into()], 3, "listen")
         .await
         .expect("free ports");
     let ports: std::collections::BTreeSet<u16> = free
@@ -452,7 +452,7 @@ async fn nodes_bind_consecutive_ports_or_one_address_each() {
     drop(free);
     // A fixed port counts up; the port after it may have been taken by
     // another process meanwhile, which is a bind error, not a wrong port.
-    let counted = bind_nodes(&[first.to_string()], 2).await;
+    let counted = bind_nodes(&[first.to_string()], 2, "listen").await;
     if let Ok(counted) = counted {
         let got: Vec<u16> = counted
             .iter()
@@ -460,7 +460,7 @@ async fn nodes_bind_consecutive_ports_or_one_address_each() {
             .collect();
         assert_eq!(got, [first.port(), first.port() + 1]);
     }
-    let error = bind_nodes(&["127.0.0.1:0".into(), "127.0.0.1:0".into()], 3)
+    let error = bind_nodes(&["127.0.0.1:0".into(), "127.0.0.1:0".into()], 3, "listen")
         .await
         .expect_err("two addresses for three nodes");
     assert!(error.to_string().contains("--listen"), "{error}");
@@ -550,4 +550,25 @@ async fn quarantine_lists_entries_and_reads_the_configured_file() {
     );
     assert!(text.contains("1 quarantined record(s)"), "{text}");
     assert!(parse(&["quarantine", "--config", "a", "--file", "b"]).is_err());
+}
+
+#[tokio::test]
+async fn weir_run_names_the_configuration_field_of_a_busy_port() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr = taken.local_addr().expect("its address");
+    let mut config = crate::config::Config::default();
+    config.admin.listen = Some(addr);
+    let error = run::bind(&config, &run::Settings::of_config())
+        .await
+        .err()
+        .expect("the port is taken");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the admin API cannot listen on {addr}: the address is in use (another weir?); \
+             choose another address with admin.listen in the configuration (or WEIR_ADMIN__LISTEN)"
+        )
+    );
 }

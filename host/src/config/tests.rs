@@ -1,5 +1,6 @@
 //! Tests of the configuration: parsing, defaults, environment overrides and
-//! the errors that name the field.
+//! the errors that name the field, where it is written and what was
+//! expected, in the user's terms.
 
 use super::*;
 
@@ -21,9 +22,15 @@ fn field_of(error: ConfigError) -> (String, String, String) {
             origin,
             field,
             message,
+            ..
         } => (origin, field, message),
         other => panic!("expected a field error, got {other}"),
     }
+}
+
+/// The error as weir prints it.
+fn said(result: Result<Config, ConfigError>) -> String {
+    result.expect_err("an invalid configuration").to_string()
 }
 
 #[test]
@@ -39,21 +46,108 @@ fn an_empty_file_is_a_working_configuration() {
 }
 
 #[test]
-fn unknown_fields_are_rejected_with_their_path() {
-    let (origin, field, message) =
-        field_of(load("[mqtt.bridge]\nurll = \"mqtt://h\"\n").expect_err("unknown field"));
-    assert_eq!(origin, "weir.toml");
-    assert_eq!(field, "mqtt.bridge.urll");
-    assert!(message.contains("unknown field `urll`"), "{message}");
-    assert!(message.contains("expected one of"), "{message}");
+fn an_unknown_key_is_placed_and_its_near_name_suggested() {
+    let text = "[sink]\nhealth_check_interval_ms = 200\nrequest_ttl_mss = 5\n";
+    match load(text).expect_err("unknown key") {
+        ConfigError::UnknownKey {
+            origin,
+            at,
+            section,
+            key,
+            known,
+        } => {
+            assert_eq!(origin, "weir.toml");
+            assert_eq!(at, Some(Position { line: 3, column: 1 }));
+            assert_eq!(section, "sink");
+            assert_eq!(key, "request_ttl_mss");
+            assert!(known.contains(&"request_ttl_ms"), "{known:?}");
+        }
+        other => panic!("expected an unknown key, got {other}"),
+    }
+    assert_eq!(
+        said(load(text)),
+        "weir.toml:3:1: unknown key `request_ttl_mss` in [sink] (did you mean `request_ttl_ms`?)"
+    );
+    assert_eq!(
+        said(load("[mqtt.bridge]\nurll = \"mqtt://h\"\n")),
+        "weir.toml:2:1: unknown key `urll` in [mqtt.bridge] (did you mean `url`?)"
+    );
 }
 
 #[test]
-fn wrong_types_name_the_field_and_what_was_expected() {
-    let (_, field, message) =
-        field_of(load("[sink.batch]\nmax_records = \"many\"\n").expect_err("bad type"));
-    assert_eq!(field, "sink.batch.max_records");
-    assert!(message.contains("expected"), "{message}");
+fn an_unknown_key_with_nothing_near_lists_the_keys_there() {
+    assert_eq!(
+        said(load("[hstreamdb.tls]\ncolour = \"red\"\n")),
+        "weir.toml:2:1: unknown key `colour` in [hstreamdb.tls]; [hstreamdb.tls] takes \
+         one of `ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`"
+    );
+    let top = said(load("colour = 1\n"));
+    assert!(
+        top.starts_with("weir.toml:1:1: unknown key `colour` at the top level; the top level takes one of `node`, `mqtt`"),
+        "{top}"
+    );
+    assert!(
+        said(load("[sinks]\n"))
+            .ends_with("unknown key `sinks` at the top level (did you mean `sink`?)"),
+        "a misspelt section"
+    );
+}
+
+#[test]
+fn wrong_types_say_what_was_expected_in_the_users_terms_where_it_is_written() {
+    assert_eq!(
+        said(load("[sink.batch]\nmax_records = \"many\"\n")),
+        "weir.toml:2:15: sink.batch.max_records: expected a non-negative whole number, found text \"many\""
+    );
+    for (text, expected) in [
+        (
+            "[sink.batch]\nsend_when_idle = \"yes\"",
+            "expected true or false, found text \"yes\"",
+        ),
+        ("node = 7", "expected text, found 7"),
+        (
+            "[mqtt.bridge]\nclient_id = [\"a\"]",
+            "expected text, found a list",
+        ),
+        ("[mqtt]\nbridge = 1", "expected a table, found 1"),
+        (
+            "[mqtt.listener]\nusers = \"alice\"",
+            "expected a list, found text \"alice\"",
+        ),
+        ("[plugins]\ndir = 1.5", "expected a path (text), found 1.5"),
+        (
+            "[admin]\nlisten = true",
+            "expected an address such as \"127.0.0.1:1883\", found true",
+        ),
+        (
+            "[hstreamdb.create_streams]\nshards = -1",
+            "expected a whole number from 0 to 4294967295, found -1",
+        ),
+        (
+            "[mqtt.bridge]\nkeepalive_secs = true",
+            "expected seconds or a duration such as \"1h\", found true",
+        ),
+        (
+            "[mqtt]\nmode = \"broker\"",
+            "expected `bridge` or `listener`, found text \"broker\"",
+        ),
+        (
+            "[mqtt]\nmode = \"listner\"",
+            "found text \"listner\" (did you mean `listener`?)",
+        ),
+        ("node = 1979-05-27", "expected text, found a date"),
+        (
+            "[admin]\nlisten = \"localhost\"",
+            "expected an address such as \"127.0.0.1:1883\" (an IP address and a port)",
+        ),
+    ] {
+        let message = said(load(text));
+        assert!(message.ends_with(expected), "{text}: {message}");
+        assert!(
+            !message.contains("invalid type") && !message.contains("usize"),
+            "{message}"
+        );
+    }
 }
 
 #[test]
@@ -99,6 +193,16 @@ fn environment_variables_override_fields() {
 }
 
 #[test]
+fn a_field_and_its_variable_name_each_other() {
+    let variable = override_variable("sink.batch.max_records");
+    assert_eq!(variable, "WEIR_SINK__BATCH__MAX_RECORDS");
+    assert_eq!(
+        override_path(&variable).map(|p| p.join(".")).as_deref(),
+        Some("sink.batch.max_records")
+    );
+}
+
+#[test]
 fn an_override_that_reads_as_a_number_is_text_where_the_field_wants_text() {
     let config = load_with_env(
         "",
@@ -121,7 +225,7 @@ fn an_override_that_reads_as_a_number_is_text_where_the_field_wants_text() {
     );
     assert_eq!(origin, "WEIR_SINK__BATCH__SEND_WHEN_IDLE");
     assert_eq!(field, "sink.batch.send_when_idle");
-    assert!(message.contains("integer"), "{message}");
+    assert_eq!(message, "expected true or false, found 1");
 }
 
 #[test]
@@ -141,14 +245,58 @@ fn a_bad_override_names_the_variable() {
 }
 
 #[test]
-fn syntax_errors_say_where() {
-    match load("[mqtt\nmode = 1").expect_err("broken TOML") {
-        ConfigError::Syntax { path, message } => {
-            assert_eq!(path, Path::new("weir.toml"));
-            assert!(message.contains("line 1"), "{message}");
-        }
-        other => panic!("expected a syntax error, got {other}"),
-    }
+fn syntax_errors_say_where_on_one_line() {
+    let error = load("node = \"n\"\n[mqtt\nmode = 1").expect_err("broken TOML");
+    let said = error.to_string();
+    let ConfigError::Syntax { path, at, .. } = error else {
+        panic!("expected a syntax error, got {said}");
+    };
+    assert_eq!(path, Path::new("weir.toml"));
+    assert_eq!(at.map(|p| p.line), Some(2), "{said}");
+    assert!(said.starts_with("weir.toml:2:"), "{said}");
+    assert!(!said.contains('\n'), "{said}");
+}
+
+#[test]
+fn validation_errors_point_at_the_field_when_the_file_sets_it() {
+    assert_eq!(
+        said(load("\n[hstreamdb]\npool_size = 0\n")),
+        "weir.toml:3:13: hstreamdb.pool_size: must be at least 1"
+    );
+    assert!(
+        said(load("[hstreamdb.tls]\ncert_file = \"c.pem\"\n"))
+            .starts_with("weir.toml:1:12: hstreamdb.tls: "),
+        "a section's error points at its header"
+    );
+    // The listener's users are left at their default (none): nothing in
+    // the file to point at.
+    assert!(
+        said(load("[mqtt]\nmode = \"listener\"\n")).starts_with("weir.toml: mqtt.listener.users: "),
+        "no position"
+    );
+}
+
+#[test]
+fn a_value_from_the_environment_names_its_variable_not_the_file() {
+    let text = "[sink.batch]\nmax_records = 10\n";
+    assert_eq!(
+        said(load_with_env(
+            text,
+            &[("WEIR_SINK__BATCH__MAX_RECORDS", "lots")]
+        )),
+        "WEIR_SINK__BATCH__MAX_RECORDS: sink.batch.max_records: expected a non-negative whole number, found text \"lots\""
+    );
+    assert_eq!(
+        said(load_with_env(
+            text,
+            &[("WEIR_SINK__BATCH__MAX_RECORD", "5")]
+        )),
+        "WEIR_SINK__BATCH__MAX_RECORD: unknown key `max_record` in [sink.batch] (did you mean `max_records`?)"
+    );
+    assert_eq!(
+        said(load_with_env("", &[("WEIR_HSTREAMDB__POOL_SIZE", "0")])),
+        "WEIR_HSTREAMDB__POOL_SIZE: hstreamdb.pool_size: must be at least 1"
+    );
 }
 
 #[test]
@@ -159,7 +307,7 @@ fn the_listener_mode_is_selected_by_name() {
     let (_, field, message) =
         field_of(load("[mqtt]\nmode = \"broker\"\n").expect_err("unknown mode"));
     assert_eq!(field, "mqtt.mode");
-    assert!(message.contains("bridge"), "{message}");
+    assert!(message.contains("`bridge` or `listener`"), "{message}");
 }
 
 #[test]

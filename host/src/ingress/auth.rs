@@ -22,9 +22,8 @@ use tokio::sync::Semaphore;
 /// The PHC algorithm identifiers a `password_hash` may name.
 const ALGORITHMS: [&str; 2] = ["pbkdf2-sha256", "pbkdf2-sha512"];
 
-/// The PBKDF2-SHA256 rounds `weir passwd` uses unless told otherwise: the
-/// OWASP recommendation, about a quarter of a second of one core in a
-/// release build.
+/// The PBKDF2-SHA256 rounds `weir passwd` uses unless told otherwise:
+/// OWASP's recommendation.
 pub(crate) const DEFAULT_ROUNDS: u32 = Params::RECOMMENDED_ROUNDS;
 
 /// The fewest rounds PBKDF2 takes (the crate refuses fewer).

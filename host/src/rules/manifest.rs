@@ -55,6 +55,11 @@ struct Raw {
     qos: u8,
     #[serde(default)]
     description: Option<String>,
+    /// The EMQX columns the plugin reads; only these are sent to it. For a
+    /// component (which cannot carry a `weir.fields` section) or to narrow
+    /// a core module's section.
+    #[serde(default)]
+    fields: Option<Vec<String>>,
     action: RawAction,
     #[serde(default)]
     limits: Limits,
@@ -183,8 +188,9 @@ pub(super) struct Manifest {
     /// `[config]` as JSON.
     pub config: serde_json::Value,
     /// The columns the module reads, when the manifest says so rather than
-    /// the module's `weir.fields` section (a compiled rule: the shared rule
-    /// runtime module reads what its program reads).
+    /// the module's `weir.fields` section: its `fields` key, or for a
+    /// compiled rule what its program reads (the shared rule runtime module
+    /// has no section of its own).
     pub fields: Option<weir_guest_sdk::abi::FieldsSpec>,
 }
 
@@ -260,6 +266,17 @@ impl Manifest {
                 streams.push(s.as_str().into());
             }
         }
+        let fields = raw
+            .fields
+            .map(|fields| {
+                let spec = weir_guest_sdk::abi::FieldsSpec {
+                    fields,
+                    paths: Vec::new(),
+                };
+                spec.validate().map(|()| spec)
+            })
+            .transpose()
+            .map_err(|e| err("fields", e.0))?;
         let config = match raw.config {
             Some(table) => serde_json::to_value(table).map_err(|e| err("config", e.to_string()))?,
             None => serde_json::Value::Object(Default::default()),
@@ -275,7 +292,7 @@ impl Manifest {
             dead_letter: raw.action.dead_letter.map(|s| s.as_str().into()),
             limits: raw.limits,
             config,
-            fields: None,
+            fields,
         })
     }
 
@@ -366,6 +383,21 @@ mod tests {
 
         let e = parse("sources = [\"t\"]\n").expect_err("no action");
         assert!(e.message.contains("action"), "{e}");
+    }
+
+    #[test]
+    fn fields_say_what_the_plugin_reads_and_unknown_columns_are_refused() {
+        let base = "sources = [\"t/#\"]\n[action]\nstream = \"s\"\n";
+        let m = parse(&format!("fields = [\"topic\", \"payload\"]\n{base}")).expect("valid");
+        let spec = m.fields.expect("the manifest's fields");
+        assert_eq!(spec.fields, ["topic", "payload"]);
+        assert!(spec.paths.is_empty());
+        assert_eq!(parse(base).expect("valid").fields, None);
+
+        let e =
+            parse(&format!("fields = [\"topic\", \"nope\"]\n{base}")).expect_err("unknown column");
+        assert_eq!(e.field, "fields", "{e}");
+        assert!(e.message.contains("nope"), "{e}");
     }
 
     #[test]

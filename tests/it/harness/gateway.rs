@@ -92,6 +92,13 @@ impl Gateway {
         Self::launch_with(args, Some(dir.to_owned()), env).await
     }
 
+    /// Runs `weir run` with no `--config` in `dir`: the defaults, with `env`
+    /// (`WEIR_...` overrides) set.
+    pub(crate) async fn run_defaults_in(dir: &Path, env: &[(&str, String)]) -> Gateway {
+        let args = ["-v", "run"].map(String::from).into();
+        Self::launch_with(args, Some(dir.to_owned()), env).await
+    }
+
     async fn launch(args: Vec<String>) -> Gateway {
         Self::launch_in(args, None).await
     }

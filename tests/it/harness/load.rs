@@ -66,6 +66,31 @@ pub(crate) fn seq_of_record(record: &ReadRecord) -> Result<u64, String> {
     seq_of(payload).ok_or_else(|| format!("a record without a sequence number: {json}"))
 }
 
+/// Checks invariant 3 on what a stream holds: per partition key, the first
+/// copy of each sequence number comes after the first copy of every smaller
+/// one. Later copies (a batch retried after a lost answer, a message the
+/// broker delivered again) are the at-least-once duplicates, counted and
+/// returned; an inversion among first copies is the error.
+pub(crate) fn first_copies_in_order_per_key(records: &[ReadRecord]) -> Result<usize, String> {
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    for record in records {
+        let seq = seq_of_record(record)?;
+        if !seen.insert(seq) {
+            duplicates += 1;
+            continue;
+        }
+        let key = weir_proto::record::key_of(&record.record);
+        if let Some(previous) = last.insert(key.to_owned(), seq)
+            && previous > seq
+        {
+            return Err(format!("key {key}: {seq} first stored after {previous}"));
+        }
+    }
+    Ok(duplicates)
+}
+
 /// Acknowledged messages against stored ones.
 #[derive(Debug)]
 pub(crate) struct Accounting {
@@ -175,6 +200,21 @@ impl LoadPublisher {
     /// Messages handed to the client so far.
     pub(crate) fn published(&self) -> u64 {
         self.shared.published.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to the default deadline) until `count` more messages are
+    /// acknowledged than now; `what` names the wait if it times out.
+    pub(crate) async fn wait_acked(&self, count: u64, what: &str) {
+        let target = self.acked() + count;
+        super::eventually(what, super::DEFAULT_DEADLINE, || async move {
+            let acked = self.acked();
+            if acked >= target {
+                Ok(())
+            } else {
+                Err(format!("{acked} acknowledged, waiting for {target}"))
+            }
+        })
+        .await;
     }
 
     /// Stops publishing, waits (up to `deadline`) for the PUBACK of every

@@ -11,6 +11,7 @@
 use super::Located;
 use super::sql::{Arith, Cmp, Node, NodeKind, Seg, SelectField, Statement};
 use super::template::{TPart, Var};
+use crate::suggest;
 use std::collections::BTreeSet;
 use weir_guest_sdk::abi::Kind;
 use weir_guest_sdk::schema;
@@ -537,12 +538,10 @@ impl Cx<'_> {
         if is_column(&lower) {
             return format!("`{name}()` is not a function: {lower} is a column, write {lower}");
         }
-        let mut near: Vec<(usize, &str)> = funcs::all()
-            .map(|f| (distance(&lower, f.name), f.name))
-            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        let names: Vec<String> = suggest::closest(&lower, funcs::all().map(|f| f.name), 3)
+            .into_iter()
+            .map(|n| format!("`{n}`"))
             .collect();
-        near.sort();
-        let names: Vec<String> = near.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
         if names.is_empty() {
             format!("unknown function `{name}` (docs/rules.md lists the functions)")
         } else {
@@ -604,7 +603,7 @@ impl Cx<'_> {
         let mut known: Vec<&str> = self.kinds.columns().collect();
         known.extend(self.defined.iter().map(String::as_str));
         known.extend(self.extra.iter().map(String::as_str));
-        let hint = suggest(name, known.into_iter());
+        let hint = suggest::did_you_mean(name, known);
         let warning = self.err(
             at,
             format!(
@@ -679,7 +678,7 @@ impl Cx<'_> {
         Err(format!(
             "`${{{}}}` is not in the rule's output{}; the output has {}",
             var.text,
-            suggest(&var.root, names.iter().copied()),
+            suggest::did_you_mean(&var.root, names.iter().copied()),
             if names.is_empty() {
                 "nothing".into()
             } else {
@@ -784,30 +783,4 @@ fn snippet(sql: &str, at: usize) -> String {
         .find(|c: char| c.is_whitespace() || c == ')' || c == ',')
         .unwrap_or(rest.len());
     rest[..end.min(40)].to_owned()
-}
-
-/// ` (did you mean `x`?)` when a known name is close to `name`.
-pub(crate) fn suggest<'n>(name: &str, known: impl Iterator<Item = &'n str>) -> String {
-    known
-        .map(|k| (distance(name, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < name.len().max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
-}
-
-/// Levenshtein distance over chars.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
