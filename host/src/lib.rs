@@ -23,6 +23,7 @@ pub mod ingress;
 mod pipeline;
 mod render;
 pub mod rules;
+mod secret;
 pub mod sink;
 mod suggest;
 mod tls;

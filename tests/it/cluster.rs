@@ -8,17 +8,13 @@ use crate::harness::gateway::Gateway;
 use crate::harness::load::{LoadOptions, LoadPublisher, all_stored, seq_of_record};
 use crate::harness::mosquitto::Mosquitto;
 use crate::harness::mqtt_client::mosquitto_pub;
+use crate::harness::pki::Pki;
 use crate::harness::{
     DEFAULT_DEADLINE, eventually, plugins_dir, python, repo_root, scratch_dir, unique_name, weir,
 };
 use ::weir::sink::client::{Client, ClientOptions, ReadRecord, TlsOptions};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_plugin_artifacts::{CONNECT, MESSAGE};
 use weir_proto::pb::LookupShardRequest;
@@ -296,81 +292,6 @@ health_check_interval_ms = 500
     );
     weir.stop().await;
     cluster.stop().await;
-}
-
-/// A CA, certificates for two servers on two loopback addresses, and a
-/// client certificate, as the seed's TLS tutorial has them.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA whose name is its own: BoringSSL (the Python client's gRPC)
-    /// takes a leaf with its issuer's name for a self-signed certificate.
-    fn issuer(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate")
-    }
-
-    /// `ca.pem`; `server.pem`/`server.key` for `hosts`; `client.pem`/
-    /// `client.key`; and `other-server.*`, for the same hosts from another CA.
-    fn new(hosts: &[&str]) -> Pki {
-        let dir = scratch_dir();
-        let write = |name: &str, pem: String| {
-            std::fs::write(dir.path().join(name), pem).expect("write PEM");
-        };
-        let ca = Self::issuer("weir test CA");
-        write("ca.pem", ca.pem());
-        let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
-        let server_key = KeyPair::generate().expect("server key");
-        let mut server_params = CertificateParams::new(names.clone()).expect("server params");
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir devserver");
-        let server = server_params
-            .signed_by(&server_key, &ca)
-            .expect("server certificate");
-        write("server.pem", server.pem());
-        write("server.key", server_key.serialize_pem());
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client_params = CertificateParams::new(vec!["weir".into()]).expect("params");
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir");
-        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params
-            .signed_by(&client_key, &ca)
-            .expect("client certificate");
-        write("client.pem", client.pem());
-        write("client.key", client_key.serialize_pem());
-        let other = Self::issuer("another CA");
-        let other_key = KeyPair::generate().expect("key");
-        let mut other_params = CertificateParams::new(names).expect("params");
-        other_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir devserver");
-        let other_server = other_params
-            .signed_by(&other_key, &other)
-            .expect("certificate");
-        write("other-server.pem", other_server.pem());
-        write("other-server.key", other_key.serialize_pem());
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn arg(&self, name: &str) -> String {
-        path_text(&self.path(name))
-    }
-}
-
-fn path_text(path: &Path) -> String {
-    path.to_str().expect("utf-8 path").to_owned()
 }
 
 /// The seed's two server nodes, ids 100 and 101, each on its own loopback

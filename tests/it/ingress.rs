@@ -716,10 +716,7 @@ impl RunningListener {
 
 fn listener_config() -> ListenerConfig {
     ListenerConfig {
-        users: vec![UserConfig {
-            username: "dev".into(),
-            password: "secret".into(),
-        }],
+        users: vec![UserConfig::with_password("dev", "secret")],
         ..ListenerConfig::default()
     }
 }
@@ -1004,6 +1001,7 @@ async fn the_tls_listener_serves_mosquitto_pub() {
             cert_file: cert_file.clone(),
             key_file,
             client_ca_file: None,
+            peer_cert_as_username: None,
         }),
         ..listener_config()
     };

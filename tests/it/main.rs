@@ -19,5 +19,6 @@ mod ingress;
 mod pipeline;
 mod plugins;
 mod scaleout;
+mod security;
 mod sink;
 mod tidy;

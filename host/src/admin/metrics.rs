@@ -714,6 +714,24 @@ impl Scrape {
         ] {
             f.counter(name, help, [(NO_LABELS, value)])?;
         }
+        f.counter(
+            "weir_ingress_auth_failures",
+            "Listener: CONNECTs refused by authentication, by reason: bad_username_or_password (unknown user or wrong password), not_authorized (no username and allow_anonymous off).",
+            [
+                ("bad_username_or_password", i.auth_bad_credentials),
+                ("not_authorized", i.auth_no_username),
+            ]
+            .map(|(reason, v)| ([("reason", reason)], v)),
+        )?;
+        f.counter(
+            "weir_ingress_acl_denied",
+            "Listener: publishes (acknowledged and dropped) and subscriptions the ACL denied, by action.",
+            [
+                ("publish", i.acl_denied_publish),
+                ("subscribe", i.acl_denied_subscribe),
+            ]
+            .map(|(action, v)| ([("action", action)], v)),
+        )?;
         f.gauge(
             "weir_ingress_clients_connected",
             "Listener: clients connected now.",

@@ -17,6 +17,7 @@ mod devserver;
 mod docs;
 mod import;
 mod listen;
+mod passwd;
 mod plugin;
 mod quarantine;
 mod rule;
@@ -114,6 +115,8 @@ enum Command {
     Man(docs::ManArgs),
     /// Show the records the sink quarantined (stored nowhere else).
     Quarantine(quarantine::Args),
+    /// Hash a password for a listener user (`password_hash` in weir.toml).
+    Passwd(passwd::Args),
 }
 
 /// The heading of the options every command takes.
@@ -223,6 +226,7 @@ async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyhow::Result<E
         Command::Completions(args) => docs::completions(&args, out),
         Command::Man(args) => docs::man(&args, out),
         Command::Quarantine(args) => quarantine::run(args, out).await,
+        Command::Passwd(args) => passwd::run(args, out).await,
     }
 }
 

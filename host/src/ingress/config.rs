@@ -381,6 +381,13 @@ pub struct ListenerConfig {
     /// Accepted usernames and passwords. A client that sends a username must
     /// match one of them, even when `allow_anonymous` is on. Default none.
     pub users: Vec<UserConfig>,
+    /// Who may publish and subscribe to what: rules tried in order, the
+    /// first whose client, action and topic match decides. Default none.
+    pub acl: Vec<AclRule>,
+    /// What happens to a publish or subscribe no `acl` rule matches
+    /// (EMQX's `authorization.no_match`). Default `allow`, so a listener
+    /// without rules lets every client use every topic.
+    pub acl_no_match: AclPermission,
     /// Most clients connected at once; more are refused with "server
     /// unavailable" (3.1.1) or "server busy" (5). Default 10000.
     pub max_connections: usize,
@@ -417,6 +424,8 @@ impl Default for ListenerConfig {
             tls: None,
             allow_anonymous: false,
             users: Vec::new(),
+            acl: Vec::new(),
+            acl_no_match: AclPermission::Allow,
             max_connections: 10_000,
             max_packet_size: 1024 * 1024,
             window: 100,
@@ -441,25 +450,100 @@ pub struct ListenerTlsConfig {
     /// clients need no certificate. Default none.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Take a client's username from its certificate, as EMQX's
+    /// `peer_cert_as_username` does: `"cn"`, the subject's common name.
+    /// Such a client needs no password (the CA vouches for it), and a
+    /// username it sends is replaced. Needs `client_ca_file`. Default none.
+    #[serde(default)]
+    pub peer_cert_as_username: Option<PeerCertField>,
 }
 
-/// A username and password accepted by the listener.
+/// The part of a client certificate that names its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerCertField {
+    /// The subject's common name.
+    Cn,
+}
+
+/// A username and its password accepted by the listener: exactly one of
+/// `password` and `password_hash`.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Required.
     pub username: String,
-    /// Required.
-    pub password: String,
+    /// The password as the client sends it. Default none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The password's hash as a PHC string (`$pbkdf2-sha256$...` or
+    /// `$pbkdf2-sha512$...`), as `weir passwd` writes it. Default none.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+impl UserConfig {
+    /// A user whose password is given as plain text.
+    pub fn with_password(username: impl Into<String>, password: impl Into<String>) -> UserConfig {
+        UserConfig {
+            username: username.into(),
+            password: Some(password.into()),
+            password_hash: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("UserConfig")
             .field("username", &self.username)
-            .field("password", &"<redacted>")
+            .field("password", &redacted(&self.password))
+            .field("password_hash", &redacted(&self.password_hash))
             .finish()
     }
+}
+
+/// Whether an ACL rule lets its clients through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclPermission {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// What an ACL rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    Publish,
+    Subscribe,
+    /// Publish and subscribe.
+    #[default]
+    All,
+}
+
+/// One rule of the listener's ACL, as EMQX's file authorizer writes one
+/// (`{allow, {username, "u"}, publish, ["t/#"]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    /// `allow` or `deny`. Required.
+    pub permission: AclPermission,
+    /// `publish`, `subscribe` or `all`. Default `all`.
+    #[serde(default)]
+    pub action: AclAction,
+    /// The rule applies only to clients with this username. Default: any.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The rule applies only to the client with this id. Default: any.
+    #[serde(default)]
+    pub clientid: Option<String>,
+    /// Topic filters (`+`, `#`, and the placeholders `${username}` and
+    /// `${clientid}`), or `eq FILTER` for exactly that text. Required, not
+    /// empty.
+    pub topics: Vec<String>,
 }
 
 impl ListenerConfig {
@@ -475,19 +559,25 @@ impl ListenerConfig {
             check_file("listener.tls.cert_file", Some(&tls.cert_file))?;
             check_file("listener.tls.key_file", Some(&tls.key_file))?;
             check_file("listener.tls.client_ca_file", tls.client_ca_file.as_ref())?;
+            if tls.peer_cert_as_username.is_some() && tls.client_ca_file.is_none() {
+                return Err(config_error(
+                    "listener.tls.peer_cert_as_username",
+                    "needs client_ca_file: without it clients send no certificate",
+                ));
+            }
         }
-        if !self.allow_anonymous && self.users.is_empty() {
+        let certified = self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.peer_cert_as_username.is_some());
+        if !self.allow_anonymous && self.users.is_empty() && !certified {
             return Err(config_error(
                 "listener.users",
                 "is empty and allow_anonymous is false: no client could connect",
             ));
         }
-        if let Some(i) = self.users.iter().position(|u| u.username.is_empty()) {
-            return Err(config_error(
-                &format!("listener.users[{i}].username"),
-                "is empty",
-            ));
-        }
+        super::auth::Users::from_config(&self.users)?;
+        super::acl::Acl::from_config(&self.acl, self.acl_no_match)?;
         if self.subscriber_queue == 0 {
             return Err(config_error(
                 "listener.subscriber_queue",
@@ -668,6 +758,7 @@ mod tests {
                 cert_file: "/nonexistent/cert.pem".into(),
                 key_file: "/nonexistent/key.pem".into(),
                 client_ca_file: None,
+                peer_cert_as_username: None,
             }),
             ..ListenerConfig::default()
         };
@@ -675,5 +766,33 @@ mod tests {
             config.validate().expect_err("missing cert").field,
             "listener.tls.cert_file"
         );
+
+        // Certificates as logins need certificates, and then need no users.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pem = dir.path().join("any.pem");
+        std::fs::write(&pem, "x").expect("write");
+        let tls = ListenerTlsConfig {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            cert_file: pem.clone(),
+            key_file: pem.clone(),
+            client_ca_file: None,
+            peer_cert_as_username: Some(PeerCertField::Cn),
+        };
+        let config = ListenerConfig {
+            tls: Some(tls.clone()),
+            ..ListenerConfig::default()
+        };
+        assert_eq!(
+            config.validate().expect_err("no client CA").field,
+            "listener.tls.peer_cert_as_username"
+        );
+        let config = ListenerConfig {
+            tls: Some(ListenerTlsConfig {
+                client_ca_file: Some(pem),
+                ..tls
+            }),
+            ..ListenerConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

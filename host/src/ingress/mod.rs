@@ -12,6 +12,8 @@
 //! the rule stage with the one topic-filter module (`weir_guest_sdk::topic`). Only this
 //! module names rumqttc or MQTT packets; the rest of weir sees `Event`s.
 
+mod acl;
+mod auth;
 mod bridge;
 mod config;
 mod ids;
@@ -22,9 +24,13 @@ mod qos;
 pub(crate) mod status;
 mod tls;
 
+pub(crate) use auth::{DEFAULT_ROUNDS, MIN_ROUNDS, hash_password};
 pub use bridge::Bridge;
 pub(crate) use config::ConfigError;
-pub use config::{BridgeConfig, ListenerConfig, ListenerTlsConfig, MqttVersion, UserConfig};
+pub use config::{
+    AclAction, AclPermission, AclRule, BridgeConfig, ListenerConfig, ListenerTlsConfig,
+    MqttVersion, PeerCertField, UserConfig,
+};
 pub(crate) use ids::{MessageIds, now_ms};
 pub use listener::Listener;
 pub use presence::PresenceConfig;

@@ -63,6 +63,10 @@ pub(crate) struct Counters {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) auth_bad_credentials: AtomicU64,
+    pub(crate) auth_no_username: AtomicU64,
+    pub(crate) acl_denied_publish: AtomicU64,
+    pub(crate) acl_denied_subscribe: AtomicU64,
 }
 
 /// A snapshot of an ingress's counters.
@@ -86,6 +90,16 @@ pub struct IngressStats {
     pub clients_connected: u64,
     /// Listener: connections closed for breaking the protocol.
     pub protocol_errors: u64,
+    /// Listener: CONNECTs refused for an unknown username or a wrong
+    /// password (part of `connections_refused`).
+    pub auth_bad_credentials: u64,
+    /// Listener: CONNECTs refused for having no username while
+    /// `allow_anonymous` is off (part of `connections_refused`).
+    pub auth_no_username: u64,
+    /// Listener: publishes the ACL denied (acknowledged, not ingested).
+    pub acl_denied_publish: u64,
+    /// Listener: subscriptions the ACL denied.
+    pub acl_denied_subscribe: u64,
     /// Messages by completed outcome (see `crate::ack`).
     pub acks: AckCounts,
 }
@@ -121,6 +135,10 @@ impl StatusHandle {
             connections_refused: get(&c.connections_refused),
             clients_connected: get(&c.clients_connected),
             protocol_errors: get(&c.protocol_errors),
+            auth_bad_credentials: get(&c.auth_bad_credentials),
+            auth_no_username: get(&c.auth_no_username),
+            acl_denied_publish: get(&c.acl_denied_publish),
+            acl_denied_subscribe: get(&c.acl_denied_subscribe),
             acks: self.acks.counts(),
         }
     }

@@ -13,6 +13,15 @@ use rustls::server::WebPkiClientVerifier;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The subject's common name in the certificate a client presented (the
+/// first of the chain, its own), if it has one that is text.
+pub(super) fn peer_common_name(connection: &rustls::ServerConnection) -> Option<String> {
+    let certificate = connection.peer_certificates()?.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(name.to_owned())
+}
+
 /// A PEM problem as a configuration error of `field`.
 fn pem_error(field: &str) -> impl Fn(PemError) -> ConfigError + '_ {
     move |e| config_error(field, format!("{}: {e}", e.path().display()))
@@ -113,6 +122,7 @@ mod tests {
             cert_file: junk.clone(),
             key_file: junk,
             client_ca_file: None,
+            peer_cert_as_username: None,
         })
         .expect_err("junk cert");
         assert_eq!(error.field, "listener.tls.cert_file");
@@ -131,6 +141,7 @@ mod tests {
             cert_file: cert_file.clone(),
             key_file,
             client_ca_file: Some(cert_file.clone()),
+            peer_cert_as_username: None,
         })
         .expect("server config");
         client_config(&ClientTlsConfig {

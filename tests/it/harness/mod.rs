@@ -17,6 +17,7 @@ pub(crate) mod gateway;
 pub(crate) mod load;
 pub(crate) mod mosquitto;
 pub(crate) mod mqtt_client;
+pub(crate) mod pki;
 pub(crate) mod process;
 pub(crate) mod weir;
 

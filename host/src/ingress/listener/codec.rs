@@ -114,6 +114,8 @@ pub(super) enum SubscribeCode {
     InvalidFilter,
     /// A `$share/` or `$queue/` filter.
     SharedUnsupported,
+    /// The listener's ACL denies the client this filter.
+    NotAuthorized,
 }
 
 /// A PUBLISH to a subscriber.
@@ -206,6 +208,11 @@ pub(super) enum Outbound {
     },
     PubAck(u16),
     PubRec(u16),
+    /// A QoS 1 message the ACL denied: MQTT 5 says "not authorized"; a
+    /// 3.1.1 PUBACK cannot say so and is sent as for any other message.
+    PubAckNotAuthorized(u16),
+    /// The same for QoS 2.
+    PubRecNotAuthorized(u16),
     PubComp(u16),
     PingResp,
     SubAck {
@@ -532,8 +539,12 @@ fn to_v4(packet: Outbound) -> Option<v4::Packet> {
             };
             v4::Packet::ConnAck(v4::ConnAck::new(code, session_present))
         }
-        Outbound::PubAck(pkid) => v4::Packet::PubAck(v4::PubAck::new(pkid)),
-        Outbound::PubRec(pkid) => v4::Packet::PubRec(v4::PubRec::new(pkid)),
+        Outbound::PubAck(pkid) | Outbound::PubAckNotAuthorized(pkid) => {
+            v4::Packet::PubAck(v4::PubAck::new(pkid))
+        }
+        Outbound::PubRec(pkid) | Outbound::PubRecNotAuthorized(pkid) => {
+            v4::Packet::PubRec(v4::PubRec::new(pkid))
+        }
         Outbound::PubComp(pkid) => v4::Packet::PubComp(v4::PubComp::new(pkid)),
         Outbound::PingResp => v4::Packet::PingResp,
         Outbound::SubAck { pkid, codes } => v4::Packet::SubAck(v4::SubAck::new(
@@ -542,9 +553,9 @@ fn to_v4(packet: Outbound) -> Option<v4::Packet> {
                 .into_iter()
                 .map(|code| match code {
                     SubscribeCode::Granted(qos) => v4::SubscribeReasonCode::Success(to_v4_qos(qos)),
-                    SubscribeCode::InvalidFilter | SubscribeCode::SharedUnsupported => {
-                        v4::SubscribeReasonCode::Failure
-                    }
+                    SubscribeCode::InvalidFilter
+                    | SubscribeCode::SharedUnsupported
+                    | SubscribeCode::NotAuthorized => v4::SubscribeReasonCode::Failure,
                 })
                 .collect(),
         )),
@@ -605,6 +616,16 @@ fn to_v5(packet: Outbound) -> v5::Packet {
         }
         Outbound::PubAck(pkid) => v5::Packet::PubAck(v5::PubAck::new(pkid, None)),
         Outbound::PubRec(pkid) => v5::Packet::PubRec(v5::PubRec::new(pkid, None)),
+        Outbound::PubAckNotAuthorized(pkid) => v5::Packet::PubAck(v5::PubAck {
+            pkid,
+            reason: v5::PubAckReason::NotAuthorized,
+            properties: None,
+        }),
+        Outbound::PubRecNotAuthorized(pkid) => v5::Packet::PubRec(v5::PubRec {
+            pkid,
+            reason: v5::PubRecReason::NotAuthorized,
+            properties: None,
+        }),
         Outbound::PubComp(pkid) => v5::Packet::PubComp(v5::PubComp::new(pkid, None)),
         Outbound::PingResp => v5::Packet::PingResp(v5::PingResp),
         Outbound::SubAck { pkid, codes } => v5::Packet::SubAck(v5::SubAck {
@@ -617,6 +638,7 @@ fn to_v5(packet: Outbound) -> v5::Packet {
                     SubscribeCode::SharedUnsupported => {
                         v5::SubscribeReasonCode::SharedSubscriptionsNotSupported
                     }
+                    SubscribeCode::NotAuthorized => v5::SubscribeReasonCode::NotAuthorized,
                 })
                 .collect(),
             properties: None,

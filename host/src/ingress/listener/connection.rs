@@ -17,11 +17,14 @@ use crate::event::{
     MessageAcked, MessageDelivery, MessageDropped, MessagePublish, PublishFlags, Receiver,
     Subscription,
 };
+use crate::ingress::acl::{self, Acl, Action};
+use crate::ingress::auth::Users;
 use crate::ingress::config::ListenerConfig;
+use crate::ingress::status::Counters;
 use crate::ingress::{Delivery, MessageIds, Qos, Sources, StatusWriter, now_ms};
 use bytes::BytesMut;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +37,8 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) config: ListenerConfig,
-    pub(super) users: HashMap<String, String>,
+    pub(super) users: Users,
+    pub(super) acl: Acl,
     pub(super) node: String,
     pub(super) out: mpsc::Sender<Delivery>,
     pub(super) sources: watch::Receiver<Arc<Sources>>,
@@ -91,13 +95,16 @@ impl Ending {
     }
 }
 
-/// Serves one client from its first byte to its last.
+/// Serves one client from its first byte to its last; `certified` is the
+/// username its TLS certificate gives it, when the listener takes usernames
+/// from certificates.
 pub(super) async fn serve<S>(
     shared: Arc<Shared>,
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     closed_word: &'static str,
+    certified: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -119,7 +126,7 @@ pub(super) async fn serve<S>(
         }
     })
     .await;
-    let connect = match connect {
+    let mut connect = match connect {
         Ok(Ok(Ok(connect))) => connect,
         Ok(Ok(Err(code))) => {
             // Only the protocol level is known: answer in 3.1.1, which every
@@ -138,7 +145,11 @@ pub(super) async fn serve<S>(
             return;
         }
     };
-    if let Err(code) = check_connect(&shared, &connect) {
+    let authenticated = certified.is_some();
+    if let Some(name) = certified {
+        connect.username = Some(name);
+    }
+    if let Err(code) = check_connect(&shared, &connect, authenticated).await {
         refuse(&shared, &mut stream, connect.version, code, peer).await;
         send_connack_event(&shared, &connect, &connect.client_id, code, peer, local).await;
         return;
@@ -234,29 +245,36 @@ async fn send_connack_event(
     }
 }
 
-/// Why a CONNECT is refused, if it is.
-fn check_connect(shared: &Shared, connect: &Connect) -> Result<(), ConnackCode> {
+/// Why a CONNECT is refused, if it is; an `authenticated` client (by its
+/// certificate) needs no password.
+async fn check_connect(
+    shared: &Shared,
+    connect: &Connect,
+    authenticated: bool,
+) -> Result<(), ConnackCode> {
     if connect.client_id.is_empty() && !connect.clean_start && connect.version == Version::V311 {
         // MQTT-3.1.3-7: a 3.1.1 client without an id must start clean.
         return Err(ConnackCode::BadClientId);
     }
-    match &connect.username {
-        None if shared.config.allow_anonymous => Ok(()),
-        None => Err(ConnackCode::NotAuthorized),
-        Some(username) => match (shared.users.get(username), &connect.password) {
-            (Some(expected), Some(given)) if same_secret(expected, given) => Ok(()),
-            _ => Err(ConnackCode::BadCredentials),
-        },
+    if authenticated {
+        return Ok(());
     }
-}
-
-/// Compares secrets in time that depends only on their lengths.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    let refused = match &connect.username {
+        None if shared.config.allow_anonymous => return Ok(()),
+        None => ConnackCode::NotAuthorized,
+        Some(username) => {
+            let password = connect.password.as_deref();
+            if shared.users.verify(username, password).await {
+                return Ok(());
+            }
+            ConnackCode::BadCredentials
+        }
+    };
+    shared.status.count(|c| match refused {
+        ConnackCode::NotAuthorized => &c.auth_no_username,
+        _ => &c.auth_bad_credentials,
+    });
+    Err(refused)
 }
 
 async fn refuse<S>(
@@ -304,7 +322,7 @@ struct Connection<'a, S> {
     session_expiry: u32,
     will: Option<Will>,
     group: AckGroup,
-    acks: AckQueue<(Qos, u16)>,
+    acks: AckQueue<PendingAck>,
     qos2: Arc<Mutex<HashSet<u16>>>,
     /// Deliveries waiting, in order, for room in the pipeline's channel.
     pending: VecDeque<Delivery>,
@@ -315,6 +333,18 @@ struct Connection<'a, S> {
     /// QoS 1 messages sent to this client and not yet acknowledged.
     inflight: BTreeMap<u16, Arc<MessagePublish>>,
     next_pkid: u16,
+    /// Publishes and subscriptions the ACL denied this connection, by
+    /// action; the first of each is logged, the rest when it ends.
+    denied: [u64; 2],
+}
+
+/// The acknowledgement a QoS 1/2 message waits for.
+#[derive(Debug, Clone, Copy)]
+struct PendingAck {
+    qos: Qos,
+    pkid: u16,
+    /// The ACL denied the message: it was not ingested.
+    denied: bool,
 }
 
 /// QoS 1 messages sent to a subscriber and not acknowledged, at most; more
@@ -390,6 +420,7 @@ where
             outgoing,
             inflight: BTreeMap::new(),
             next_pkid: 0,
+            denied: [0; 2],
         };
         let receive_maximum = u16::try_from(shared.config.window).unwrap_or(u16::MAX);
         codec::write(
@@ -677,6 +708,9 @@ where
         if weir_guest_sdk::topic::TopicFilter::parse(&f.filter).is_err() {
             return SubscribeCode::InvalidFilter;
         }
+        if !self.authorized(Action::Subscribe, &f.filter) {
+            return SubscribeCode::NotAuthorized;
+        }
         let qos = f.qos.min(MAX_GRANTED_QOS);
         let options = SubOptions {
             qos,
@@ -737,8 +771,44 @@ where
         }
     }
 
+    /// Whether the ACL lets this client do `action` on `topic`; a denial is
+    /// counted, and logged if it is the connection's first of its kind.
+    fn authorized(&mut self, action: Action, topic: &str) -> bool {
+        let client = acl::Client {
+            username: self.username.as_deref(),
+            clientid: &self.client_id,
+        };
+        if self.shared.acl.allows(client, action, topic) {
+            return true;
+        }
+        self.shared.status.count(|c| denied_counter(c, action));
+        let denied = &mut self.denied[action as usize];
+        *denied += 1;
+        if *denied == 1 {
+            tracing::warn!(
+                client_id = %self.client_id, username = ?self.username, %topic, action = action.word(),
+                "the ACL denied a client; its later denials are counted, and logged when it disconnects"
+            );
+        }
+        false
+    }
+
     fn on_publish(&mut self, publish: codec::Publish) {
         self.shared.status.count(|c| &c.received);
+        if !self.authorized(Action::Publish, &publish.topic) {
+            // Acknowledged, so the client does not send it again, and
+            // dropped: it reaches neither the rules nor any subscriber.
+            if publish.qos != Qos::AtMostOnce {
+                self.acks
+                    .push(PendingAck {
+                        qos: publish.qos,
+                        pkid: publish.pkid,
+                        denied: true,
+                    })
+                    .seal();
+            }
+            return;
+        }
         let token: AckToken = match publish.qos {
             Qos::AtMostOnce => self.group.unacknowledged(),
             Qos::ExactlyOnce if self.lock_qos2().contains(&publish.pkid) => {
@@ -748,7 +818,11 @@ where
                 codec::write(self.version, Outbound::PubRec(publish.pkid), &mut self.wbuf);
                 return;
             }
-            qos => self.acks.push((qos, publish.pkid)),
+            qos => self.acks.push(PendingAck {
+                qos,
+                pkid: publish.pkid,
+                denied: false,
+            }),
         };
         let ingest = self.sources.borrow().wants_topic(&publish.topic);
         let route = self.shared.broker.has_subscribers()
@@ -824,7 +898,7 @@ where
     /// Writes the acknowledgements that are due, in arrival order.
     fn release_acks(&mut self) -> Option<Ending> {
         while let Some(released) = self.acks.pop_complete() {
-            let (qos, pkid) = released.action;
+            let PendingAck { qos, pkid, denied } = released.action;
             if let MessageOutcome::NotStored { reason } = released.outcome {
                 tracing::error!(
                     client_id = %self.client_id, %reason,
@@ -836,11 +910,18 @@ where
                     "a message could not be stored; publish it again",
                 ));
             }
-            let ack = if qos == Qos::ExactlyOnce {
-                self.lock_qos2().insert(pkid);
-                Outbound::PubRec(pkid)
-            } else {
-                Outbound::PubAck(pkid)
+            let ack = match (qos, denied) {
+                (Qos::ExactlyOnce, true) if self.version == Version::V5 => {
+                    // A PUBREC with an error code ends the exchange: no
+                    // PUBREL follows.
+                    Outbound::PubRecNotAuthorized(pkid)
+                }
+                (Qos::ExactlyOnce, _) => {
+                    self.lock_qos2().insert(pkid);
+                    Outbound::PubRec(pkid)
+                }
+                (_, true) => Outbound::PubAckNotAuthorized(pkid),
+                (_, false) => Outbound::PubAck(pkid),
             };
             codec::write(self.version, ack, &mut self.wbuf);
         }
@@ -865,6 +946,13 @@ where
             .sessions
             .close(&self.client_id, self.id, self.session_expiry, subscriptions);
         tracing::debug!(client_id = %self.client_id, reason = ending.reason, "client disconnected");
+        let [publishes, subscriptions] = self.denied;
+        if publishes > 1 || subscriptions > 1 {
+            tracing::warn!(
+                client_id = %self.client_id, username = ?self.username, publishes, subscriptions,
+                "the ACL denied this client's publishes and subscriptions (the first of each was logged)"
+            );
+        }
         // What was routed to the client and never sent, or sent at QoS 1 and
         // never acknowledged, is lost with the connection.
         self.outgoing.close();
@@ -889,7 +977,8 @@ where
             let _ = self.shared.out.send(delivery).await;
         }
         let sources = self.sources.borrow().clone();
-        if let Some(will) = self.will.take().filter(|_| ending.will)
+        let will = self.will.take().filter(|_| ending.will);
+        if let Some(will) = will.filter(|w| self.authorized(Action::Publish, &w.topic))
             && sources.wants_topic(&will.topic)
         {
             let at = now_ms();
@@ -932,6 +1021,14 @@ where
     }
 }
 
+/// The counter of ACL denials of `action`.
+fn denied_counter(counters: &Counters, action: Action) -> &AtomicU64 {
+    match action {
+        Action::Publish => &counters.acl_denied_publish,
+        Action::Subscribe => &counters.acl_denied_subscribe,
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -954,13 +1051,6 @@ fn disconnect_reason(code: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_compare_by_value() {
-        assert!(same_secret("s3cret", "s3cret"));
-        assert!(!same_secret("s3cret", "s3creT"));
-        assert!(!same_secret("s3cret", "s3cre"));
-    }
 
     #[test]
     fn disconnect_reasons_use_emqx_words() {

@@ -62,14 +62,19 @@
 //!   the connection, MQTT 5: "packet too large"), `connect_timeout_secs` to
 //!   send CONNECT, and `window` messages in the pipeline per connection
 //!   (MQTT 5 clients get it as the receive maximum; when it is full weir
-//!   stops reading from that client). No topic aliases are granted. Enhanced
+//!   stops reading from that client). No topic aliases are granted.
+//! - Security: a CONNECT is checked against `users` (`super::auth`) or, with
+//!   `tls.peer_cert_as_username`, named by its certificate; every PUBLISH,
+//!   SUBSCRIBE filter and will against the ACL (`super::acl`). Enhanced
 //!   authentication (AUTH) is not supported; passwords must be UTF-8.
 
 mod broker;
 mod codec;
 mod connection;
 
-use super::config::{ConfigError, ListenerConfig, config_error};
+use super::acl::Acl;
+use super::auth::Users;
+use super::config::{ConfigError, ListenerConfig, PeerCertField, config_error};
 use super::{ConnectionState, Delivery, MessageIds, Sources, StatusHandle, StatusWriter, tls};
 use broker::SubOptions;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -97,6 +102,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Listener {
     config: ListenerConfig,
+    users: Users,
+    acl: Acl,
     tls: Option<Arc<rustls::ServerConfig>>,
     node: String,
     subscriptions: watch::Receiver<Sources>,
@@ -115,12 +122,16 @@ impl Listener {
         out: mpsc::Sender<Delivery>,
     ) -> Result<Listener, ConfigError> {
         config.validate()?;
+        let users = Users::from_config(&config.users)?;
+        let acl = Acl::from_config(&config.acl, config.acl_no_match)?;
         let tls = match &config.tls {
             Some(tls_config) => Some(Arc::new(tls::server_config(tls_config)?)),
             None => None,
         };
         Ok(Listener {
             config,
+            users,
+            acl,
             tls,
             node: node.into(),
             subscriptions,
@@ -151,6 +162,8 @@ impl Listener {
         }
         let Listener {
             config,
+            users,
+            acl,
             tls: tls_config,
             node,
             mut subscriptions,
@@ -163,11 +176,8 @@ impl Listener {
         let (stop_tx, stop) = watch::channel(false);
         let sockets = Arc::new(Semaphore::new(config.max_connections + PRE_CONNECT_SLACK));
         let shared = Arc::new(connection::Shared {
-            users: config
-                .users
-                .iter()
-                .map(|u| (u.username.clone(), u.password.clone()))
-                .collect(),
+            users,
+            acl,
             config,
             node,
             out,
@@ -199,7 +209,7 @@ impl Listener {
                         connections.spawn(async move {
                             let _permit = permit;
                             if let Ok(local) = stream.local_addr() {
-                                connection::serve(shared, stream, peer, local, "tcp_closed").await;
+                                connection::serve(shared, stream, peer, local, "tcp_closed", None).await;
                             }
                         });
                     }
@@ -215,7 +225,15 @@ impl Listener {
                             let timeout = Duration::from_secs(shared.config.connect_timeout_secs);
                             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => {
-                                    connection::serve(shared, stream, peer, local, "ssl_closed").await;
+                                    let certified = match certified_name(&shared, &stream) {
+                                        Ok(name) => name,
+                                        Err(()) => {
+                                            shared.status.count(|c| &c.connections_refused);
+                                            tracing::info!(%peer, "refusing a connection: its certificate has no common name to use as its username");
+                                            return;
+                                        }
+                                    };
+                                    connection::serve(shared, stream, peer, local, "ssl_closed", certified).await;
                                 }
                                 Ok(Err(error)) => {
                                     shared.status.count(|c| &c.connections_refused);
@@ -253,6 +271,25 @@ impl Listener {
         shared.status.set_state(ConnectionState::Disconnected);
         tracing::info!("MQTT listener stopped");
         Ok(())
+    }
+}
+
+/// The username a TLS client's certificate gives it, when the listener
+/// takes usernames from certificates (`Err` if this one names nobody).
+fn certified_name(
+    shared: &connection::Shared,
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<Option<String>, ()> {
+    let field = shared
+        .config
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.peer_cert_as_username);
+    match field {
+        None => Ok(None),
+        Some(PeerCertField::Cn) => tls::peer_common_name(stream.get_ref().1)
+            .map(Some)
+            .ok_or(()),
     }
 }
 
