@@ -1,5 +1,5 @@
-//! `weir stream create|list|delete|read`, after `hstream stream ...` of the
-//! HStreamDB tutorial.
+//! `weir stream create|list|describe|delete|append|read`, after `hstream
+//! stream ...` of the HStreamDB tutorial.
 //!
 //! `read` prints one line per record as the HStreamDB CLI does:
 //! `timestamp: <ms>, id: <shard-batch-index>, key: "<key>", record: <record>`,
@@ -10,14 +10,14 @@
 use super::server_args::ServerArgs;
 use super::signal::ShutdownSignal;
 use super::{Exit, print_line};
-use crate::sink::client::{ReadRecord, StartFrom, StreamInfo};
+use crate::sink::client::{Compression, ReadRecord, StartFrom, StreamInfo};
 use anyhow::Context;
 use clap::ValueEnum;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 use weir_proto::pb::h_stream_record_header::Flag;
-use weir_proto::record::{decode_hrecord, flag_of, key_of};
+use weir_proto::record::{decode_hrecord, flag_of, hrecord_from_json_text, key_of, raw_record};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -39,6 +39,30 @@ pub(crate) enum Command {
     },
     /// List streams as a table.
     List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one stream: its shards, replication, backlog and creation time.
+    Describe {
+        /// The stream's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Append records to a stream, all with one partition key; each RECORD
+    /// is the JSON text of an object (stored as an HRecord) or, with --raw,
+    /// bytes. Without RECORD arguments, each line of stdin is one record.
+    Append {
+        /// The stream's name.
+        name: String,
+        /// The records' partition key; it decides their shard.
+        #[arg(long, default_value = "")]
+        key: String,
+        /// Store the records as raw bytes instead of HRecords.
+        #[arg(long)]
+        raw: bool,
+        /// The records; none reads them from stdin, one per line.
+        records: Vec<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -124,6 +148,66 @@ pub(crate) async fn run(command: Command, out: &mut (dyn Write + Send)) -> anyho
                 .await
                 .with_context(|| format!("cannot delete stream {name:?} on {}", server.server))?;
             print_line(out, &format!("deleted stream {name:?}"))?;
+        }
+        Command::Describe { name, server } => {
+            let client = server.client()?;
+            let context = || format!("cannot describe stream {name:?} on {}", server.server);
+            let info = client.get_stream(&name).await.with_context(context)?;
+            let shards = client.shards(&name).await.with_context(context)?;
+            out.write_all(describe_text(&info, shards.shard_ids()).as_bytes())?;
+            out.flush()?;
+        }
+        Command::Append {
+            name,
+            key,
+            raw,
+            records,
+            server,
+        } => {
+            let texts = if records.is_empty() {
+                std::io::stdin()
+                    .lines()
+                    .collect::<Result<Vec<String>, _>>()
+                    .context("cannot read the records from stdin")?
+            } else {
+                records
+            };
+            let records = texts
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    if raw {
+                        Ok(raw_record(key.as_str(), text.clone().into_bytes()))
+                    } else {
+                        hrecord_from_json_text(key.as_str(), text.as_bytes()).with_context(|| {
+                            format!(
+                                "record {} is not the JSON text of an object (use --raw for bytes)",
+                                i + 1
+                            )
+                        })
+                    }
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if records.is_empty() {
+                anyhow::bail!("no records to append: give them as arguments or on stdin");
+            }
+            let client = server.client()?;
+            let appended = client
+                .append_by_key(&name, &key, records, Compression::None)
+                .await
+                .with_context(|| {
+                    format!("cannot append to stream {name:?} on {}", server.server)
+                })?;
+            let ids: Vec<String> = appended.ids.iter().map(ToString::to_string).collect();
+            print_line(
+                out,
+                &format!(
+                    "appended {} record(s) to stream {name:?}, shard {}: {}",
+                    ids.len(),
+                    appended.shard_id,
+                    ids.join(" ")
+                ),
+            )?;
         }
         Command::Read {
             name,
@@ -248,6 +332,23 @@ fn backlog_text(backlog: Duration) -> String {
 }
 
 /// The streams as an aligned table with a header line.
+/// `weir stream describe`'s text: one `name: value` line per property.
+fn describe_text(info: &StreamInfo, shard_ids: impl Iterator<Item = u64>) -> String {
+    let ids: Vec<String> = shard_ids.map(|id| id.to_string()).collect();
+    let created = info.created.map_or_else(
+        || "unknown".to_owned(),
+        |t| humantime::format_rfc3339_seconds(t).to_string(),
+    );
+    format!(
+        "stream: {}\nshards: {} ({})\nreplication: {}\nbacklog: {}\ncreated: {created}\n",
+        info.name,
+        info.shards,
+        ids.join(", "),
+        info.replication,
+        backlog_text(info.backlog)
+    )
+}
+
 pub(crate) fn stream_table(streams: &[StreamInfo]) -> String {
     let header = ["NAME", "SHARDS", "REPLICATION", "BACKLOG", "CREATED"].map(String::from);
     let rows: Vec<Vec<String>> = std::iter::once(header.to_vec())

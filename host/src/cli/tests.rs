@@ -335,22 +335,43 @@ async fn stream_commands_round_trip() {
         "{out}"
     );
 
-    let client = crate::sink::client::Client::new(
-        url.parse().expect("URL"),
-        crate::sink::client::ClientOptions::default(),
-    )
-    .expect("client");
+    let (exit, out) = run(s(&["describe", "demo"])).await;
+    assert_eq!(exit, Exit::Success, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        [lines[0], lines[2], lines[3]],
+        ["stream: demo", "replication: 1", "backlog: 1h"],
+        "{out}"
+    );
+    let ids = lines[1]
+        .strip_prefix("shards: 2 (")
+        .and_then(|ids| ids.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        ids.split(", ")
+            .filter(|id| id.parse::<u64>().is_ok())
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(lines[4].starts_with("created: 20"), "{out}");
+    let (exit, out) = run(s(&["describe", "missing"])).await;
+    assert_eq!(exit, Exit::StreamMissing, "{out}");
+
     for (key, payload) in [("a", "first"), ("b", "second"), ("a", "third")] {
-        client
-            .append_by_key(
-                "demo",
-                key,
-                vec![raw_record(key, payload)],
-                crate::sink::client::Compression::Gzip,
-            )
-            .await
-            .expect("append");
+        let (exit, out) = run(s(&["append", "demo", "--key", key, "--raw", payload])).await;
+        assert_eq!(exit, Exit::Success, "{out}");
+        assert!(
+            out.starts_with("appended 1 record(s) to stream \"demo\", shard "),
+            "{out}"
+        );
     }
+    let (exit, out) = run(s(&["append", "demo", "[1]"])).await;
+    assert_eq!(exit, Exit::Failure, "{out}");
+    assert!(
+        out.contains("record 1 is not the JSON text of an object"),
+        "{out}"
+    );
     let (exit, out) = run(s(&["read", "demo", "--limit", "3"])).await;
     assert_eq!(exit, Exit::Success, "{out}");
     let records: Vec<&str> = out
