@@ -161,6 +161,18 @@ async fn listener_poison_and_oversize_messages_are_quarantined_and_acknowledged(
         .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "oversize").count(), 6);
     assert_eq!(kinds.iter().filter(|k| **k == "trap").count(), 2);
+
+    // The admin API shows the same file: its count, and the newest entries.
+    let admin = Admin::of(&weir);
+    let (code, view) = admin.get("/api/v1/quarantine?limit=3").await;
+    assert_eq!(code, 200, "{view}");
+    assert_eq!(view["total"], 8, "{view}");
+    assert_eq!(view["entries"].as_array().map(Vec::len), Some(3), "{view}");
+    assert_eq!(view["entries"][2], entries[7], "the newest last: {view}");
+    assert_eq!(
+        view["file"].as_str().map(Path::new),
+        Some(quarantine.as_path())
+    );
     weir.stop().await;
 }
 

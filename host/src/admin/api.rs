@@ -11,7 +11,7 @@ use crate::ingress::ConnectionState;
 use crate::pipeline::Handles;
 use crate::rules::{Change, PluginState, PluginStatus, RulesError};
 use crate::sink::{ConnectorState, StreamSnapshot};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,6 +37,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/connectors", get(connectors))
         .route("/api/v1/connectors/{name}", get(connector))
         .route("/api/v1/connectors/{name}/test", post(test))
+        .route("/api/v1/quarantine", get(quarantine))
 }
 
 /// An error response: `{"error": message}` with `status`.
@@ -413,6 +414,38 @@ async fn connector(State(state): State<Arc<AppState>>, Path(name): Path<String>)
     known_connector(&name)?;
     let handles = state.handles()?;
     Ok(Json(json!({ "connector": connector_view(&handles) })))
+}
+
+/// How many of the newest quarantine entries `GET /api/v1/quarantine`
+/// returns unless `?limit=` says otherwise.
+const QUARANTINE_LIMIT: usize = 100;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuarantineQuery {
+    limit: Option<usize>,
+}
+
+/// The local quarantine file: how many entries it holds and the newest of
+/// them, newest last, as `weir quarantine --json` prints them.
+async fn quarantine(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<QuarantineQuery>,
+) -> ApiResult {
+    let sink = state.handles()?.sink.clone();
+    let (file, entries) = tokio::task::spawn_blocking(move || sink.quarantined())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut entries =
+        entries.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let total = entries.len();
+    let keep = query.limit.unwrap_or(QUARANTINE_LIMIT).min(total);
+    let newest = entries.split_off(total - keep);
+    Ok(Json(json!({
+        "file": file.display().to_string(),
+        "total": total,
+        "entries": newest,
+    })))
 }
 
 fn known_connector(name: &str) -> Result<(), ApiError> {

@@ -1,5 +1,6 @@
 //! `SinkHandle`: what the rest of weir may hold of a running sink — its
-//! connector status, its metrics, and the streams its health check watches.
+//! connector status, its metrics, the streams its health check watches and
+//! what it quarantined.
 //!
 //! The gateway alone owns the `Sink` itself (its tasks, its disk buffer, its
 //! shutdown); the admin API and the stream follower get a handle. A handle
@@ -9,6 +10,8 @@
 use super::budget::ByteBudget;
 use super::disk::DiskStats;
 use super::metrics::{ConnectorStatus, Registry, SinkMetrics};
+use super::quarantine::QuarantineError;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -22,6 +25,7 @@ pub(crate) struct SinkHandle {
     pub(super) memory: Arc<ByteBudget>,
     /// The disk buffer's counters and byte budget, when it is enabled.
     pub(super) disk: Option<(Arc<DiskStats>, Arc<ByteBudget>)>,
+    pub(super) quarantine_file: Arc<Path>,
 }
 
 impl SinkHandle {
@@ -42,6 +46,16 @@ impl SinkHandle {
             *targets = std::mem::take(&mut names);
             changed
         });
+    }
+
+    /// The local quarantine file, and every entry it holds, as `weir
+    /// quarantine --json` shows them (blocking: it reads the file).
+    pub(crate) fn quarantined(
+        &self,
+    ) -> (Arc<Path>, Result<Vec<serde_json::Value>, QuarantineError>) {
+        let path = self.quarantine_file.clone();
+        let entries = super::quarantine::read(&path);
+        (path, entries)
     }
 
     /// Every counter, per stream, and the buffers' state.

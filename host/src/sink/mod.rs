@@ -531,6 +531,7 @@ impl Sink {
             disk: disk
                 .as_ref()
                 .map(|disk| (disk.stats.clone(), disk.budget.clone())),
+            quarantine_file: settings.quarantine_file.as_path().into(),
         };
         handle.set_targets(std::iter::empty::<Arc<str>>());
         Ok(Sink {
