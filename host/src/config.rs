@@ -252,10 +252,9 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "{}: unknown key `{key}` {}{}",
+        "{}: {}",
         place(origin, *at),
-        de::section_name(section),
-        de::unknown_key_hint(section, key, known)
+        de::unknown_key_message(section, key, known)
     )]
     UnknownKey {
         /// The file, or the environment variable, that names the key.
@@ -331,10 +330,7 @@ impl Origins<'_> {
         match error {
             DeError::UnknownKey { key, known } => {
                 let (origin, at) = self.of(field, Part::Key);
-                let section = field
-                    .rsplit_once('.')
-                    .map_or("", |(section, _)| section)
-                    .to_owned();
+                let section = de::section_of(field).to_owned();
                 ConfigError::UnknownKey {
                     origin,
                     at,

@@ -150,26 +150,26 @@ fn value_text(found: Unexpected<'_>) -> String {
     }
 }
 
-/// `in [sink.batch]`, `at the top level`.
-pub(crate) fn section_name(section: &str) -> String {
-    if section.is_empty() {
-        "at the top level".to_owned()
-    } else {
-        format!("in [{section}]")
-    }
+/// The dotted path of the table that holds the key at serde path `field`;
+/// empty at the top level.
+pub(crate) fn section_of(field: &str) -> &str {
+    field.rsplit_once('.').map_or("", |(section, _)| section)
 }
 
-/// The nearest key, or else the keys there are.
-pub(crate) fn unknown_key_hint(section: &str, key: &str, known: &[&str]) -> String {
-    if let Some(near) = crate::suggest::nearest(key, known.iter().copied()) {
-        return format!(" (did you mean `{near}`?)");
-    }
-    let table = if section.is_empty() {
-        "the top level".to_owned()
+/// "unknown key `k` in [sink.batch] (did you mean `x`?)", or with the keys
+/// the table takes when none is near: the one wording of an unknown key in
+/// any of weir's TOML files.
+pub(crate) fn unknown_key_message(section: &str, key: &str, known: &[&str]) -> String {
+    let (place, table) = if section.is_empty() {
+        ("at the top level".to_owned(), "the top level".to_owned())
     } else {
-        format!("[{section}]")
+        (format!("in [{section}]"), format!("[{section}]"))
     };
-    format!("; {table} takes {}", one_of(known))
+    let hint = match crate::suggest::nearest(key, known.iter().copied()) {
+        Some(near) => format!(" (did you mean `{near}`?)"),
+        None => format!("; {table} takes {}", one_of(known)),
+    };
+    format!("unknown key `{key}` {place}{hint}")
 }
 
 /// Why a TOML document could not be read: where (the serde path, `.` for
@@ -200,18 +200,11 @@ pub(crate) fn read_document<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(Node(toml::Value::Table(table))).map_err(|e| {
         let field = e.path().to_string();
         match e.into_inner() {
-            DeError::UnknownKey { key, known } => {
-                let section = field.rsplit_once('.').map_or("", |(section, _)| section);
-                DocumentError {
-                    at: spans.find(&field, Part::Key),
-                    message: format!(
-                        "unknown key `{key}` {}{}",
-                        section_name(section),
-                        unknown_key_hint(section, &key, known)
-                    ),
-                    field,
-                }
-            }
+            DeError::UnknownKey { key, known } => DocumentError {
+                at: spans.find(&field, Part::Key),
+                message: unknown_key_message(section_of(&field), &key, known),
+                field,
+            },
             DeError::Message(message) => DocumentError {
                 at: spans.find(&field, Part::Value),
                 message,
