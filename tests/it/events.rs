@@ -4,7 +4,7 @@
 //! reads back.
 
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client, json_of, read_records};
+use crate::harness::gateway::{Gateway, client, json_of, listener_config_with, read_records};
 use crate::harness::mqtt_client::{Message, Subscriber, mosquitto_pub, publish};
 use crate::harness::{scratch_dir, unique_name};
 use rumqttc::v5::mqttbytes::QoS;
@@ -15,27 +15,11 @@ use std::path::Path;
 
 /// weir in listener mode with `subscriber_queue`, its rules in `plugins`.
 fn config(server: &DevServer, plugins: &Path, subscriber_queue: usize) -> String {
-    format!(
-        r#"
-[mqtt]
-mode = "listener"
-
-[mqtt.listener]
-bind = "127.0.0.1:0"
-allow_anonymous = true
-subscriber_queue = {subscriber_queue}
-
-[hstreamdb]
-url = "{server}"
-
-[hstreamdb.create_streams]
-enabled = true
-
-[plugins]
-dir = "{plugins}"
-"#,
-        server = server.url(),
-        plugins = plugins.display(),
+    listener_config_with(
+        &server.url(),
+        plugins.to_str().expect("utf-8 path"),
+        &format!("allow_anonymous = true\nsubscriber_queue = {subscriber_queue}"),
+        "",
     )
 }
 

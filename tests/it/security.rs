@@ -6,7 +6,7 @@
 
 use crate::harness::admin::Admin;
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client, json_of, read_records};
+use crate::harness::gateway::{Gateway, client, json_of, listener_config_with, read_records};
 use crate::harness::mqtt_client::{Message, Subscriber, mosquitto_pub, publish};
 use crate::harness::pki::Pki;
 use crate::harness::{DEFAULT_DEADLINE, scratch_dir, weir};
@@ -28,27 +28,8 @@ async fn start(dir: &Path, server: &DevServer, listener: &str) -> Gateway {
          [action]\nstream = \"telemetry\"\n",
     )
     .expect("write the rule");
-    let config = format!(
-        r#"
-[mqtt]
-mode = "listener"
-
-[mqtt.listener]
-bind = "127.0.0.1:0"
-{listener}
-
-[hstreamdb]
-url = "{server}"
-
-[hstreamdb.create_streams]
-enabled = true
-
-[plugins]
-dir = "{plugins}"
-"#,
-        server = server.url(),
-        plugins = plugins.display(),
-    );
+    let plugins = plugins.to_str().expect("utf-8 path");
+    let config = listener_config_with(&server.url(), plugins, listener, "");
     Gateway::start(dir, &config).await
 }
 

@@ -13,7 +13,7 @@
 
 use crate::harness::admin::Admin;
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client};
+use crate::harness::gateway::{Gateway, client, listener_config_with};
 use crate::harness::load::{
     LoadOptions, LoadPublisher, LoadReport, account, all_stored, first_copies_in_order_per_key,
     memory_of, seq_of_record,
@@ -571,36 +571,14 @@ async fn a_slow_server_slows_publishers_down_and_memory_stays_bounded() {
     let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
     // One shard, one batch in flight, every Append at least LATENCY: the
     // server stores at most BATCH records per LATENCY.
-    let config = format!(
-        r#"
-[mqtt]
-mode = "listener"
-
-[mqtt.listener]
-bind = "127.0.0.1:0"
-allow_anonymous = true
-window = 10000
-
-[hstreamdb]
-url = "{server}"
-
-[hstreamdb.create_streams]
-enabled = true
-
-[plugins]
-dir = "{plugins}"
-
-[sink]
-inflight_per_shard = 1
-
-[sink.batch]
-max_records = {BATCH}
-
-[sink.buffer]
-memory_bytes = {MEMORY_BYTES}
-overflow = "backpressure"
-"#,
-        server = server.url(),
+    let config = listener_config_with(
+        &server.url(),
+        &plugins,
+        "allow_anonymous = true\nwindow = 10000",
+        &format!(
+            "inflight_per_shard = 1\n\n[sink.batch]\nmax_records = {BATCH}\n\n\
+             [sink.buffer]\nmemory_bytes = {MEMORY_BYTES}\noverflow = \"backpressure\"\n"
+        ),
     );
     let weir = Gateway::start(dir.path(), &config).await;
     let hstream = client(&server.url());

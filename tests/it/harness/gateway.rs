@@ -174,12 +174,24 @@ impl Gateway {
     }
 }
 
-/// A client of the HStreamDB-compatible server at `url`.
-/// weir in listener mode on an ephemeral port, appending to the HStreamDB
-/// server at `server_url` (creating the streams its rules name), with the
-/// plugins in `plugins` and quick health checks. `extra` goes at the end of
-/// the `[sink]` table: sink keys first, then any other tables.
+/// weir in listener mode on an ephemeral port, accepting anonymous clients,
+/// appending to the HStreamDB server at `server_url` (creating the streams
+/// its rules name), with the plugins in `plugins` and quick health checks.
+/// `extra` goes at the end of the `[sink]` table: sink keys first, then any
+/// other tables.
 pub(crate) fn listener_config(server_url: &str, plugins: &str, extra: &str) -> String {
+    listener_config_with(server_url, plugins, "allow_anonymous = true", extra)
+}
+
+/// As [`listener_config`], with `listener` as the rest of the
+/// `[mqtt.listener]` table (its keys, then its sub-tables) instead of
+/// anonymous access.
+pub(crate) fn listener_config_with(
+    server_url: &str,
+    plugins: &str,
+    listener: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [mqtt]
@@ -187,7 +199,7 @@ mode = "listener"
 
 [mqtt.listener]
 bind = "127.0.0.1:0"
-allow_anonymous = true
+{listener}
 
 [hstreamdb]
 url = "{server_url}"
@@ -205,6 +217,7 @@ health_check_interval_ms = 200
     )
 }
 
+/// A client of the HStreamDB-compatible server at `url`.
 pub(crate) fn client(url: &str) -> Client {
     Client::new(url.parse().expect("a server url"), ClientOptions::default()).expect("a client")
 }
