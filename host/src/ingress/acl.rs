@@ -12,7 +12,9 @@
 //! but `#` is not inside `secret/#` (deny `eq #` to stop a client
 //! subscribing to everything).
 //!
-//! `${username}` and `${clientid}` in a filter stand for the client's own.
+//! `${username}` and `${clientid}` in a filter stand for the client's own,
+//! filled in once when the client connects ([`Acl::for_client`]), so a
+//! publish is checked against ready filters and never renders one.
 //! A value that is missing (no username) or could change what the filter
 //! means (empty, or containing `/`, `+`, `#`) makes an allow rule not match
 //! and a deny rule match: a crafted client id never widens what a client
@@ -20,7 +22,7 @@
 //! placeholders.
 
 use super::config::{AclAction, AclPermission, AclRule, ConfigError, config_error};
-use weir_guest_sdk::topic::{self, TopicFilter};
+use weir_guest_sdk::topic::TopicFilter;
 
 /// What a client asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,21 @@ pub(crate) struct Client<'a> {
 pub(crate) struct Acl {
     rules: Vec<Rule>,
     no_match: AclPermission,
+    /// How many patterns have placeholders; each has a slot in
+    /// [`ClientAcl::filled`].
+    templates: usize,
+}
+
+/// The ACL as it applies to one connected client: the rules about it, and
+/// its placeholder patterns filled in with its username and client id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientAcl {
+    /// The rules whose username and client id fit this client, in order.
+    rules: Vec<usize>,
+    /// Each placeholder pattern's filter for this client, by slot; `None`
+    /// when the client has no safe value for it (or the rule is not about
+    /// this client).
+    filled: Vec<Option<TopicFilter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,8 +85,9 @@ enum Pattern {
     Exactly(String),
     /// A filter without placeholders.
     Filter(TopicFilter),
-    /// A filter with placeholders, made for each client.
-    Template(Vec<Piece>),
+    /// A filter with placeholders, made for each client; its filter for a
+    /// client is in the client's `filled[slot]`.
+    Template { pieces: Vec<Piece>, slot: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,19 +112,44 @@ impl Acl {
         rules: &[AclRule],
         no_match: AclPermission,
     ) -> Result<Acl, ConfigError> {
+        let mut templates = 0;
         let rules = rules
             .iter()
             .enumerate()
-            .map(|(i, rule)| Rule::from_config(&format!("listener.acl[{i}]"), rule))
+            .map(|(i, rule)| Rule::from_config(&format!("listener.acl[{i}]"), rule, &mut templates))
             .collect::<Result<_, _>>()?;
-        Ok(Acl { rules, no_match })
+        Ok(Acl {
+            rules,
+            no_match,
+            templates,
+        })
     }
 
-    /// Whether `client` may do `action` on `topic` (a topic name to
-    /// publish to, or a filter to subscribe to).
-    pub(crate) fn allows(&self, client: Client<'_>, action: Action, topic: &str) -> bool {
-        for rule in &self.rules {
-            if !rule.applies(client, action) {
+    /// The rules about `client`, with its placeholders filled in: made once
+    /// per connection, when the client's username and client id are known.
+    pub(crate) fn for_client(&self, client: Client<'_>) -> ClientAcl {
+        let mut filled = vec![None; self.templates];
+        let mut rules = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.is_about(client) {
+                continue;
+            }
+            rules.push(index);
+            for pattern in &rule.topics {
+                if let Pattern::Template { pieces, slot } = pattern {
+                    filled[*slot] =
+                        render(pieces, client).and_then(|f| TopicFilter::parse(&f).ok());
+                }
+            }
+        }
+        ClientAcl { rules, filled }
+    }
+
+    /// Whether the client `client` was made for may do `action` on `topic`
+    /// (a topic name to publish to, or a filter to subscribe to).
+    pub(crate) fn allows(&self, client: &ClientAcl, action: Action, topic: &str) -> bool {
+        for rule in client.rules.iter().filter_map(|&i| self.rules.get(i)) {
+            if !rule.covers(action) {
                 continue;
             }
             let matched = rule.topics.iter().any(|pattern| {
@@ -126,7 +169,11 @@ impl Acl {
 }
 
 impl Rule {
-    fn from_config(field: &str, rule: &AclRule) -> Result<Rule, ConfigError> {
+    fn from_config(
+        field: &str,
+        rule: &AclRule,
+        templates: &mut usize,
+    ) -> Result<Rule, ConfigError> {
         for (name, value) in [("username", &rule.username), ("clientid", &rule.clientid)] {
             if value.as_deref() == Some("") {
                 return Err(config_error(
@@ -146,7 +193,8 @@ impl Rule {
             .iter()
             .enumerate()
             .map(|(j, text)| {
-                Pattern::parse(text).map_err(|e| config_error(&format!("{field}.topics[{j}]"), e))
+                Pattern::parse(text, templates)
+                    .map_err(|e| config_error(&format!("{field}.topics[{j}]"), e))
             })
             .collect::<Result<_, _>>()?;
         Ok(Rule {
@@ -158,18 +206,19 @@ impl Rule {
         })
     }
 
-    fn applies(&self, client: Client<'_>, action: Action) -> bool {
-        let action_matches = matches!(
+    fn covers(&self, action: Action) -> bool {
+        matches!(
             (self.action, action),
             (AclAction::All, _)
                 | (AclAction::Publish, Action::Publish)
                 | (AclAction::Subscribe, Action::Subscribe)
-        );
-        action_matches
-            && self
-                .username
-                .as_deref()
-                .is_none_or(|u| client.username == Some(u))
+        )
+    }
+
+    fn is_about(&self, client: Client<'_>) -> bool {
+        self.username
+            .as_deref()
+            .is_none_or(|u| client.username == Some(u))
             && self
                 .clientid
                 .as_deref()
@@ -178,7 +227,7 @@ impl Rule {
 }
 
 impl Pattern {
-    fn parse(text: &str) -> Result<Pattern, String> {
+    fn parse(text: &str, templates: &mut usize) -> Result<Pattern, String> {
         if let Some(exact) = text.strip_prefix("eq ") {
             TopicFilter::parse(exact).map_err(|e| e.to_string())?;
             return Ok(Pattern::Exactly(exact.to_owned()));
@@ -200,17 +249,19 @@ impl Pattern {
         )
         .unwrap_or_default();
         TopicFilter::parse(&sample).map_err(|e| e.to_string())?;
-        Ok(Pattern::Template(pieces))
+        let slot = *templates;
+        *templates += 1;
+        Ok(Pattern::Template { pieces, slot })
     }
 
-    fn matches(&self, client: Client<'_>, topic: &str) -> Match {
+    fn matches(&self, client: &ClientAcl, topic: &str) -> Match {
         let yes = |b: bool| if b { Match::Yes } else { Match::No };
         match self {
             Pattern::Exactly(exact) => yes(topic == exact),
             Pattern::Filter(filter) => yes(filter.matches(topic)),
-            Pattern::Template(pieces) => match render(pieces, client) {
-                Some(filter) => yes(topic::matches(topic, &filter)),
-                None => Match::Unknown,
+            Pattern::Template { slot, .. } => match client.filled.get(*slot) {
+                Some(Some(filter)) => yes(filter.matches(topic)),
+                _ => Match::Unknown,
             },
         }
     }
@@ -300,8 +351,9 @@ mod tests {
 
     #[test]
     fn no_rules_follow_no_match() {
-        assert!(acl(&[], Allow).allows(ALICE, Pub, "any/topic"));
-        assert!(!acl(&[], Deny).allows(ALICE, Sub, "#"));
+        let (allow, deny) = (acl(&[], Allow), acl(&[], Deny));
+        assert!(allow.allows(&allow.for_client(ALICE), Pub, "any/topic"));
+        assert!(!deny.allows(&deny.for_client(ALICE), Sub, "#"));
     }
 
     #[test]
@@ -314,12 +366,21 @@ mod tests {
             ],
             Deny,
         );
-        assert!(acl.allows(ALICE, Pub, "sensors/a"));
-        assert!(!acl.allows(ALICE, Pub, "sensors/secret"));
-        assert!(!acl.allows(ALICE, Pub, "commands/a"), "subscribe only");
-        assert!(acl.allows(ALICE, Sub, "commands/a"));
-        assert!(!acl.allows(ALICE, Sub, "sensors/a"), "publish only");
-        assert!(!acl.allows(ALICE, Pub, "other"), "no match: deny");
+        assert!(acl.allows(&acl.for_client(ALICE), Pub, "sensors/a"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Pub, "sensors/secret"));
+        assert!(
+            !acl.allows(&acl.for_client(ALICE), Pub, "commands/a"),
+            "subscribe only"
+        );
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "commands/a"));
+        assert!(
+            !acl.allows(&acl.for_client(ALICE), Sub, "sensors/a"),
+            "publish only"
+        );
+        assert!(
+            !acl.allows(&acl.for_client(ALICE), Pub, "other"),
+            "no match: deny"
+        );
     }
 
     #[test]
@@ -333,22 +394,22 @@ mod tests {
             ..rule(Allow, All, &["alice/#"])
         };
         let acl = acl(&[for_alice, for_sensor_2], Deny);
-        assert!(acl.allows(ALICE, Pub, "alice/x"));
-        assert!(!acl.allows(ANONYMOUS, Pub, "alice/x"));
+        assert!(acl.allows(&acl.for_client(ALICE), Pub, "alice/x"));
+        assert!(!acl.allows(&acl.for_client(ANONYMOUS), Pub, "alice/x"));
         let sensor_2 = Client {
             username: Some("bob"),
             clientid: "sensor-2",
         };
-        assert!(acl.allows(sensor_2, Sub, "alice/x"));
+        assert!(acl.allows(&acl.for_client(sensor_2), Sub, "alice/x"));
     }
 
     #[test]
     fn a_subscription_is_allowed_inside_the_rules_filter_only() {
         let acl = acl(&[rule(Allow, Subscribe, &["sensors/#"])], Deny);
-        assert!(acl.allows(ALICE, Sub, "sensors/#"));
-        assert!(acl.allows(ALICE, Sub, "sensors/+/temp"));
-        assert!(!acl.allows(ALICE, Sub, "#"));
-        assert!(!acl.allows(ALICE, Sub, "+/temp"));
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "sensors/#"));
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "sensors/+/temp"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Sub, "#"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Sub, "+/temp"));
     }
 
     #[test]
@@ -360,11 +421,14 @@ mod tests {
             ],
             Allow,
         );
-        assert!(!acl.allows(ALICE, Sub, "#"));
-        assert!(acl.allows(ALICE, Sub, "sensors/+"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Sub, "#"));
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "sensors/+"));
         let acl = self::acl(&[rule(Allow, Subscribe, &["eq sensors/+"])], Deny);
-        assert!(acl.allows(ALICE, Sub, "sensors/+"));
-        assert!(!acl.allows(ALICE, Sub, "sensors/a"), "not a wildcard");
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "sensors/+"));
+        assert!(
+            !acl.allows(&acl.for_client(ALICE), Sub, "sensors/a"),
+            "not a wildcard"
+        );
     }
 
     #[test]
@@ -377,12 +441,15 @@ mod tests {
             )],
             Deny,
         );
-        assert!(acl.allows(ALICE, Pub, "users/alice/x"));
-        assert!(!acl.allows(ALICE, Pub, "users/bob/x"));
-        assert!(acl.allows(ALICE, Pub, "devices/sensor-1/up"));
-        assert!(!acl.allows(ALICE, Pub, "devices/sensor-2/up"));
-        assert!(!acl.allows(ANONYMOUS, Pub, "users/anon/x"), "no username");
-        assert!(acl.allows(ANONYMOUS, Pub, "devices/anon/up"));
+        assert!(acl.allows(&acl.for_client(ALICE), Pub, "users/alice/x"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Pub, "users/bob/x"));
+        assert!(acl.allows(&acl.for_client(ALICE), Pub, "devices/sensor-1/up"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Pub, "devices/sensor-2/up"));
+        assert!(
+            !acl.allows(&acl.for_client(ANONYMOUS), Pub, "users/anon/x"),
+            "no username"
+        );
+        assert!(acl.allows(&acl.for_client(ANONYMOUS), Pub, "devices/anon/up"));
     }
 
     #[test]
@@ -394,9 +461,18 @@ mod tests {
                 username: None,
                 clientid,
             };
-            assert!(!allow.allows(client, Pub, "devices/x/y"), "{clientid:?}");
-            assert!(!allow.allows(client, Sub, "devices/+/#"), "{clientid:?}");
-            assert!(!deny.allows(client, Pub, "devices/x/y"), "{clientid:?}");
+            assert!(
+                !allow.allows(&allow.for_client(client), Pub, "devices/x/y"),
+                "{clientid:?}"
+            );
+            assert!(
+                !allow.allows(&allow.for_client(client), Sub, "devices/+/#"),
+                "{clientid:?}"
+            );
+            assert!(
+                !deny.allows(&deny.for_client(client), Pub, "devices/x/y"),
+                "{clientid:?}"
+            );
         }
     }
 
@@ -444,7 +520,7 @@ mod tests {
             .expect("rules");
         assert_eq!(rules[1].action, All, "all by default");
         let acl = acl(&rules, Deny);
-        assert!(acl.allows(ALICE, Sub, "users/alice/+"));
-        assert!(!acl.allows(ALICE, Sub, "#"));
+        assert!(acl.allows(&acl.for_client(ALICE), Sub, "users/alice/+"));
+        assert!(!acl.allows(&acl.for_client(ALICE), Sub, "#"));
     }
 }

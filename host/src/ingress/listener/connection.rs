@@ -17,7 +17,7 @@ use crate::event::{
     MessageAcked, MessageDelivery, MessageDropped, MessagePublish, PublishFlags, Receiver,
     Subscription,
 };
-use crate::ingress::acl::{self, Acl, Action};
+use crate::ingress::acl::{self, Acl, Action, ClientAcl};
 use crate::ingress::auth::Users;
 use crate::ingress::config::ListenerConfig;
 use crate::ingress::status::Counters;
@@ -333,6 +333,8 @@ struct Connection<'a, S> {
     /// QoS 1 messages sent to this client and not yet acknowledged.
     inflight: BTreeMap<u16, Arc<MessagePublish>>,
     next_pkid: u16,
+    /// The listener's ACL as it applies to this client.
+    acl: ClientAcl,
     /// Publishes and subscriptions the ACL denied this connection, by
     /// action; the first of each is logged, the rest when it ends.
     denied: [u64; 2],
@@ -396,6 +398,10 @@ where
             .broker
             .attach(id, &client_id, receiver, subscriptions, queue);
         let group = AckGroup::new(&shared.status.acks);
+        let acl = shared.acl.for_client(acl::Client {
+            username: connect.username.as_deref(),
+            clientid: &client_id,
+        });
         let mut conn = Connection {
             shared,
             stream,
@@ -420,6 +426,7 @@ where
             outgoing,
             inflight: BTreeMap::new(),
             next_pkid: 0,
+            acl,
             denied: [0; 2],
         };
         let receive_maximum = u16::try_from(shared.config.window).unwrap_or(u16::MAX);
@@ -774,11 +781,7 @@ where
     /// Whether the ACL lets this client do `action` on `topic`; a denial is
     /// counted, and logged if it is the connection's first of its kind.
     fn authorized(&mut self, action: Action, topic: &str) -> bool {
-        let client = acl::Client {
-            username: self.username.as_deref(),
-            clientid: &self.client_id,
-        };
-        if self.shared.acl.allows(client, action, topic) {
+        if self.shared.acl.allows(&self.acl, action, topic) {
             return true;
         }
         self.shared.status.count(|c| denied_counter(c, action));
