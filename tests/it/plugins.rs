@@ -204,6 +204,64 @@ async fn a_python_plugin_built_from_source_runs_in_weir_dev() {
     dev.stop().await;
 }
 
+/// A component waits the way its language's runtime does (Python's
+/// `time.sleep` is wasi-libc's `clock_nanosleep`, a pollable's `block`).
+/// weir answers that wait with a trap at once instead of holding the rules
+/// thread, and says why in the plugin author's terms.
+#[tokio::test]
+async fn a_python_plugin_that_sleeps_is_stopped_at_once_and_told_why() {
+    let example = repo_root().join("plugins/python/message");
+    let tool = componentize_py();
+    assert!(
+        tool.is_file(),
+        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
+        tool.display()
+    );
+    let dir = scratch_dir();
+    let project = dir.path().join("sleepy");
+    std::fs::create_dir_all(&project).expect("project dir");
+    for file in ["weir.py", "message.toml"] {
+        std::fs::copy(example.join(file), project.join(file)).expect("copy the example");
+    }
+    let app = std::fs::read_to_string(example.join("app.py")).expect("app.py");
+    let sleeping = app.replacen(
+        "def rule(event, emit):\n",
+        "def rule(event, emit):\n    import time\n    time.sleep(3600)\n",
+        1,
+    );
+    assert_ne!(app, sleeping, "the example's rule function moved");
+    std::fs::write(project.join("app.py"), sleeping).expect("write app.py");
+    let wasm = dir.path().join("sleepy.wasm");
+    let wit = repo_root().join("guest-sdk/wit");
+    let wit = wit.to_string_lossy();
+    let out = wasm.to_string_lossy();
+    let args = [
+        "-d",
+        &*wit,
+        "-w",
+        "rule",
+        "componentize",
+        "app",
+        "-o",
+        &*out,
+    ];
+    build(&project, &tool.to_string_lossy(), &args, &[], &wasm).await;
+    std::fs::copy(project.join("message.toml"), dir.path().join("sleepy.toml")).expect("manifest");
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, r#"{"topic": "t/1", "payload": "hi", "qos": 1}"#).expect("event");
+
+    let output = weir::run(&["plugin", "test", &out, "--event", &event.to_string_lossy()]).await;
+    assert!(
+        output
+            .stdout
+            .contains("error: the plugin waited (wasi:io/poll")
+            && output.stdout.contains("a rule must return without waiting"),
+        "{}{}",
+        output.stdout,
+        output.stderr
+    );
+}
+
 /// `weir plugin new NAME --lang LANG` in a scratch directory; the project.
 async fn new_project(dir: &Path, name: &str, lang: &str) -> PathBuf {
     let project = dir.join(name);

@@ -221,6 +221,7 @@ impl Runtime {
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         component::add_to_linker(&mut component_linker)
             .and_then(|()| wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker))
+            .and_then(|()| component::refuse_waiting(&mut component_linker))
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -504,6 +505,12 @@ fn classify(store: &Store<HostState>, error: wasmtime::Error) -> Failure {
             message: format!("memory cap of {} MiB reached", state.memory_mb),
         };
     }
+    if let Some(waited) = error.downcast_ref::<component::Waited>() {
+        return Failure {
+            kind: FailureKind::Trap,
+            message: waited.to_string(),
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Failure {
             kind: FailureKind::Deadline,
@@ -743,7 +750,8 @@ pub(crate) fn plugin_log(plugin: &str, level: u32, message: &str) {
 /// answers ENOTSUP instead of waiting: a host call is not interrupted by the
 /// epoch deadline, so a plugin that sleeps would hold the rules thread for
 /// as long as it asks (issue 19 measured 21 s). Rust's `sleep` then panics,
-/// which is a trap like any other.
+/// which is a trap like any other. Components get the same through
+/// `component::refuse_waiting`.
 fn refuse_blocking(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     const ENOTSUP: i32 = 58;
     linker.allow_shadowing(true);

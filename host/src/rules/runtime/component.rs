@@ -51,6 +51,38 @@ pub(super) fn add_to_linker(
     Rule::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(linker, |s| s)
 }
 
+/// WASI 0.2's waiting functions, `wasi:io/poll`'s `poll` and a pollable's
+/// `block` (how a component sleeps, waits on a timer or reads blocking),
+/// trap instead of waiting, as `poll_oneoff` answers core modules: a host
+/// call is not interrupted by the epoch deadline, so a component that
+/// waits would hold the rules thread for as long as it asks. Every
+/// `wasi:io@0.2.x` import resolves to these, as the linker matches minor
+/// versions. Nothing else in what weir gives a component waits: stdin is
+/// empty, stdout and stderr are the plugin's log, there is no network.
+pub(super) fn refuse_waiting(
+    linker: &mut wasmtime::component::Linker<HostState>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance("wasi:io/poll@0.2.12")?;
+    for function in ["poll", "[method]pollable.block"] {
+        poll.func_new(function, move |_, _, _, _| {
+            Err(wasmtime::Error::new(Waited { function }))
+        })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// What a component that waited is told (and its operator sees).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the plugin waited (wasi:io/poll `{function}`: a sleep, a timer or a blocking read); \
+     a rule must return without waiting, since its wait would hold every rule's events"
+)]
+pub(super) struct Waited {
+    function: &'static str,
+}
+
 /// A live component instance and the frame its results are written into.
 pub(super) struct ComponentInstance {
     rule: Rule,
