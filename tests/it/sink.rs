@@ -13,12 +13,14 @@
 
 use crate::harness::admin::Admin;
 use crate::harness::devserver::DevServer;
-use crate::harness::gateway::{Gateway, client, listener_config_with};
+use crate::harness::gateway::{
+    Gateway, client, listener_config_on, listener_config_with, read_records,
+};
 use crate::harness::load::{
     LoadOptions, LoadPublisher, LoadReport, account, all_stored, first_copies_in_order_per_key,
     memory_of, seq_of_record,
 };
-use crate::harness::mosquitto::Mosquitto;
+use crate::harness::mosquitto::{Mosquitto, free_port};
 use crate::harness::mqtt_client::{Message, publish};
 use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, scratch_dir, unique_name};
 use ::weir::sink::client::{Client, StartFrom};
@@ -469,6 +471,76 @@ async fn weir_killed_mid_load_with_a_memory_buffer_relies_on_the_brokers_session
         duplicates as u64 <= BRIDGE_WINDOW,
         "{duplicates} duplicates > window {BRIDGE_WINDOW}"
     );
+}
+
+/// weir as the devices' broker (listener mode), SIGKILLed mid-load and
+/// started again at the same address: the publisher connects again, as a
+/// device does. Its session was in weir's memory, so its client gives up
+/// what was in flight (MQTT lets a client without a session do that) and
+/// goes on. Every acknowledged message is stored, first copies keep their
+/// order per key, and at most what was in flight at the crash (the
+/// publisher's window) is given up or stored twice.
+#[tokio::test]
+async fn weir_as_the_devices_broker_killed_mid_load_loses_no_acknowledged_message() {
+    let server = DevServer::start().await;
+    let dir = scratch_dir();
+    let plugins = plugins_dir(dir.path(), &[(&MESSAGE, "message")]);
+    let bind = format!("127.0.0.1:{}", free_port());
+    let anonymous = "allow_anonymous = true";
+    let config = listener_config_on(&bind, &server.url(), &plugins, anonymous, "");
+    let mut weir = Gateway::start(dir.path(), &config).await;
+    let hstream = client(&server.url());
+    let stored = Follower::start(&hstream, STREAM).await;
+    let mut options = LoadOptions::new(
+        weir.mqtt_port(),
+        &unique_name("device"),
+        &TOPICS,
+        Some(1000),
+    );
+    options.reconnect = true;
+    let window = u64::from(options.inflight);
+    let load = LoadPublisher::start(options);
+    stored
+        .wait_past(1000, "records flowing before the crash")
+        .await;
+
+    weir.kill().await;
+    let acked_before = load.acked();
+    weir.restart().await;
+    eventually(
+        "the publisher to connect again",
+        DEFAULT_DEADLINE,
+        || async {
+            match load.reconnects() {
+                0 => Err("not yet".to_owned()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    load.wait_acked(1000, "acknowledgements after the restart")
+        .await;
+    let report = load.finish(DEFAULT_DEADLINE).await;
+    let duplicates = stored.wait_for_all(&report.acked).await;
+    let total = stored.stored().expect("the stream's records").len();
+    let records = read_records(&hstream, STREAM, total).await;
+    first_copies_in_order_per_key(&records).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "listener SIGKILL: {} acknowledged ({acked_before} before the crash), all stored, \
+         first copies in order per key; {duplicates} duplicates; {} given up by the client",
+        report.acked.len(),
+        report.abandoned.len()
+    );
+    assert!(
+        report.abandoned.len() as u64 <= window,
+        "{} given up: more than the {window} messages in flight at the crash",
+        report.abandoned.len()
+    );
+    assert!(
+        duplicates as u64 <= window,
+        "{duplicates} duplicates: more than the {window} messages in flight at the crash"
+    );
+    weir.stop().await;
 }
 
 #[tokio::test]

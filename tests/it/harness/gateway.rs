@@ -192,13 +192,26 @@ pub(crate) fn listener_config_with(
     listener: &str,
     extra: &str,
 ) -> String {
+    listener_config_on("127.0.0.1:0", server_url, plugins, listener, extra)
+}
+
+/// As [`listener_config_with`], with the listener bound to `bind`: for a
+/// scenario where devices must find weir again at the address they know
+/// after it restarts.
+pub(crate) fn listener_config_on(
+    bind: &str,
+    server_url: &str,
+    plugins: &str,
+    listener: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [mqtt]
 mode = "listener"
 
 [mqtt.listener]
-bind = "127.0.0.1:0"
+bind = "{bind}"
 {listener}
 
 [hstreamdb]

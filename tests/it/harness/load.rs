@@ -10,7 +10,7 @@
 use super::gateway::json_of;
 use ::weir::sink::client::ReadRecord;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,12 @@ pub(crate) struct LoadOptions {
     /// The payload is the sequence number in decimal, padded with `.` to
     /// this many bytes (never cut).
     pub(crate) payload_bytes: usize,
+    /// Whether a lost connection is connected again instead of failing the
+    /// test. What was not acknowledged is sent again if the broker kept the
+    /// session; if it did not, rumqttc gives those messages up (as MQTT
+    /// allows a client without a session to), and they are reported as
+    /// abandoned.
+    pub(crate) reconnect: bool,
 }
 
 impl LoadOptions {
@@ -45,6 +51,7 @@ impl LoadOptions {
             inflight: 100,
             first_seq: 0,
             payload_bytes: 0,
+            reconnect: false,
         }
     }
 }
@@ -131,8 +138,12 @@ pub(crate) fn all_stored(acked: &[u64], stored: &[u64]) -> Result<usize, String>
 /// What a finished [`LoadPublisher`] saw.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadReport {
-    /// Sequence numbers of the acknowledged messages (every published one).
+    /// Sequence numbers of the acknowledged messages (every published one
+    /// but the abandoned).
     pub(crate) acked: Vec<u64>,
+    /// Messages the client gave up at a reconnect without a session (see
+    /// [`LoadOptions::reconnect`]): never acknowledged, maybe stored.
+    pub(crate) abandoned: Vec<u64>,
     /// Time from writing each message to its PUBACK, in acknowledgement order.
     pub(crate) ack_latencies: Vec<Duration>,
     /// From the first write to the last PUBACK.
@@ -160,6 +171,8 @@ struct Shared {
     stop: AtomicBool,
     published: AtomicU64,
     acked: AtomicU64,
+    abandoned: AtomicU64,
+    reconnects: AtomicU64,
     /// Sequence numbers handed to the client, not yet written: rumqttc writes
     /// requests in the order they were queued.
     queued: Mutex<VecDeque<u64>>,
@@ -182,7 +195,7 @@ impl LoadPublisher {
         mqtt.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(mqtt, usize::from(options.inflight.max(1)));
         let shared = Arc::new(Shared::default());
-        let events = tokio::spawn(run_events(eventloop, shared.clone()));
+        let events = tokio::spawn(run_events(eventloop, shared.clone(), options.reconnect));
         let publishing = tokio::spawn(publish(client.clone(), options, shared.clone()));
         LoadPublisher {
             shared,
@@ -195,6 +208,12 @@ impl LoadPublisher {
     /// Messages acknowledged so far.
     pub(crate) fn acked(&self) -> u64 {
         self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Times the publisher connected again after a lost connection (with
+    /// `reconnect`).
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
     }
 
     /// Messages handed to the client so far.
@@ -226,8 +245,9 @@ impl LoadPublisher {
         let (shared, events) = (&self.shared, &self.events);
         super::eventually("a PUBACK for every message", deadline, || async move {
             let acked = shared.acked.load(Ordering::Relaxed);
+            let settled = acked + shared.abandoned.load(Ordering::Relaxed);
             // A finished event loop failed: awaiting it below shows why.
-            if acked == published || events.is_finished() {
+            if settled == published || events.is_finished() {
                 Ok(())
             } else {
                 Err(format!("{acked} of {published} acknowledged"))
@@ -272,17 +292,68 @@ async fn publish(client: AsyncClient, options: LoadOptions, shared: Arc<Shared>)
     }
 }
 
-async fn run_events(mut eventloop: rumqttc::EventLoop, shared: Arc<Shared>) -> LoadReport {
+async fn run_events(
+    mut eventloop: rumqttc::EventLoop,
+    shared: Arc<Shared>,
+    reconnect: bool,
+) -> LoadReport {
     let mut in_flight: HashMap<u16, (u64, Instant)> = HashMap::new();
     let mut acked = Vec::new();
     let mut ack_latencies = Vec::new();
     let (mut first_write, mut last_ack) = (None, None);
+    let mut abandoned = Vec::new();
+    // Whether a connection is up; and, once one is lost, what rumqttc holds
+    // to send again: the packet ids in flight, and how many queued
+    // messages it had taken from its channel unwritten (the test runtime
+    // is single-threaded, so no publish lands between its taking them and
+    // this task reading the queue).
+    let mut connected = false;
+    let mut ever_connected = false;
+    let mut resend: HashSet<u16> = HashSet::new();
+    let mut unwritten_at_loss = 0;
     loop {
-        let event = eventloop
-            .poll()
-            .await
-            .unwrap_or_else(|e| panic!("the load publisher's connection failed: {e}"));
+        let event = match eventloop.poll().await {
+            Ok(event) => event,
+            Err(_) if reconnect => {
+                if connected {
+                    connected = false;
+                    resend.extend(in_flight.keys());
+                    unwritten_at_loss = shared.queued.lock().expect("queue lock").len();
+                }
+                // Paces the attempts while the broker is down.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("the load publisher's connection failed: {e}"),
+        };
         match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                if ever_connected {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    if !ack.session_present {
+                        // rumqttc dropped what it held to send again.
+                        let mut lost: Vec<(u64, Instant)> =
+                            in_flight.drain().map(|(_, v)| v).collect();
+                        lost.sort_by_key(|(_, written)| *written);
+                        abandoned.extend(lost.into_iter().map(|(seq, _)| seq));
+                        let mut queued = shared.queued.lock().expect("queue lock");
+                        let unwritten = unwritten_at_loss.min(queued.len());
+                        abandoned.extend(queued.drain(..unwritten));
+                        shared
+                            .abandoned
+                            .store(abandoned.len() as u64, Ordering::Relaxed);
+                        resend.clear();
+                    }
+                }
+                connected = true;
+                ever_connected = true;
+                unwritten_at_loss = 0;
+            }
+            // Sent again after a reconnect: still the same message. (A
+            // packet id in flight is not enough to tell: rumqttc reports a
+            // message held back by a packet id collision as sent before the
+            // PUBACK that freed the id.)
+            Event::Outgoing(Outgoing::Publish(pkid)) if resend.remove(&pkid) => {}
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 let seq = shared
                     .queued
@@ -314,6 +385,7 @@ async fn run_events(mut eventloop: rumqttc::EventLoop, shared: Arc<Shared>) -> L
     };
     LoadReport {
         acked,
+        abandoned,
         ack_latencies,
         elapsed,
     }
