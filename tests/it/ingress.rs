@@ -4,8 +4,9 @@
 //! devices. The weir library is driven in-process; each test reads the
 //! `Delivery`s and acknowledges them as the sink would.
 
-use crate::harness::mosquitto::Mosquitto;
+use crate::harness::mosquitto::{Mosquitto, free_port};
 use crate::harness::mqtt_client::{self, Message};
+use crate::harness::pki::Pki;
 use crate::harness::{DEFAULT_DEADLINE, eventually, scratch_dir, unique_name};
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use serde_json::json;
@@ -453,6 +454,42 @@ async fn bridge_acknowledgements_released_together_all_reach_the_broker_in_order
         );
         bridge.stop().await;
     }
+}
+
+#[tokio::test]
+async fn bridge_over_tls_verifies_the_broker_and_presents_its_client_certificate() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let tls_port = free_port();
+    // The TLS listener wants a client certificate from the test CA.
+    let broker = broker(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true",
+        pki.arg("ca.pem"),
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+    ))
+    .await;
+    let client_id = unique_name("weir_tls");
+    let topic = format!("tls/{client_id}");
+    let mut config = bridge_config(&broker, &client_id, MqttVersion::V5);
+    config.url = format!("mqtts://127.0.0.1:{tls_port}");
+    config.tls.ca_file = Some(pki.path("ca.pem"));
+    config.tls.cert_file = Some(pki.path("client.pem"));
+    config.tls.key_file = Some(pki.path("client.key"));
+    let mut bridge = start_bridge(config, subscriptions(&[(&topic, Qos::AtLeastOnce)]));
+    wait_subscribed(&broker, &client_id, &topic).await;
+    mqtt_client::publish(
+        broker.port(),
+        &unique_name("pub"),
+        true,
+        &[Message::new(&topic, "over tls", 1)],
+    )
+    .await;
+    let m = publish_event(bridge.next_stored().await);
+    assert_eq!(
+        (m.topic.as_str(), m.payload.as_ref()),
+        (topic.as_str(), &b"over tls"[..])
+    );
+    bridge.stop().await;
 }
 
 #[tokio::test]

@@ -253,7 +253,7 @@ struct Live {
 /// Opens the stream and exchanges CONNECT and CONNACK.
 async fn connect(settings: &Settings) -> Result<(Live, Polled), String> {
     let address = format!("{}:{}", settings.host, settings.port);
-    let tcp = TcpStream::connect(&address)
+    let tcp = TcpStream::connect((settings.host.as_str(), settings.port))
         .await
         .map_err(|e| format!("cannot connect to {address}: {e}"))?;
     // weir gathers its packets into one write itself.
@@ -378,6 +378,7 @@ impl Live {
                 return Ok(Step::Polled);
             }
             let next_ping = self.next_ping;
+            self.make_room();
             tokio::select! {
                 read = self.stream.read_buf(&mut self.rbuf) => match read {
                     Ok(0) => return Err("the broker closed the connection".into()),
@@ -432,10 +433,19 @@ impl Live {
     }
 
     async fn read(&mut self) -> Result<(), String> {
+        self.make_room();
         match self.stream.read_buf(&mut self.rbuf).await {
             Ok(0) => Err("the broker closed the connection".into()),
             Ok(_) => Ok(()),
             Err(e) => Err(format!("reading from the broker failed: {e}")),
+        }
+    }
+
+    /// Keeps at least a quarter of [`READ_BUFFER`] free before a read, so
+    /// one read can take a burst of packets.
+    fn make_room(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_BUFFER / 4 {
+            self.rbuf.reserve(READ_BUFFER);
         }
     }
 
