@@ -236,6 +236,8 @@ struct Live {
     rbuf: BytesMut,
     wbuf: BytesMut,
     requests: mpsc::UnboundedReceiver<Request>,
+    /// Whether a `Client` for this connection is still held.
+    requests_open: bool,
     /// The largest packet weir reads (bridge.max_packet_size).
     max_incoming: usize,
     /// The largest packet the broker reads (MQTT 5 CONNACK), if it says.
@@ -283,6 +285,7 @@ async fn handshake(settings: &Settings, stream: Box<dyn Io>) -> Result<(Live, Po
         rbuf: BytesMut::with_capacity(READ_BUFFER),
         wbuf: BytesMut::with_capacity(1024),
         requests,
+        requests_open: true,
         max_incoming: settings.max_packet_size as usize,
         max_outgoing: None,
         last_pkid: 0,
@@ -380,19 +383,19 @@ impl Live {
             let next_ping = self.next_ping;
             self.make_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.rbuf) => match read {
-                    Ok(0) => return Err("the broker closed the connection".into()),
-                    Ok(_) => self.heard_since_ping = true,
-                    Err(e) => return Err(format!("reading from the broker failed: {e}")),
-                },
-                request = self.requests.recv() => {
-                    if let Some(request) = request
-                        && self.encode(request)?
-                    {
-                        self.write().await?;
-                        return Ok(Step::Disconnected);
-                    }
+                read = self.stream.read_buf(&mut self.rbuf) => {
+                    read_outcome(read)?;
+                    self.heard_since_ping = true;
                 }
+                request = self.requests.recv(), if self.requests_open => match request {
+                    Some(request) => {
+                        if self.encode(request)? {
+                            self.write().await?;
+                            return Ok(Step::Disconnected);
+                        }
+                    }
+                    None => self.requests_open = false,
+                },
                 () = tokio::time::sleep_until(next_ping), if self.keepalive.is_some() => {}
             }
         }
@@ -434,11 +437,7 @@ impl Live {
 
     async fn read(&mut self) -> Result<(), String> {
         self.make_room();
-        match self.stream.read_buf(&mut self.rbuf).await {
-            Ok(0) => Err("the broker closed the connection".into()),
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("reading from the broker failed: {e}")),
-        }
+        read_outcome(self.stream.read_buf(&mut self.rbuf).await)
     }
 
     /// Keeps at least a quarter of [`READ_BUFFER`] free before a read, so
@@ -530,11 +529,7 @@ impl Live {
                     Ok(Some(ack.session_present))
                 }
                 Some(v5::Packet::ConnAck(ack)) => {
-                    let reason = ack
-                        .properties
-                        .and_then(|p| p.reason_string)
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default();
+                    let reason = in_parentheses(ack.properties.and_then(|p| p.reason_string));
                     Err(format!(
                         "the broker refused the connection: {}{reason}",
                         v5_connack_words(ack.code)
@@ -586,11 +581,7 @@ impl Live {
                 }))
             }
             v5::Packet::SubAck(ack) => {
-                let reason = ack
-                    .properties
-                    .and_then(|p| p.reason_string)
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let reason = in_parentheses(ack.properties.and_then(|p| p.reason_string));
                 Incoming::Polled(Polled::SubAck(
                     ack.return_codes
                         .into_iter()
@@ -605,11 +596,7 @@ impl Live {
             v5::Packet::PingResp(_) => Incoming::PingResp,
             v5::Packet::UnsubAck(_) => Incoming::Ignored,
             v5::Packet::Disconnect(d) => {
-                let reason = d
-                    .properties
-                    .and_then(|p| p.reason_string)
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let reason = in_parentheses(d.properties.and_then(|p| p.reason_string));
                 return Err(format!(
                     "the broker disconnected weir: {:?}{reason}",
                     d.reason_code
@@ -745,6 +732,20 @@ impl Out {
             )),
         }
     }
+}
+
+/// A read of the stream: bytes, or why the connection is over.
+fn read_outcome(read: std::io::Result<usize>) -> Result<(), String> {
+    match read {
+        Ok(0) => Err("the broker closed the connection".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("reading from the broker failed: {e}")),
+    }
+}
+
+/// An MQTT 5 reason string as it follows the reason's words.
+fn in_parentheses(reason: Option<String>) -> String {
+    reason.map(|r| format!(" ({r})")).unwrap_or_default()
 }
 
 fn decode_error(error: DecodeError) -> String {
