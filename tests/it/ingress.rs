@@ -4,8 +4,9 @@
 //! devices. The weir library is driven in-process; each test reads the
 //! `Delivery`s and acknowledges them as the sink would.
 
-use crate::harness::mosquitto::Mosquitto;
+use crate::harness::mosquitto::{Mosquitto, free_port};
 use crate::harness::mqtt_client::{self, Message};
+use crate::harness::pki::Pki;
 use crate::harness::{DEFAULT_DEADLINE, eventually, scratch_dir, unique_name};
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use serde_json::json;
@@ -370,6 +371,124 @@ async fn bridge_survives_a_broker_restart_without_losing_qos1_messages() {
     bridge.wait_connected().await;
     let last_error = bridge.status.connection().last_error.unwrap_or_default();
     assert!(last_error.contains(&broker.url()), "{last_error}");
+    bridge.stop().await;
+}
+
+/// The PUBACKs mosquitto logged receiving from `client_id`, by message id
+/// in the order it received them (its debug log).
+fn pubacks_received(broker: &Mosquitto, client_id: &str) -> Vec<u16> {
+    let prefix = format!("Received PUBACK from {client_id} (Mid: ");
+    broker
+        .output()
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(&prefix)? + prefix.len()..];
+            rest.split(',').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bridge_acknowledgements_released_together_all_reach_the_broker_in_order() {
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        let broker = broker("log_type debug").await;
+        let client_id = unique_name("weir_pubacks");
+        let topic = format!("p/{client_id}");
+        let mut config = bridge_config(&broker, &client_id, version);
+        config.clean_start = false;
+        let sources = subscriptions(&[(&format!("{topic}/#"), Qos::AtLeastOnce)]);
+        let mut bridge = start_bridge(config.clone(), sources.clone());
+        wait_subscribed(&broker, &client_id, &format!("{topic}/#")).await;
+
+        let messages: Vec<Message> = (0..100)
+            .map(|i| Message::new(&format!("{topic}/{i}"), format!("m{i}"), 1))
+            .collect();
+        mqtt_client::publish(broker.port(), &unique_name("pub"), true, &messages).await;
+        // Stored ten at a time (below mosquitto's 20 in flight for 3.1.1),
+        // so each ten are released together and written together.
+        let mut held = Vec::new();
+        for _ in 0..messages.len() {
+            held.push(bridge.next().await);
+            if held.len() == 10 {
+                held.drain(..).for_each(|d| drop(store(d)));
+            }
+        }
+        let expected = messages.len();
+        let acked = eventually(
+            "mosquitto to receive every PUBACK",
+            DEFAULT_DEADLINE,
+            || {
+                let acked = pubacks_received(&broker, &client_id);
+                async move {
+                    (acked.len() == expected)
+                        .then(|| acked.clone())
+                        .ok_or(format!("{} PUBACKs: {acked:?}", acked.len()))
+                }
+            },
+        )
+        .await;
+        let in_order: Vec<u16> = (1..=100).collect();
+        assert_eq!(
+            acked, in_order,
+            "{version:?}: one PUBACK per message, in arrival order"
+        );
+        bridge.stop().await;
+
+        // The session resumes with nothing in flight: the first message the
+        // new connection gets is a new one, not a redelivery.
+        let mut bridge = start_bridge(config, sources);
+        bridge.wait_connected().await;
+        let marker = format!("{topic}/after");
+        mqtt_client::publish(
+            broker.port(),
+            &unique_name("pub"),
+            true,
+            &[Message::new(&marker, "after", 1)],
+        )
+        .await;
+        let m = publish_event(bridge.next_stored().await);
+        assert_eq!(
+            (m.topic.as_str(), m.flags.dup),
+            (marker.as_str(), false),
+            "{version:?}"
+        );
+        bridge.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn bridge_over_tls_verifies_the_broker_and_presents_its_client_certificate() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let tls_port = free_port();
+    // The TLS listener wants a client certificate from the test CA.
+    let broker = broker(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true",
+        pki.arg("ca.pem"),
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+    ))
+    .await;
+    let client_id = unique_name("weir_tls");
+    let topic = format!("tls/{client_id}");
+    let mut config = bridge_config(&broker, &client_id, MqttVersion::V5);
+    config.url = format!("mqtts://127.0.0.1:{tls_port}");
+    config.tls.ca_file = Some(pki.path("ca.pem"));
+    config.tls.cert_file = Some(pki.path("client.pem"));
+    config.tls.key_file = Some(pki.path("client.key"));
+    let mut bridge = start_bridge(config, subscriptions(&[(&topic, Qos::AtLeastOnce)]));
+    wait_subscribed(&broker, &client_id, &topic).await;
+    mqtt_client::publish(
+        broker.port(),
+        &unique_name("pub"),
+        true,
+        &[Message::new(&topic, "over tls", 1)],
+    )
+    .await;
+    let m = publish_event(bridge.next_stored().await);
+    assert_eq!(
+        (m.topic.as_str(), m.payload.as_ref()),
+        (topic.as_str(), &b"over tls"[..])
+    );
     bridge.stop().await;
 }
 

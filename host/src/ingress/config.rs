@@ -8,7 +8,6 @@
 use super::presence::PresenceConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A configuration value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +107,7 @@ pub struct BridgeConfig {
     /// own limit.) Default 3600.
     #[serde(deserialize_with = "crate::config::units::secs")]
     pub session_expiry_secs: u32,
-    /// The largest packet weir accepts, in bytes. rumqttc drops the
+    /// The largest packet weir accepts, in bytes. weir drops the
     /// connection on a larger incoming message, so this defaults to MQTT's
     /// limit, 268435455; with MQTT 5 the broker is told the limit and
     /// discards larger messages instead of sending them.
@@ -245,7 +244,8 @@ impl BridgeConfig {
             ));
         }
         if self.version == MqttVersion::V5 && self.keepalive_secs < 5 {
-            // rumqttc's MQTT 5 client cannot turn keepalive off.
+            // Kept from the rumqttc client, which could not turn the MQTT 5
+            // keepalive off, so that configurations stay valid both ways.
             return Err(config_error(
                 "bridge.keepalive_secs",
                 "must be at least 5 with MQTT 5",
@@ -335,10 +335,6 @@ impl BridgeConfig {
             host: host.to_owned(),
             port: authority.port_u16().unwrap_or(default_port),
         })
-    }
-
-    pub(crate) fn keepalive(&self) -> Duration {
-        Duration::from_secs(self.keepalive_secs.into())
     }
 }
 

@@ -16,6 +16,7 @@ mod acl;
 mod auth;
 mod bridge;
 mod config;
+mod frame;
 mod ids;
 mod listener;
 mod presence;
@@ -34,7 +35,7 @@ pub use config::{
 pub(crate) use ids::{MessageIds, now_ms};
 pub use listener::Listener;
 pub use presence::PresenceConfig;
-pub(crate) use qos::{qos_from_v4, qos_from_v5};
+pub(crate) use qos::{qos_from_v4, qos_from_v5, qos_to_v4, qos_to_v5};
 pub use status::{ConnectionState, StatusHandle};
 pub(crate) use status::{IngressStats, StatusWriter};
 pub use weir_guest_sdk::topic::Qos;

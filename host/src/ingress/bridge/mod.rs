@@ -1,14 +1,18 @@
 //! Bridge mode: weir as an MQTT client of a broker.
 //!
-//! Two tasks per bridge. The *driver* only polls rumqttc's event loop and
-//! forwards what it yields; after a connection error it waits (exponential
-//! backoff, because rumqttc would otherwise reconnect in a hot loop) and
-//! polls again, which reconnects. The *bridge task* owns everything else:
-//! subscriptions, events, the acknowledgement queue and the status.
+//! Two tasks per bridge. The *driver* only polls the connection (weir's own
+//! MQTT client, `client`) and forwards what it yields; after a connection
+//! error it waits (exponential backoff, so a refused connection is not
+//! retried in a hot loop) and polls again, which reconnects. The *bridge
+//! task* owns everything else: subscriptions, events, the acknowledgement
+//! queue and the status. It makes its requests through the `Client` of the
+//! current connection; the client writes all requests queued since its last
+//! write in one write, so the acknowledgements released together go out
+//! together.
 //!
 //! ## Keepalive and backpressure
 //!
-//! rumqttc sends pings and reads their answers only while it is polled, so
+//! The client sends pings and reads their answers only while it is polled, so
 //! the driver is never made to wait on the pipeline: a slow pipeline must not
 //! cost the connection. Flow is bounded instead by two windows, numbers of
 //! messages handed to the pipeline and not yet complete:
@@ -150,7 +154,7 @@ impl Bridge {
             out,
             status,
         } = self;
-        let (client, connection) = client::new(&config, &address.host, address.port, tls);
+        let connection = client::new(&config, &address.host, address.port, tls);
         let (polled_tx, mut polled) = mpsc::channel(POLLED_CAPACITY);
         let backoff = (
             Duration::from_millis(config.reconnect_min_delay_ms),
@@ -162,7 +166,7 @@ impl Bridge {
             presence: Presence::new(config.presence.clone()),
             broker: config.url.clone(),
             node,
-            client,
+            client: None,
             ids: MessageIds::new(),
             acks: AckQueue::new(group.clone()),
             group: group.clone(),
@@ -234,7 +238,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Polls the event loop for ever, backing off after errors.
+/// Polls the connection for ever, backing off after errors.
 async fn drive(
     mut connection: Connection,
     events: mpsc::Sender<Result<Polled, String>>,
@@ -272,7 +276,8 @@ struct Task {
     config: BridgeConfig,
     broker: String,
     node: String,
-    client: Client,
+    /// Requests on the current connection, if there is one.
+    client: Option<Client>,
     status: StatusWriter,
     presence: Presence,
     ids: MessageIds,
@@ -282,10 +287,10 @@ struct Task {
     sources: Sources,
     /// Broker filters asked for in the current session.
     subscribed: BTreeMap<String, Qos>,
-    /// Subscribe requests handed to rumqttc and not answered yet, oldest
+    /// Subscribe requests handed to the client and not answered yet, oldest
     /// first (brokers answer in order).
     awaiting_suback: VecDeque<String>,
-    /// Requests rumqttc has no room for yet.
+    /// Requests not handed to the client yet.
     requests: VecDeque<Request>,
     /// Deliveries waiting for room in the output channel.
     backlog: VecDeque<Delivery>,
@@ -413,10 +418,13 @@ impl Task {
         }
     }
 
-    /// Hands queued requests to rumqttc while it has room.
+    /// Hands queued requests to the current connection's client.
     fn flush(&mut self) {
+        let Some(client) = &self.client else {
+            return;
+        };
         while let Some(request) = self.requests.front() {
-            if self.client.try_request(request).is_err() {
+            if client.try_request(request).is_err() {
                 break;
             }
             if let Some(Request::Subscribe(filter, _)) = self.requests.pop_front() {
@@ -427,15 +435,19 @@ impl Task {
 
     fn on_polled(&mut self, polled: Result<Polled, String>) {
         match polled {
-            Ok(Polled::Connected { session_present }) => self.on_connected(session_present),
+            Ok(Polled::Connected {
+                session_present,
+                client,
+            }) => self.on_connected(session_present, client),
             Ok(Polled::Publish(received)) => self.on_publish(received),
             Ok(Polled::SubAck(results)) => self.on_suback(results),
-            Ok(Polled::DisconnectSent | Polled::Other) => {}
+            Ok(Polled::DisconnectSent) => {}
             Err(reason) => self.on_connection_lost(reason),
         }
     }
 
-    fn on_connected(&mut self, session_present: bool) {
+    fn on_connected(&mut self, session_present: bool, client: Client) {
+        self.client = Some(client);
         self.connected = true;
         self.closing = false;
         if self.ever_connected {
@@ -458,6 +470,7 @@ impl Task {
             tracing::warn!(error = %message, "bridge could not connect; retrying");
         }
         self.connected = false;
+        self.client = None;
         self.status.set_state(ConnectionState::Connecting);
         self.status.set_error(message);
         // Messages of the old connection are not acknowledged on the next

@@ -2,33 +2,21 @@
 //! for 3.1.1 and 5, reduced to the packets and fields a gateway needs.
 //!
 //! The protocol version is read from the first CONNECT (its protocol level
-//! byte) and fixes the codec for the rest of the connection. Two gaps of the
-//! codec are covered here: an MQTT 5 DISCONNECT with no reason code (remaining
-//! length 0, which means "normal") and MQTT 5 topics that are not UTF-8.
+//! byte) and fixes the codec for the rest of the connection. Frames come off
+//! the read buffer through `ingress::frame`, which the bridge shares; MQTT 5
+//! topics that are not UTF-8 are refused here.
 
-use super::super::{Qos, props, qos_from_v4 as from_v4_qos, qos_from_v5 as from_v5_qos};
+use super::super::frame;
+pub(super) use super::super::frame::DecodeError;
+use super::super::{
+    Qos, props, qos_from_v4 as from_v4_qos, qos_from_v5 as from_v5_qos, qos_to_v4 as to_v4_qos,
+    qos_to_v5 as to_v5_qos,
+};
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-
-fn to_v4_qos(qos: Qos) -> rumqttc::QoS {
-    match qos {
-        Qos::AtMostOnce => rumqttc::QoS::AtMostOnce,
-        Qos::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
-        Qos::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
-    }
-}
-
-fn to_v5_qos(qos: Qos) -> rumqttc::v5::mqttbytes::QoS {
-    use rumqttc::v5::mqttbytes::QoS;
-    match qos {
-        Qos::AtMostOnce => QoS::AtMostOnce,
-        Qos::AtLeastOnce => QoS::AtLeastOnce,
-        Qos::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
 
 /// The protocol spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,17 +147,6 @@ pub(super) enum Inbound {
     /// Acknowledgements of QoS 2 server publishes: weir grants at most
     /// QoS 1, so these are unexpected but harmless.
     Ignored,
-}
-
-/// Why the byte stream cannot be read as MQTT.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum DecodeError {
-    #[error("packet of {size} bytes is larger than the limit of {max}")]
-    TooLarge { size: usize, max: usize },
-    #[error("malformed packet: {0}")]
-    Malformed(String),
-    #[error("protocol error: {0}")]
-    Protocol(String),
 }
 
 /// The CONNACK outcomes the listener uses.
@@ -346,37 +323,14 @@ pub(super) fn read(
     max: usize,
 ) -> Result<Option<Inbound>, DecodeError> {
     let inbound = match version {
-        Version::V311 => match v4::Packet::read(buf, max) {
-            Ok(packet) => from_v4(packet)?,
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
-            Err(rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(size)) => {
-                return Err(DecodeError::TooLarge { size, max });
-            }
-            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
+        Version::V311 => match frame::read_v4(buf, max)? {
+            Some(packet) => from_v4(packet)?,
+            None => return Ok(None),
         },
-        Version::V5 => {
-            // rumqttc wants a reason code; MQTT 5 allows none for "normal".
-            if buf.starts_with(&[0xE0, 0x00]) {
-                let _ = buf.split_to(2);
-                return Ok(Some(Inbound::Disconnect {
-                    reason: 0,
-                    session_expiry: None,
-                }));
-            }
-            match v5::Packet::read(buf, Some(max as u32)) {
-                Ok(packet) => from_v5(packet)?,
-                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
-                Err(rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded {
-                    pkt_size, ..
-                }) => {
-                    return Err(DecodeError::TooLarge {
-                        size: pkt_size,
-                        max,
-                    });
-                }
-                Err(e) => return Err(DecodeError::Malformed(e.to_string())),
-            }
-        }
+        Version::V5 => match frame::read_v5(buf, max)? {
+            Some(packet) => from_v5(packet)?,
+            None => return Ok(None),
+        },
     };
     if let Inbound::Publish(publish) = &inbound {
         check_topic_name(&publish.topic)?;
