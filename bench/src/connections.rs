@@ -5,7 +5,7 @@
 //! mosquitto in the same run, the reference for what holding a connection
 //! costs.
 
-use crate::fleet::{Fleet, Load, sources_for};
+use crate::fleet::{Fleet, Load, Sources, sources_for};
 use crate::process::{Child, open_files_limit};
 use crate::services::{DevServer, Gateway, Ingress, Mosquitto, STREAM, Tuning, single_rule};
 use crate::{Bench, create_stream, figure, measure_stored, mib, ratio_figure, verify};
@@ -97,7 +97,7 @@ pub(crate) async fn bench_connections(bench: &Bench, plan: Plan) -> anyhow::Resu
         "connections.weir",
         &gateway.child,
         listener,
-        "bench-weir",
+        Sources::First,
     )
     .await?;
 
@@ -133,7 +133,7 @@ pub(crate) async fn bench_connections(bench: &Bench, plan: Plan) -> anyhow::Resu
         "connections.mosquitto",
         &broker.child,
         target,
-        "bench-mosquitto",
+        Sources::Second,
     )
     .await?;
     fleet.close().await?;
@@ -152,7 +152,7 @@ fn server_said(server: &Child) -> String {
     format!("the server's last output:\n{}", server.output_tail(10))
 }
 
-/// Connects the fleet to `server` and measures what holding it idle costs:
+/// Connects a fleet to `server` from `sources` and measures what holding it idle costs:
 /// the connect rate, the resident memory it added, and the CPU over
 /// [`IDLE_PERIODS`] keep-alive periods. Returns the fleet, still connected,
 /// and the memory per connection in KiB.
@@ -162,14 +162,15 @@ async fn hold(
     prefix: &str,
     server: &Child,
     target: SocketAddr,
-    client_prefix: &str,
+    sources: Sources,
 ) -> anyhow::Result<(Fleet, f64)> {
     let before = server.usage()?;
     let mut fleet = Fleet::connect(
         target,
+        sources,
         plan.connections,
         plan.keep_alive,
-        client_prefix,
+        "bench-device",
         bench.timeout,
     )
     .await

@@ -49,16 +49,35 @@ pub(crate) fn first_publish_offset(device: usize, devices: usize, period: Durati
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// The loopback source address of connection `i`.
-pub(crate) fn source_of(connection: usize) -> Ipv4Addr {
-    let index = connection / CONNECTIONS_PER_SOURCE;
-    // 127.0.0.1 to 127.0.0.254; more connections than 2.5 million wrap.
-    Ipv4Addr::new(127, 0, 0, 1 + (index % 254) as u8)
+/// Source addresses a fleet may use: 127.0.0.1 to .127 for the first
+/// fleet of a run, .128 to .254 for the second. Each fleet has its own, so
+/// the second does not look for free ports among the first one's, still in
+/// TIME_WAIT after it closed (which slows every connect down).
+const SOURCES_PER_FLEET: usize = 127;
+
+/// Which of a run's fleets: each binds to source addresses of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sources {
+    First,
+    Second,
+}
+
+/// The loopback source address of connection `i` of a fleet.
+pub(crate) fn source_of(connection: usize, sources: Sources) -> Ipv4Addr {
+    let first = match sources {
+        Sources::First => 1,
+        Sources::Second => 1 + SOURCES_PER_FLEET,
+    };
+    // More connections than 1.27 million wrap.
+    let index = (connection / CONNECTIONS_PER_SOURCE) % SOURCES_PER_FLEET;
+    Ipv4Addr::new(127, 0, 0, (first + index) as u8)
 }
 
 /// Source addresses `connections` connections use.
 pub(crate) fn sources_for(connections: usize) -> usize {
-    connections.div_ceil(CONNECTIONS_PER_SOURCE).clamp(1, 254)
+    connections
+        .div_ceil(CONNECTIONS_PER_SOURCE)
+        .clamp(1, SOURCES_PER_FLEET)
 }
 
 /// The many-device load.
@@ -109,12 +128,13 @@ pub(crate) struct Fleet {
 }
 
 impl Fleet {
-    /// Connects `connections` devices to `target` (client ids
-    /// `<prefix>-<i>`, keep-alive `keep_alive`), returning once every one
-    /// has its CONNACK. Fails on the first device that could not connect,
-    /// or after `deadline`.
+    /// Connects `connections` devices to `target` from `sources` (client
+    /// ids `<prefix>-<i>`, keep-alive `keep_alive`), returning once every
+    /// one has its CONNACK. Fails on the first device that could not
+    /// connect, or after `deadline`.
     pub(crate) async fn connect(
         target: SocketAddr,
+        sources: Sources,
         connections: usize,
         keep_alive: Duration,
         prefix: &str,
@@ -138,6 +158,7 @@ impl Fleet {
         for i in 0..connections {
             let device = Device {
                 index: i,
+                source: source_of(i, sources),
                 client_id: format!("{prefix}-{i}"),
                 topic: topics.topic(i, 0),
                 keep_alive_secs,
@@ -239,6 +260,7 @@ impl Fleet {
 /// One device's connection.
 struct Device {
     index: usize,
+    source: Ipv4Addr,
     client_id: String,
     /// Its own topic, so its own partition key.
     topic: String,
@@ -334,7 +356,7 @@ impl Device {
     /// Connects from this device's source address and completes CONNECT /
     /// CONNACK.
     async fn handshake(&self, target: SocketAddr) -> anyhow::Result<(TcpStream, BytesMut)> {
-        let source = source_of(self.index);
+        let source = self.source;
         let socket = TcpSocket::new_v4().context("cannot create a socket")?;
         socket
             .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
@@ -455,22 +477,20 @@ mod tests {
     }
 
     #[test]
-    fn connections_spread_over_source_addresses() {
-        assert_eq!(source_of(0), Ipv4Addr::new(127, 0, 0, 1));
-        assert_eq!(
-            source_of(CONNECTIONS_PER_SOURCE - 1),
-            Ipv4Addr::new(127, 0, 0, 1)
-        );
-        assert_eq!(
-            source_of(CONNECTIONS_PER_SOURCE),
-            Ipv4Addr::new(127, 0, 0, 2)
-        );
+    fn connections_spread_over_source_addresses_of_their_fleet() {
+        let at = |i, sources| source_of(i, sources).octets()[3] as usize;
+        assert_eq!(at(0, Sources::First), 1);
+        assert_eq!(at(CONNECTIONS_PER_SOURCE - 1, Sources::First), 1);
+        assert_eq!(at(CONNECTIONS_PER_SOURCE, Sources::First), 2);
+        assert_eq!(at(0, Sources::Second), 128);
         assert_eq!(sources_for(1), 1);
         assert_eq!(sources_for(19_900), 2);
         assert_eq!(sources_for(100_000), 10);
-        // Every connection's address is one of those counted.
+        // The addresses counted are the ones used, and the fleets never share one.
         let n = 25_000;
-        let highest = source_of(n - 1).octets()[3] as usize;
-        assert_eq!(highest, sources_for(n));
+        assert_eq!(at(n - 1, Sources::First), sources_for(n));
+        let last = SOURCES_PER_FLEET * CONNECTIONS_PER_SOURCE - 1;
+        assert!(at(last, Sources::First) < at(0, Sources::Second));
+        assert_eq!(at(last, Sources::Second), 254);
     }
 }
