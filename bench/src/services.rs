@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long a server may take to start.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long weir may take to load each of its rules at start.
+const RULE_LOAD_ALLOWANCE: Duration = Duration::from_millis(100);
+
 /// How long a server may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -328,11 +331,15 @@ impl Gateway {
         );
         let path = dir.join("weir.toml");
         std::fs::write(&path, config).context("cannot write weir.toml")?;
+        // Every rule is compiled and instantiated before `weir ready`: about
+        // 40 ms each in a debug build, so a thousand take longer than any
+        // one server's start.
+        let ready_within = START_DEADLINE.max(RULE_LOAD_ALLOWANCE * rules.len() as u32);
         let started = std::time::Instant::now();
         let mut child = Child::spawn("weir run", weir, &["run", "--config", path_str(&path)?])?;
         let (mut mqtt, mut admin) = (None, None);
         child
-            .wait_for_line(LineMark::default(), "weir ready", START_DEADLINE, |line| {
+            .wait_for_line(LineMark::default(), "weir ready", ready_within, |line| {
                 let addr = |prefix: &str| line.strip_prefix(prefix)?.trim().parse().ok();
                 mqtt = mqtt.or_else(|| addr("weir mqtt listener on "));
                 admin = admin.or_else(|| addr("weir admin on http://"));
