@@ -152,10 +152,10 @@ fn server_said(server: &Child) -> String {
     format!("the server's last output:\n{}", server.output_tail(10))
 }
 
-/// Connects a fleet to `server` from `sources` and measures what holding it idle costs:
-/// the connect rate, the resident memory it added, and the CPU over
-/// [`IDLE_PERIODS`] keep-alive periods. Returns the fleet, still connected,
-/// and the memory per connection in KiB.
+/// Connects a fleet to `server` from `sources` and measures what holding
+/// it idle costs: the connect rate, the resident memory it added, and the
+/// CPU over [`IDLE_PERIODS`] keep-alive periods. Returns the fleet, still
+/// connected, and the memory per connection in KiB.
 async fn hold(
     bench: &Bench,
     plan: Plan,

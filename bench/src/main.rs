@@ -253,6 +253,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--rules measures the listener: add --mode listener");
     }
     let connections_mode = args.mode == Mode::Connections;
+    if connections_mode && args.keys.is_some() {
+        bail!(
+            "--keys does not apply to --mode connections: each device publishes to a topic of its own"
+        );
+    }
     let devices = args.devices.unwrap_or(args.idle_connections);
     if connections_mode && (args.idle_connections == 0 || devices > args.idle_connections) {
         bail!(
