@@ -3,24 +3,37 @@
 //! ports in a temporary directory, publishes N messages of 200 bytes at
 //! QoS 0 and QoS 1 from several connections, reads the stream back, and
 //! prints one `name value unit` line per figure, so that runs on different
-//! commits can be compared line by line. docs/benchmarks.md describes the
+//! commits can be compared line by line. The scaling scenarios of issue 17
+//! vary one dimension each: idle connections and many devices
+//! (`--mode connections`), rules (`--rules`), partition keys (`--keys`),
+//! payload size and compression. docs/benchmarks.md describes the
 //! scenarios and records results.
 //!
 //! It builds nothing: it runs the `weir` binary given by `--weir` (by
 //! default the one next to itself, i.e. `target/release/weir` after
 //! `cargo build --release -p weir -p weir-bench`).
 
+mod connections;
+mod fleet;
+mod keys;
 mod mqtt;
 mod process;
+mod rules;
 mod services;
 mod verify;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use keys::Topics;
 use mqtt::{Counter, PublishPlan, Published};
 use process::{Usage, usage_of};
+use rules::RuleFilters;
 use rumqttc::QoS;
-use services::{DevServer, Gateway, Ingress, Mosquitto, NULL_RULE, SEED_RULE, STREAM};
+use services::{
+    DevServer, Gateway, Ingress, Mosquitto, NULL_RULE, RuleFile, SEED_RULE, STREAM, Tuning,
+    single_rule,
+};
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,13 +89,71 @@ struct Args {
     /// Longest wait for one phase (publishing, or the stream catching up).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout_secs: u64,
+    /// Spread the messages over K topics (partition keys) instead of one
+    /// per connection: connection `c` publishes to `t/bench/<c>/<k>`.
+    #[arg(long, value_name = "K")]
+    keys: Option<u64>,
+    /// The sink's batch compression (`sink.compression`).
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    compression: Compression,
+    /// Listener mode with N rule files (`r0` … `r<N-1>`) instead of the
+    /// seed rule, each the seed rule reading its own filter.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rules: Option<u32>,
+    /// With --rules: rule `i` reads `t/bench/r<i>/#` (only rule 0 matches
+    /// the load), or every rule reads `t/bench/r0/#` (every rule stores
+    /// every message).
+    #[arg(long, value_enum, default_value_t = RuleFilters::Distinct)]
+    rule_filters: RuleFilters,
+    /// Connections mode: idle MQTT connections held, first by weir, then
+    /// by mosquitto.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    idle_connections: usize,
+    /// Connections mode: the devices' MQTT keep-alive; each sends a PINGREQ
+    /// this often, and the idle CPU is measured over two periods.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=65535))]
+    keep_alive: u64,
+    /// Connections mode: how many of the idle connections then publish, as
+    /// devices, one QoS 1 message in flight each [default: all of them].
+    #[arg(long, value_name = "M")]
+    devices: Option<usize>,
+    /// Connections mode: messages per second per device.
+    #[arg(long, default_value_t = 5, value_name = "R",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    device_rate: u32,
+    /// Connections mode: how long the devices publish.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    load_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     Bridge,
     Listener,
+    /// Bridge and listener (not connections).
     All,
+    /// Idle connections, then many devices, on weir and on mosquitto.
+    Connections,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The value of `sink.compression`; `None` leaves weir's default.
+    fn config_value(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,6 +225,11 @@ struct Bench {
     hstream_nodes: u32,
     /// The seed rule, in the record format asked for.
     seed_rule: String,
+    /// The publishers' topics.
+    topics: Topics,
+    /// `--rules N` and its filters (listener mode).
+    rules: Option<(u32, RuleFilters)>,
+    tuning: Tuning,
     timeout: Duration,
 }
 
@@ -167,6 +243,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
             mqtt::MIN_PAYLOAD_BYTES
         );
     }
+    if args.payload_bytes > mqtt::MAX_PAYLOAD_BYTES {
+        bail!(
+            "--payload-bytes must be at most {}: weir's mqtt.listener.max_packet_size and sink.max_record_bytes are 1 MiB by default, HStreamDB's record limit",
+            mqtt::MAX_PAYLOAD_BYTES
+        );
+    }
+    if args.rules.is_some() && args.mode != Mode::Listener {
+        bail!("--rules measures the listener: add --mode listener");
+    }
+    let connections_mode = args.mode == Mode::Connections;
+    if connections_mode && args.keys.is_some() {
+        bail!(
+            "--keys does not apply to --mode connections: each device publishes to a topic of its own"
+        );
+    }
+    let devices = args.devices.unwrap_or(args.idle_connections);
+    if connections_mode && (args.idle_connections == 0 || devices > args.idle_connections) {
+        bail!(
+            "--devices ({devices}) must be at most --idle-connections ({}), which must be at least 1",
+            args.idle_connections
+        );
+    }
+    // Before anything starts: a run that cannot hold its connections
+    // would fail half-way.
+    let nofile_limit = if connections_mode {
+        connections::check_open_files(args.idle_connections)?
+    } else {
+        process::open_files_limit()?
+    };
     let weir = match args.weir {
         Some(path) => path,
         None => std::env::current_exe()
@@ -181,11 +286,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let bridge = matches!(args.mode, Mode::Bridge | Mode::All);
     let mosquitto = args.mosquitto.or_else(services::find_mosquitto);
-    if bridge && mosquitto.is_none() {
+    if (bridge || connections_mode) && mosquitto.is_none() {
         bail!(
-            "bridge mode needs mosquitto: install it (apt-get install mosquitto) or pass --mosquitto PATH"
+            "bridge and connections modes need mosquitto: install it (apt-get install mosquitto) or pass --mosquitto PATH"
         );
     }
+    let prefix = match args.rules {
+        Some(_) => rules::load_prefix(),
+        None => keys::PREFIX.to_owned(),
+    };
     let bench = Bench {
         weir,
         mosquitto,
@@ -197,6 +306,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         seed_rule: match args.record_format {
             RecordFormat::Hrecord => SEED_RULE.to_owned(),
             RecordFormat::Raw => services::raw_seed_rule()?,
+        },
+        topics: Topics::new(&prefix, args.connections, args.keys)?,
+        rules: args.rules.map(|n| (n, args.rule_filters)),
+        tuning: Tuning {
+            max_connections: None,
+            compression: args.compression.config_value(),
         },
         timeout: Duration::from_secs(args.timeout_secs),
     };
@@ -221,6 +336,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(format) = args.record_format.to_possible_value() {
         figure("bench.record_format", format.get_name(), "format");
     }
+    if let Some(keys) = args.keys {
+        figure("bench.keys", keys, "keys");
+    }
+    if let Some(compression) = args.compression.to_possible_value() {
+        figure("bench.compression", compression.get_name(), "codec");
+    }
+    if let Some((count, filters)) = bench.rules {
+        figure("bench.rules", count, "rules");
+        if let Some(filters) = filters.to_possible_value() {
+            figure("bench.rule_filters", filters.get_name(), "filters");
+        }
+    }
+    figure("bench.nofile_limit", nofile_limit, "files");
+    let plan = connections::Plan {
+        connections: args.idle_connections,
+        keep_alive: Duration::from_secs(args.keep_alive),
+        devices,
+        device_rate: args.device_rate,
+        load_for: Duration::from_secs(args.load_secs),
+    };
+    if connections_mode {
+        figure("bench.idle_connections", plan.connections, "conns");
+        figure("bench.keep_alive", args.keep_alive, "s");
+        figure("bench.devices", plan.devices, "conns");
+        figure("bench.device_rate", plan.device_rate, "msg/s");
+        figure("bench.load_secs", args.load_secs, "s");
+    }
     figure(
         "bench.cpus",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -236,6 +378,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    if connections_mode {
+        return connections::bench_connections(&bench, plan).await;
+    }
     for &(qos, messages) in &runs {
         if bridge {
             bench_bridge(&bench, qos, messages).await?;
@@ -279,6 +424,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     let ceiling = last.map_or(0.0, |last| rate(received, last - published.start));
     let prefix = format!("{tag}.ceiling");
     figure(&format!("{prefix}.rate"), format!("{ceiling:.0}"), "msg/s");
+    bytes_rate_figure(&prefix, ceiling, bench.payload_bytes);
     figure(&format!("{prefix}.received"), received, "msgs");
     publisher_figures(&prefix, &published);
     cpu_figure(&prefix, "mosquitto_cpu", before.0, after.0);
@@ -302,7 +448,8 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         &gateway_dir,
         &ingress,
         &devserver.url(),
-        &bench.seed_rule,
+        &single_rule(&bench.seed_rule),
+        bench.tuning,
     )
     .await?;
     broker
@@ -312,18 +459,11 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         ("mosquitto_cpu", &broker.child),
         ("devserver_cpu", &devserver.child),
     ];
-    let stats = measure_stored(
-        bench,
-        &gateway,
-        &others,
-        qos,
-        messages,
-        gateway.port_or(broker.port),
-        "bench-bridge",
-    )
-    .await?;
+    let plan = bench.plan(gateway.port_or(broker.port), qos, messages, "bench-bridge");
+    let publishing = mqtt::publish(&plan, bench.timeout);
+    let stats = measure_stored(bench, &gateway, &others, messages, publishing).await?;
     gateway.stop().await;
-    let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
+    let stored = verify::read_back(&devserver.url(), STREAM, messages, 1).await?;
     let prefix = format!("{tag}.weir");
     let weir_rate = stats.report(&prefix, &stored);
     ratio_figure(&format!("{tag}.ratio_to_ceiling"), weir_rate, ceiling);
@@ -339,7 +479,8 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
         &dir.path().join("weir-null"),
         &ingress,
         &devserver.url(),
-        NULL_RULE,
+        &single_rule(NULL_RULE),
+        bench.tuning,
     )
     .await?;
     broker
@@ -381,29 +522,44 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
     .await?;
     create_stream(&devserver.url(), bench.shards).await?;
 
+    let (rules, copies) = match bench.rules {
+        Some((count, filters)) => (
+            rules::rule_files(&bench.seed_rule, count, filters)?,
+            filters.copies(count),
+        ),
+        None => (single_rule(&bench.seed_rule), 1),
+    };
     let gateway = Gateway::start(
         &bench.weir,
         &dir.path().join("weir"),
         &Ingress::Listener,
         &devserver.url(),
-        &bench.seed_rule,
+        &rules,
+        bench.tuning,
     )
     .await?;
+    startup_figures(&format!("{tag}.weir"), &gateway, &rules)?;
     let others = [("devserver_cpu", &devserver.child)];
-    let port = gateway.port_or(0);
-    let stats = measure_stored(
-        bench,
-        &gateway,
-        &others,
-        qos,
-        messages,
-        port,
-        "bench-listener",
-    )
-    .await?;
+    let plan = bench.plan(gateway.port_or(0), qos, messages, "bench-listener");
+    let publishing = mqtt::publish(&plan, bench.timeout);
+    let records = messages * u64::from(copies);
+    let stats = measure_stored(bench, &gateway, &others, records, publishing).await?;
+    let reload = match bench.rules {
+        Some((count, filters)) => Some(
+            rules::reload_one(&gateway, &bench.seed_rule, count, filters, bench.timeout).await?,
+        ),
+        None => None,
+    };
     gateway.stop().await;
-    let stored = verify::read_back(&devserver.url(), STREAM, messages).await?;
+    let stored = verify::read_back(&devserver.url(), STREAM, messages, copies).await?;
     let weir_rate = stats.report(&format!("{tag}.weir"), &stored);
+    if let Some(took) = reload {
+        figure(
+            &format!("{tag}.weir.reload_one_rule"),
+            format!("{:.1}", took.as_secs_f64() * 1000.0),
+            "ms",
+        );
+    }
 
     // The null sink: same listener, a rule that stores nothing. At QoS 1
     // every PUBACK came after the rule was done with its message.
@@ -412,7 +568,8 @@ async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Resul
         &dir.path().join("weir-null"),
         &Ingress::Listener,
         &devserver.url(),
-        NULL_RULE,
+        &single_rule(NULL_RULE),
+        bench.tuning,
     )
     .await?;
     let port = gateway.port_or(0);
@@ -501,9 +658,24 @@ impl Bench {
             qos,
             inflight: self.inflight,
             payload_bytes: self.payload_bytes,
+            topics: self.topics.clone(),
             client_prefix: client_prefix.to_owned(),
         }
     }
+}
+
+/// How long weir took to start with its rules, and its memory then: with
+/// `--rules N` across several N, what loading a rule costs.
+fn startup_figures(prefix: &str, gateway: &Gateway, rules: &[RuleFile]) -> anyhow::Result<()> {
+    figure(&format!("{prefix}.rules_loaded"), rules.len(), "rules");
+    figure(
+        &format!("{prefix}.startup"),
+        format!("{:.1}", gateway.started_in.as_secs_f64() * 1000.0),
+        "ms",
+    );
+    let rss = gateway.child.usage()?.rss;
+    figure(&format!("{prefix}.rss_after_start"), mib(rss), "MiB");
+    Ok(())
 }
 
 impl Gateway {
@@ -518,6 +690,7 @@ impl Gateway {
 #[derive(Debug)]
 struct RunStats {
     published: Published,
+    payload_bytes: usize,
     stored_metric: u64,
     dropped_qos0: u64,
     /// Events per batch given to the rules, over this run.
@@ -527,28 +700,23 @@ struct RunStats {
     bench: (Usage, Usage),
 }
 
-/// Publishes into weir and waits until weir has stored every message (its
-/// `weir_sink_success_total`), or the count stands still after publishing.
+/// Runs `publishing` (the load into weir) and waits until weir has stored
+/// `records` records (its `weir_sink_success_total`), or the count stands
+/// still after publishing.
 async fn measure_stored(
     bench: &Bench,
     gateway: &Gateway,
     others: &[(&'static str, &process::Child)],
-    qos: QoS,
-    messages: u64,
-    port: u16,
-    client_prefix: &str,
+    records: u64,
+    publishing: impl Future<Output = anyhow::Result<Published>>,
 ) -> anyhow::Result<RunStats> {
     let weir_before = gateway.child.usage()?;
     let others_before = usages(others)?;
     let bench_before = own_usage()?;
     let rules_before = rules_batches(gateway).await?;
-    let published = mqtt::publish(
-        &bench.plan(port, qos, messages, client_prefix),
-        bench.timeout,
-    )
-    .await?;
+    let published = publishing.await?;
     let (stored_metric, _) =
-        wait_for_metric(gateway, "weir_sink_success_total", messages, bench.timeout).await?;
+        wait_for_metric(gateway, "weir_sink_success_total", records, bench.timeout).await?;
     let weir_after = gateway.child.usage()?;
     let bench_after = own_usage()?;
     let others_stats = others
@@ -563,6 +731,7 @@ async fn measure_stored(
         (rules_after.0 - rules_before.0) / (rules_after.1 - rules_before.1).max(1.0);
     Ok(RunStats {
         published,
+        payload_bytes: bench.payload_bytes,
         stored_metric,
         dropped_qos0,
         rules_batch_mean,
@@ -591,6 +760,7 @@ impl RunStats {
             rate(stored.unique, span)
         });
         figure(&format!("{prefix}.rate"), format!("{rate:.0}"), "msg/s");
+        bytes_rate_figure(prefix, rate, self.payload_bytes);
         for (name, q) in [
             ("latency_p50", 0.5),
             ("latency_p99", 0.99),
@@ -627,6 +797,12 @@ impl RunStats {
             "events",
         );
         cpu_figure(prefix, "cpu", self.weir.0, self.weir.1);
+        let cpu = self.weir.1.cpu_seconds - self.weir.0.cpu_seconds;
+        figure(
+            &format!("{prefix}.cpu_per_message"),
+            format!("{:.2}", cpu * 1e6 / stored.unique.max(1) as f64),
+            "us",
+        );
         figure(
             &format!("{prefix}.peak_rss"),
             mib(self.weir.1.peak_rss),
@@ -649,6 +825,15 @@ fn publisher_figures(prefix: &str, published: &Published) {
     );
     figure(&format!("{prefix}.published"), published.written, "msgs");
     figure(&format!("{prefix}.pubacks"), published.acked, "msgs");
+}
+
+/// Prints a rate of messages as megabytes (10^6) of payload per second.
+fn bytes_rate_figure(prefix: &str, rate: f64, payload_bytes: usize) {
+    figure(
+        &format!("{prefix}.bytes_rate"),
+        format!("{:.2}", rate * payload_bytes as f64 / 1e6),
+        "MB/s",
+    );
 }
 
 /// Prints `numerator / denominator` as a ratio, 0 when the denominator is.

@@ -12,6 +12,7 @@
 //! not nanoseconds, because weir stores JSON numbers in an HRecord as
 //! doubles, exact only up to 2^53.
 
+use crate::keys::Topics;
 use anyhow::{Context, bail};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use std::sync::Arc;
@@ -19,12 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
-
-/// The topic of connection `c`: one topic, so one partition key, per
-/// connection (the seed rule keys records by topic).
-pub(crate) fn topic_of(connection: usize) -> String {
-    format!("t/bench/{connection}")
-}
 
 /// The filter that sees every benchmark topic.
 pub(crate) const FILTER: &str = "t/#";
@@ -39,6 +34,7 @@ pub(crate) struct PublishPlan {
     /// QoS 1 messages written and not yet acknowledged, per connection.
     pub(crate) inflight: u16,
     pub(crate) payload_bytes: usize,
+    pub(crate) topics: Topics,
     /// Client ids are `<prefix>-<c>`; a new prefix per run keeps a broker
     /// from resuming an earlier run's session.
     pub(crate) client_prefix: String,
@@ -79,6 +75,17 @@ pub(crate) fn payload(seq: u64, t_us: u64, bytes: usize) -> Vec<u8> {
 /// realistic size (up to 10^12 messages, times until the year 2286).
 pub(crate) const MIN_PAYLOAD_BYTES: usize = 64;
 
+/// Largest payload a run can store: below weir's defaults for the
+/// listener's `mqtt.listener.max_packet_size` and the sink's
+/// `max_record_bytes` (both 1 MiB, HStreamDB's record limit), with room for
+/// the topic and the record's other fields.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 1_000_000;
+
+/// The publisher's and the counter's packet limit, both ways: rumqttc's
+/// default (10 KiB) would refuse the larger payloads; mosquitto's
+/// `message_size_limit` and weir's bridge accept up to MQTT's 256 MiB.
+const MAX_PACKET_BYTES: usize = 2 * MAX_PAYLOAD_BYTES;
+
 /// Connects every connection, then publishes `plan.messages` messages
 /// (connection `c` sends the sequence numbers `s` with `s % C == c`), waits
 /// for every PUBACK at QoS 1, and disconnects. Fails on a connection error
@@ -96,6 +103,7 @@ pub(crate) async fn publish(plan: &PublishPlan, deadline: Duration) -> anyhow::R
         );
         options.set_inflight(plan.inflight.max(1));
         options.set_keep_alive(Duration::from_secs(60));
+        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         // A short request queue: a message's time is taken when it is
         // queued, so a long queue would count client-side waiting as
         // gateway latency.
@@ -110,17 +118,17 @@ pub(crate) async fn publish(plan: &PublishPlan, deadline: Duration) -> anyhow::R
             quota,
             ready_tx,
         ));
-        let topic = topic_of(c);
+        let topics = plan.topics.clone();
         let mut go = go_rx.clone();
         let (connections, bytes) = (plan.connections as u64, plan.payload_bytes);
         tasks.spawn(async move {
             // The sender is dropped only when publish() itself returns.
             let _ = go.wait_for(|go| *go).await;
             let mut seq = c as u64;
-            for _ in 0..quota {
+            for j in 0..quota {
                 let body = payload(seq, now_us(), bytes);
                 if client
-                    .publish(topic.clone(), qos, false, body)
+                    .publish(topics.topic(c, j), qos, false, body)
                     .await
                     .is_err()
                 {
@@ -267,6 +275,7 @@ impl Counter {
     pub(crate) async fn start(port: u16, qos: QoS, client_id: &str) -> anyhow::Result<Counter> {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(60));
+        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         client
             .subscribe(FILTER, qos)
@@ -365,6 +374,15 @@ mod tests {
             .len()
                 <= MIN_PAYLOAD_BYTES
         );
+    }
+
+    #[test]
+    fn large_payloads_have_the_asked_size() {
+        for bytes in [16 * 1024, 256 * 1024, MAX_PAYLOAD_BYTES] {
+            let body = payload(7, 1_790_000_000_000_000, bytes);
+            assert_eq!(body.len(), bytes);
+            assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+        }
     }
 
     #[test]

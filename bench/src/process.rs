@@ -191,37 +191,41 @@ fn capture(
     });
 }
 
-/// CPU time and peak resident memory of a process.
+/// CPU time and resident memory of a process.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Usage {
     /// User plus system CPU time, in seconds.
     pub(crate) cpu_seconds: f64,
     /// `VmHWM`: the peak resident set, in bytes.
     pub(crate) peak_rss: u64,
+    /// `VmRSS`: the resident set now, in bytes.
+    pub(crate) rss: u64,
 }
 
-/// Reads `/proc/PID/stat` (utime and stime) and `/proc/PID/status` (VmHWM).
+/// Reads `/proc/PID/stat` (utime and stime) and `/proc/PID/status` (VmHWM,
+/// VmRSS).
 pub(crate) fn usage_of(pid: u32) -> anyhow::Result<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     let ticks = parse_cpu_ticks(&stat).context("unexpected /proc/PID/stat")?;
-    let peak_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .context("no VmHWM in /proc/PID/status")?;
+    let kib = |field: &str| {
+        status_kib(&status, field).with_context(|| format!("no {field} in /proc/{pid}/status"))
+    };
     Ok(Usage {
         cpu_seconds: ticks as f64 / clock_ticks_per_second() as f64,
-        peak_rss: peak_kib * 1024,
+        peak_rss: kib("VmHWM")? * 1024,
+        rss: kib("VmRSS")? * 1024,
     })
+}
+
+/// A `NAME:   123 kB` line of `/proc/PID/status`, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// utime + stime of a `/proc/PID/stat` line, in clock ticks. The command
@@ -251,6 +255,28 @@ fn clock_ticks_per_second() -> u64 {
     })
 }
 
+/// This process's soft limit on open files (`RLIMIT_NOFILE`), from
+/// `/proc/self/limits`: every socket is a file, and the children (weir,
+/// mosquitto) inherit the same limit.
+pub(crate) fn open_files_limit() -> anyhow::Result<u64> {
+    let limits =
+        std::fs::read_to_string("/proc/self/limits").context("cannot read /proc/self/limits")?;
+    parse_open_files_limit(&limits).context("no \"Max open files\" in /proc/self/limits")
+}
+
+/// The soft limit of the `Max open files` line; `unlimited` is `u64::MAX`.
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let soft = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    }
+}
+
 /// Reserves a free loopback port for a program that cannot report the port
 /// it picked (mosquitto). The port is released before the program binds it,
 /// so a collision is possible; callers retry.
@@ -275,8 +301,21 @@ mod tests {
     }
 
     #[test]
+    fn the_open_files_limit_is_the_soft_one() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max processes             95426                95426                processes\n\
+                      Max open files            20000                250000               files\n";
+        assert_eq!(parse_open_files_limit(limits), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_open_files_limit(unlimited), Some(u64::MAX));
+        assert!(open_files_limit().expect("readable") > 0);
+    }
+
+    #[test]
     fn own_usage_is_readable() {
         let usage = usage_of(std::process::id()).expect("usage");
-        assert!(usage.peak_rss > 0);
+        assert!(usage.rss > 0);
+        assert!(usage.peak_rss >= usage.rss);
     }
 }

@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long a server may take to start.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long weir may take to load each of its rules at start.
+const RULE_LOAD_ALLOWANCE: Duration = Duration::from_millis(100);
+
 /// How long a server may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -234,6 +237,45 @@ pub(crate) enum Ingress {
     Listener,
 }
 
+/// One file of a gateway's plugins directory, `<name>.rule.toml`; `name`
+/// is the rule's name in the admin API.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleFile {
+    pub(crate) name: String,
+    pub(crate) text: String,
+}
+
+impl RuleFile {
+    pub(crate) fn new(name: impl Into<String>, text: impl Into<String>) -> RuleFile {
+        RuleFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    fn write(&self, plugins: &Path) -> anyhow::Result<()> {
+        let path = plugins.join(format!("{}.rule.toml", self.name));
+        std::fs::write(&path, &self.text)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The one rule every scenario but the rules scenario runs.
+pub(crate) fn single_rule(text: &str) -> Vec<RuleFile> {
+    vec![RuleFile::new("mqtt_message", text)]
+}
+
+/// What a run changes in weir's configuration, beyond the ports and the
+/// directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tuning {
+    /// `mqtt.listener.max_connections` (listener mode), when the default
+    /// (10,000) is too few.
+    pub(crate) max_connections: Option<usize>,
+    /// `sink.compression`: `none`, `gzip` or `zstd`.
+    pub(crate) compression: Option<&'static str>,
+}
+
 /// `weir run --config FILE`: the gateway as it runs in production.
 #[derive(Debug)]
 pub(crate) struct Gateway {
@@ -241,26 +283,33 @@ pub(crate) struct Gateway {
     /// The MQTT listener (listener mode).
     pub(crate) mqtt: Option<SocketAddr>,
     pub(crate) admin: SocketAddr,
+    /// Where its rule files are; rewriting one reloads it.
+    pub(crate) plugins: PathBuf,
+    /// From starting the process to `weir ready` (every rule loaded, the
+    /// listener bound).
+    pub(crate) started_in: Duration,
 }
 
 impl Gateway {
-    /// Writes the configuration and the one rule into `dir` and starts weir
-    /// there, waiting for `weir ready`. Everything not set here is weir's
-    /// default (docs/config.md); `WEIR_...` variables in the bench's
-    /// environment reach weir and override it.
+    /// Writes the configuration and the rules into `dir` and starts weir
+    /// there, waiting for `weir ready`. Everything not set here or in
+    /// `tuning` is weir's default (docs/config.md); `WEIR_...` variables in
+    /// the bench's environment reach weir and override it.
     pub(crate) async fn start(
         weir: &Path,
         dir: &Path,
         ingress: &Ingress,
         hstream_url: &str,
-        rule: &str,
+        rules: &[RuleFile],
+        tuning: Tuning,
     ) -> anyhow::Result<Gateway> {
         let plugins = dir.join("plugins");
         std::fs::create_dir_all(&plugins)
             .with_context(|| format!("cannot create {}", plugins.display()))?;
-        std::fs::write(plugins.join("mqtt_message.rule.toml"), rule)
-            .context("cannot write the rule")?;
-        let mqtt = match ingress {
+        for rule in rules {
+            rule.write(&plugins)?;
+        }
+        let mut mqtt = match ingress {
             Ingress::Bridge { url, client_id } => format!(
                 "[mqtt]\nmode = \"bridge\"\n\n[mqtt.bridge]\nurl = {url:?}\nclient_id = {client_id:?}\n"
             ),
@@ -268,34 +317,64 @@ impl Gateway {
                  bind = \"127.0.0.1:0\"\nallow_anonymous = true\n"
                 .to_owned(),
         };
+        if let (Ingress::Listener, Some(max)) = (ingress, tuning.max_connections) {
+            mqtt.push_str(&format!("max_connections = {max}\n"));
+        }
+        let sink = tuning
+            .compression
+            .map(|c| format!("\n[sink]\ncompression = {c:?}\n"))
+            .unwrap_or_default();
         let config = format!(
             "node = \"weir-bench\"\n\n{mqtt}\n[hstreamdb]\nurl = {hstream_url:?}\n\n\
-             [plugins]\ndir = {plugins:?}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+             [plugins]\ndir = {plugins:?}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{sink}",
             plugins = path_str(&plugins)?,
         );
         let path = dir.join("weir.toml");
         std::fs::write(&path, config).context("cannot write weir.toml")?;
+        // Every rule is compiled and instantiated before `weir ready`: about
+        // 40 ms each in a debug build, so a thousand take longer than any
+        // one server's start.
+        let ready_within = START_DEADLINE.max(RULE_LOAD_ALLOWANCE * rules.len() as u32);
+        let started = std::time::Instant::now();
         let mut child = Child::spawn("weir run", weir, &["run", "--config", path_str(&path)?])?;
         let (mut mqtt, mut admin) = (None, None);
         child
-            .wait_for_line(LineMark::default(), "weir ready", START_DEADLINE, |line| {
+            .wait_for_line(LineMark::default(), "weir ready", ready_within, |line| {
                 let addr = |prefix: &str| line.strip_prefix(prefix)?.trim().parse().ok();
                 mqtt = mqtt.or_else(|| addr("weir mqtt listener on "));
                 admin = admin.or_else(|| addr("weir admin on http://"));
                 (line == "weir ready").then_some(())
             })
             .await?;
+        let started_in = started.elapsed();
         let admin = admin.context("weir did not print its admin address")?;
         if matches!(ingress, Ingress::Listener) && mqtt.is_none() {
             bail!("weir did not print its MQTT listener's address");
         }
-        Ok(Gateway { child, mqtt, admin })
+        Ok(Gateway {
+            child,
+            mqtt,
+            admin,
+            plugins,
+            started_in,
+        })
     }
 
     /// The sum of every sample of metric `name` (all label sets).
     pub(crate) async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = scrape(self.admin).await?;
+        let text = get(self.admin, "/metrics").await?;
         Ok(sum_metric(&text, name))
+    }
+
+    /// The version of rule `name` that runs now (`GET /api/v1/rules/NAME`,
+    /// docs/admin.md), `None` while none does.
+    pub(crate) async fn rule_version(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        let path = format!("/api/v1/rules/{name}");
+        let text = get(self.admin, &path).await?;
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let answer: serde_json::Value = serde_json::from_str(body)
+            .with_context(|| format!("weir's {path} did not answer JSON: {body:?}"))?;
+        Ok(answer["rule"]["version"].as_u64())
     }
 
     pub(crate) async fn stop(self) {
@@ -303,26 +382,26 @@ impl Gateway {
     }
 }
 
-/// GET /metrics over a bare HTTP/1.0 connection: the answer is then never
-/// chunked and ends when the server closes, so no HTTP client is needed.
-async fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
+/// GET `path` of the admin API over a bare HTTP/1.0 connection: the answer
+/// is then never chunked and ends when the server closes, so no HTTP client
+/// is needed. Returns the whole answer, status line and headers included.
+async fn get(admin: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: weir\r\n\r\n");
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(admin).await?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: weir\r\n\r\n")
-            .await?;
+        stream.write_all(request.as_bytes()).await?;
         let mut body = Vec::new();
         stream.read_to_end(&mut body).await?;
         Ok::<_, std::io::Error>(body)
     };
     let body = tokio::time::timeout(Duration::from_secs(10), fetch)
         .await
-        .context("weir's /metrics did not answer within 10 s")?
-        .context("cannot read weir's /metrics")?;
+        .with_context(|| format!("weir's {path} did not answer within 10 s"))?
+        .with_context(|| format!("cannot read weir's {path}"))?;
     let text = String::from_utf8_lossy(&body).into_owned();
     if !text.starts_with("HTTP/1.") || !text.lines().next().is_some_and(|l| l.contains(" 200")) {
         bail!(
-            "weir's /metrics answered {:?}",
+            "weir's {path} answered {:?}",
             text.lines().next().unwrap_or("")
         );
     }

@@ -16,9 +16,10 @@ pub(crate) struct Stored {
     pub(crate) records: u64,
     /// Sequence numbers stored at least once.
     pub(crate) unique: u64,
-    /// Sequence numbers never stored.
+    /// Sequence numbers stored fewer times than expected (never, with one
+    /// rule storing each message).
     pub(crate) missing: u64,
-    /// Records beyond the first of their sequence number.
+    /// Records beyond the expected number of their sequence number.
     pub(crate) duplicates: u64,
     /// Records that are not this run's (wrong shape, or out of range).
     pub(crate) foreign: u64,
@@ -45,8 +46,14 @@ impl Stored {
 }
 
 /// Reads `stream` from its first record to the last one stored now, for a
-/// run of `messages` messages that started at `start_us`.
-pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow::Result<Stored> {
+/// run of `messages` messages each stored `copies` times (by as many rules
+/// writing to the stream).
+pub(crate) async fn read_back(
+    url: &str,
+    stream: &str,
+    messages: u64,
+    copies: u32,
+) -> anyhow::Result<Stored> {
     let url = url
         .parse()
         .with_context(|| format!("bad server url {url}"))?;
@@ -57,7 +64,7 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
         .await
         .with_context(|| format!("cannot read stream {stream}"))?;
     let len = usize::try_from(messages).context("too many messages for this machine")?;
-    let mut copies = vec![0u32; len];
+    let mut seen = vec![0u32; len];
     let mut latencies_us = Vec::with_capacity(len);
     let mut stored = Stored::default();
     let mut last_batch = None;
@@ -70,7 +77,7 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
             stored.foreign += 1;
             continue;
         };
-        let Some(slot) = usize::try_from(seq).ok().and_then(|s| copies.get_mut(s)) else {
+        let Some(slot) = usize::try_from(seq).ok().and_then(|s| seen.get_mut(s)) else {
             stored.foreign += 1;
             continue;
         };
@@ -82,8 +89,10 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
             stored.batches += 1;
         }
         *slot += 1;
-        if *slot > 1 {
+        if *slot > copies {
             stored.duplicates += 1;
+        }
+        if *slot > 1 {
             continue;
         }
         if let Some(ms) = record.timestamp_ms {
@@ -91,8 +100,8 @@ pub(crate) async fn read_back(url: &str, stream: &str, messages: u64) -> anyhow:
             latencies_us.push(latency_us(ms, t_us));
         }
     }
-    stored.unique = copies.iter().filter(|&&c| c > 0).count() as u64;
-    stored.missing = messages - stored.unique;
+    stored.unique = seen.iter().filter(|&&c| c > 0).count() as u64;
+    stored.missing = seen.iter().filter(|&&c| c < copies).count() as u64;
     latencies_us.sort_unstable();
     stored.latencies_us = latencies_us;
     Ok(stored)
