@@ -212,6 +212,22 @@ pub struct MessageDropped {
 }
 
 impl Event {
+    /// The message the event is about, for the message events.
+    pub(crate) fn message(&self) -> Option<&MessagePublish> {
+        match self {
+            Event::MessagePublish(m) => Some(m),
+            Event::MessageDelivered(d) => Some(&d.message),
+            Event::MessageAcked(a) => Some(&a.delivery.message),
+            Event::DeliveryDropped(d) => Some(&d.delivery.message),
+            Event::MessageDropped(d) => Some(&d.message),
+            Event::ClientConnected(_)
+            | Event::ClientDisconnected(_)
+            | Event::ClientConnack(_)
+            | Event::SessionSubscribed(_)
+            | Event::SessionUnsubscribed(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> EventKind {
         match self {
             Event::MessagePublish(_) => EventKind::MessagePublish,

@@ -43,6 +43,18 @@ use weir_guest_sdk::abi::{BatchWriter, OutputFrameReader};
 /// deadline per event instead.
 pub(crate) const BATCH_BUDGET_CALLS: u32 = 16;
 
+/// The share of a plugin's memory cap (`limits.memory_mb`) one call's
+/// payloads may take (one eighth). The rest is for the module's own memory,
+/// the guest's copy of the batch, what it decodes and the records it writes
+/// back, each about as large again: a batch of large messages that
+/// filled the cap would fail as a whole, and its good events would be
+/// bisected into the batch's time budget and rejected (issue 17 found 256
+/// KiB payloads quarantined that way).
+const PAYLOAD_SHARE_OF_MEMORY: u64 = 8;
+
+/// What an event without a payload is counted as, for the share above.
+const EVENT_OVERHEAD_BYTES: u64 = 256;
+
 /// A plugin version, ready to run.
 pub(crate) struct LoadedPlugin {
     pub(crate) name: Arc<str>,
@@ -151,6 +163,38 @@ impl LoadedPlugin {
 
     /// Runs the events `indexes` of `events` through the plugin, appending
     /// outputs and errors (blocking).
+    /// `indexes` cut, in order, into runs whose payloads fit the plugin's
+    /// share of memory for one call; an event larger than that is a run of
+    /// its own.
+    fn parts<'a, E: Borrow<Event>>(
+        &self,
+        events: &[E],
+        indexes: &'a [usize],
+    ) -> impl Iterator<Item = &'a [usize]> {
+        let room = self.manifest.limits.memory_mb * 1024 * 1024 / PAYLOAD_SHARE_OF_MEMORY;
+        let size = |i: usize| {
+            let message = events.get(i).and_then(|e| e.borrow().message());
+            message.map_or(0, |m| m.payload.len() as u64) + EVENT_OVERHEAD_BYTES
+        };
+        let mut ends = Vec::new();
+        let mut used = 0;
+        for (at, &i) in indexes.iter().enumerate() {
+            let bytes = size(i);
+            if at > 0 && used + bytes > room {
+                ends.push(at);
+                used = 0;
+            }
+            used += bytes;
+        }
+        ends.push(indexes.len());
+        let mut start = 0;
+        ends.into_iter().map(move |end| {
+            let part = &indexes[start..end];
+            start = end;
+            part
+        })
+    }
+
     pub(crate) fn run<E: Borrow<Event>>(
         &self,
         events: &[E],
@@ -180,22 +224,20 @@ impl LoadedPlugin {
         let (out_before, err_before) = (outputs.len(), errors.len());
         let mut failed = false;
         let budget_end = started + self.manifest.limits.deadline() * BATCH_BUDGET_CALLS;
-        if let Err(first) = self.attempt(&mut state, events, indexes, cache, outputs, errors) {
+        for part in self.parts(events, indexes) {
+            let Err(first) = self.attempt(&mut state, events, part, cache, outputs, errors) else {
+                continue;
+            };
             failed = true;
             self.note(&mut state, &first);
             if Instant::now() >= budget_end {
-                self.out_of_time(indexes, errors);
-            } else {
-                match self.attempt(&mut state, events, indexes, cache, outputs, errors) {
-                    Ok(()) => {}
-                    Err(second) => {
-                        self.note(&mut state, &second);
-                        let (failure, time) = (second, budget_end);
-                        self.isolate(
-                            &mut state, events, indexes, cache, failure, time, outputs, errors,
-                        );
-                    }
-                }
+                self.out_of_time(part, errors);
+                continue;
+            }
+            if let Err(second) = self.attempt(&mut state, events, part, cache, outputs, errors) {
+                self.note(&mut state, &second);
+                let (failure, time) = (second, budget_end);
+                self.isolate(&mut state, events, part, cache, failure, time, outputs, errors);
             }
         }
         self.update_breaker(&mut state, failed);

@@ -230,3 +230,28 @@ fn a_tripped_plugin_gives_its_instance_back() {
     assert!(m.memory_peak_bytes > 0, "{m:?}");
     assert_eq!(m.memory_bytes, 0, "{m:?}");
 }
+
+#[test]
+fn a_batch_of_large_messages_is_run_in_parts_that_fit_the_plugins_memory() {
+    let engine = engine();
+    // 8 MiB of memory, an eighth of it for one call's payloads: three of
+    // the 48 payloads of 256 KiB below to a call, and no call fails.
+    let manifest = format!(
+        "{}\n[limits]\nmemory_mb = 8\n",
+        MESSAGE.manifest_text().expect("manifest")
+    );
+    install_with(&engine, &MESSAGE, &manifest);
+    let payload = vec![b'x'; 256 * 1024];
+    let events: Vec<Event> = (0..48)
+        .map(|i| publish(i as u128, &format!("t/{i}"), &payload))
+        .collect();
+    let out = engine.process(&events);
+    assert!(out.errors.is_empty(), "{:?}", out.errors.first());
+    assert_eq!(
+        out.outputs.iter().map(|o| o.event).collect::<Vec<_>>(),
+        (0..48).collect::<Vec<_>>(),
+        "one record per event, in order"
+    );
+    let m = engine.status("message").expect("known").metrics;
+    assert_eq!(m.invocations, 16, "48 payloads of 256 KiB, 3 to a 1 MiB share");
+}
