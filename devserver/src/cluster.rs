@@ -393,7 +393,11 @@ impl NodeServer {
             shared: self.shared.clone(),
             receiver: Some(id),
         });
-        let mut builder = tonic::transport::Server::builder();
+        // HTTP/2 flow control sized by bandwidth-delay probing, as gRPC's C
+        // core (under HStreamDB's server) does by default: with h2's fixed
+        // 64 KiB stream window a batch of large records waits on one
+        // WINDOW_UPDATE round trip per 64 KiB.
+        let mut builder = tonic::transport::Server::builder().http2_adaptive_window(Some(true));
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }

@@ -237,7 +237,9 @@ impl LoadedPlugin {
             if let Err(second) = self.attempt(&mut state, events, part, cache, outputs, errors) {
                 self.note(&mut state, &second);
                 let (failure, time) = (second, budget_end);
-                self.isolate(&mut state, events, part, cache, failure, time, outputs, errors);
+                self.isolate(
+                    &mut state, events, part, cache, failure, time, outputs, errors,
+                );
             }
         }
         self.update_breaker(&mut state, failed);

@@ -253,5 +253,8 @@ fn a_batch_of_large_messages_is_run_in_parts_that_fit_the_plugins_memory() {
         "one record per event, in order"
     );
     let m = engine.status("message").expect("known").metrics;
-    assert_eq!(m.invocations, 16, "48 payloads of 256 KiB, 3 to a 1 MiB share");
+    assert_eq!(
+        m.invocations, 16,
+        "48 payloads of 256 KiB, 3 to a 1 MiB share"
+    );
 }

@@ -64,8 +64,11 @@ impl Dialer {
         let origin = format!("{scheme}://{}", self.addr)
             .parse()
             .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        // Windows sized by bandwidth-delay probing, as gRPC's C core does,
+        // so reading large records back is not paced by 64 KiB windows.
         let endpoint = endpoint
             .origin(origin)
+            .http2_adaptive_window(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(10));
 
