@@ -148,10 +148,17 @@ fn assert_the_message_record(name: &str, key: &str, record: &serde_json::Value) 
     );
 }
 
+/// componentize-py, which `.ci/setup` installs; fails the test if missing.
 fn componentize_py() -> PathBuf {
-    std::env::var_os("WEIR_COMPONENTIZE_PY")
+    let tool = std::env::var_os("WEIR_COMPONENTIZE_PY")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/componentize-py"))
+        .unwrap_or_else(|| repo_root().join(".venv/bin/componentize-py"));
+    assert!(
+        tool.is_file(),
+        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
+        tool.display()
+    );
+    tool
 }
 
 #[tokio::test]
@@ -179,11 +186,6 @@ async fn a_javascript_plugin_built_from_source_runs_in_weir_dev() {
 async fn a_python_plugin_built_from_source_runs_in_weir_dev() {
     let example = repo_root().join("plugins/python/message");
     let tool = componentize_py();
-    assert!(
-        tool.is_file(),
-        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
-        tool.display()
-    );
     let dir = scratch_dir();
     let wasm = dir.path().join("py_message.wasm");
     build(
@@ -212,11 +214,6 @@ async fn a_python_plugin_built_from_source_runs_in_weir_dev() {
 async fn a_python_plugin_that_sleeps_is_stopped_at_once_and_told_why() {
     let example = repo_root().join("plugins/python/message");
     let tool = componentize_py();
-    assert!(
-        tool.is_file(),
-        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
-        tool.display()
-    );
     let dir = scratch_dir();
     let project = dir.path().join("sleepy");
     std::fs::create_dir_all(&project).expect("project dir");
@@ -318,11 +315,6 @@ async fn a_new_javascript_project_builds_and_passes_its_own_test() {
 #[tokio::test]
 async fn a_new_python_project_builds_and_passes_its_own_test() {
     let tool = componentize_py();
-    assert!(
-        tool.is_file(),
-        "componentize-py is not at {} (set WEIR_COMPONENTIZE_PY or run .ci/setup)",
-        tool.display()
-    );
     let dir = scratch_dir();
     let project = new_project(dir.path(), "decoder", "python").await;
     project_test(&project, "./test.sh", &[], &[("COMPONENTIZE_PY", &tool)]).await;

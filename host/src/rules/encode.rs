@@ -169,7 +169,7 @@ pub(super) fn encode(
         }
     }
     if sel.wants_paths()
-        && let Some(m) = message_of(event)
+        && let Some(m) = event.message()
     {
         let parsed = cache.get(index, &m.payload);
         for (i, path) in sel.paths.iter().enumerate() {
@@ -180,22 +180,6 @@ pub(super) fn encode(
         }
     }
     w.finish();
-}
-
-/// The message an event is about, whose payload paths a rule may read.
-fn message_of(event: &Event) -> Option<&MessagePublish> {
-    match event {
-        Event::MessagePublish(m) => Some(m),
-        Event::MessageDelivered(d) => Some(&d.message),
-        Event::MessageAcked(a) => Some(&a.delivery.message),
-        Event::DeliveryDropped(d) => Some(&d.delivery.message),
-        Event::MessageDropped(d) => Some(&d.message),
-        Event::ClientConnected(_)
-        | Event::ClientDisconnected(_)
-        | Event::ClientConnack(_)
-        | Event::SessionSubscribed(_)
-        | Event::SessionUnsubscribed(_) => None,
-    }
 }
 
 /// An event writer that skips the fields a plugin did not ask for.
@@ -363,7 +347,7 @@ pub(crate) fn dead_letter_key(event: &Event) -> &str {
         Event::ClientDisconnected(d) => &d.clientid,
         Event::ClientConnack(c) => &c.clientid,
         Event::SessionSubscribed(s) | Event::SessionUnsubscribed(s) => &s.topic,
-        other => message_of(other).map_or("", |m| m.topic.as_str()),
+        other => other.message().map_or("", |m| m.topic.as_str()),
     }
 }
 
