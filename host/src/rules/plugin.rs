@@ -161,40 +161,31 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs the events `indexes` of `events` through the plugin, appending
-    /// outputs and errors (blocking).
     /// `indexes` cut, in order, into runs whose payloads fit the plugin's
     /// share of memory for one call; an event larger than that is a run of
     /// its own.
-    fn parts<'a, E: Borrow<Event>>(
-        &self,
-        events: &[E],
-        indexes: &'a [usize],
-    ) -> impl Iterator<Item = &'a [usize]> {
+    fn parts<'a, E: Borrow<Event>>(&self, events: &[E], indexes: &'a [usize]) -> Vec<&'a [usize]> {
         let room = self.manifest.limits.memory_mb * 1024 * 1024 / PAYLOAD_SHARE_OF_MEMORY;
         let size = |i: usize| {
             let message = events.get(i).and_then(|e| e.borrow().message());
             message.map_or(0, |m| m.payload.len() as u64) + EVENT_OVERHEAD_BYTES
         };
-        let mut ends = Vec::new();
-        let mut used = 0;
+        let mut parts = Vec::new();
+        let (mut start, mut used) = (0, 0);
         for (at, &i) in indexes.iter().enumerate() {
             let bytes = size(i);
-            if at > 0 && used + bytes > room {
-                ends.push(at);
-                used = 0;
+            if at > start && used + bytes > room {
+                parts.push(&indexes[start..at]);
+                (start, used) = (at, 0);
             }
             used += bytes;
         }
-        ends.push(indexes.len());
-        let mut start = 0;
-        ends.into_iter().map(move |end| {
-            let part = &indexes[start..end];
-            start = end;
-            part
-        })
+        parts.push(&indexes[start..]);
+        parts
     }
 
+    /// Runs the events `indexes` of `events` through the plugin, appending
+    /// outputs and errors (blocking).
     pub(crate) fn run<E: Borrow<Event>>(
         &self,
         events: &[E],
