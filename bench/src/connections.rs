@@ -7,8 +7,8 @@
 
 use crate::fleet::{Fleet, Load, Sources, sources_for};
 use crate::process::{Child, open_files_limit};
-use crate::services::{DevServer, Gateway, Ingress, Mosquitto, STREAM, Tuning, single_rule};
-use crate::{Bench, create_stream, figure, measure_stored, mib, ratio_figure, verify};
+use crate::services::{Gateway, Ingress, Mosquitto, STREAM, Tuning, single_rule};
+use crate::{Bench, figure, measure_stored, mib, ratio_figure, verify};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -69,13 +69,7 @@ pub(crate) async fn bench_connections(bench: &Bench, plan: Plan) -> anyhow::Resu
         "addrs",
     );
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let devserver = DevServer::start(
-        &bench.weir,
-        &dir.path().join("hstream"),
-        bench.hstream_nodes,
-    )
-    .await?;
-    create_stream(&devserver.url(), bench.shards).await?;
+    let devserver = bench.devserver(dir.path()).await?;
     // A few more than the fleet, for the rest of the run's connections.
     let tuning = Tuning {
         max_connections: Some(plan.connections + 16),

@@ -35,7 +35,7 @@ use services::{
 };
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use weir::sink::client::{Client, ClientOptions};
@@ -430,13 +430,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
     cpu_figure(&prefix, "mosquitto_cpu", before.0, after.0);
     cpu_figure(&prefix, "bench_cpu", before.1, after.1);
 
-    let devserver = DevServer::start(
-        &bench.weir,
-        &dir.path().join("hstream"),
-        bench.hstream_nodes,
-    )
-    .await?;
-    create_stream(&devserver.url(), bench.shards).await?;
+    let devserver = bench.devserver(dir.path()).await?;
     let gateway_dir = dir.path().join("weir");
     let ingress = Ingress::Bridge {
         url: broker.url(),
@@ -514,13 +508,7 @@ async fn bench_bridge(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<
 async fn bench_listener(bench: &Bench, qos: QoS, messages: u64) -> anyhow::Result<()> {
     let tag = format!("listener.qos{}", qos as u8);
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let devserver = DevServer::start(
-        &bench.weir,
-        &dir.path().join("hstream"),
-        bench.hstream_nodes,
-    )
-    .await?;
-    create_stream(&devserver.url(), bench.shards).await?;
+    let devserver = bench.devserver(dir.path()).await?;
 
     let (rules, copies) = match bench.rules {
         Some((count, filters)) => (
@@ -650,6 +638,25 @@ async fn bench_null_sink(
 }
 
 impl Bench {
+    /// The development server, its data in `dir/hstream`, with the run's
+    /// stream created on it.
+    async fn devserver(&self, dir: &Path) -> anyhow::Result<DevServer> {
+        let devserver =
+            DevServer::start(&self.weir, &dir.join("hstream"), self.hstream_nodes).await?;
+        let url = devserver.url();
+        let client = Client::new(
+            url.parse()
+                .with_context(|| format!("bad server url {url}"))?,
+            ClientOptions::default(),
+        )
+        .context("cannot create an HStreamDB client")?;
+        client
+            .create_stream(STREAM, self.shards, 1, Duration::ZERO)
+            .await
+            .with_context(|| format!("cannot create stream {STREAM}"))?;
+        Ok(devserver)
+    }
+
     fn plan(&self, port: u16, qos: QoS, messages: u64, client_prefix: &str) -> PublishPlan {
         PublishPlan {
             port,
@@ -906,20 +913,6 @@ async fn wait_for_metric(
             (last, changed) = (now, Instant::now());
         }
     }
-}
-
-async fn create_stream(url: &str, shards: u32) -> anyhow::Result<()> {
-    let client = Client::new(
-        url.parse()
-            .with_context(|| format!("bad server url {url}"))?,
-        ClientOptions::default(),
-    )
-    .context("cannot create an HStreamDB client")?;
-    client
-        .create_stream(STREAM, shards, 1, Duration::ZERO)
-        .await
-        .with_context(|| format!("cannot create stream {STREAM}"))?;
-    Ok(())
 }
 
 fn own_usage() -> anyhow::Result<Usage> {
