@@ -3,7 +3,7 @@
 //! `weir stream read`), a rule edited while it runs, a first run outside the
 //! repository (no plugins directory) and a port that is already taken.
 
-use crate::harness::gateway::Gateway;
+use crate::harness::gateway::{Gateway, dev_args};
 use crate::harness::mqtt_client::mosquitto_pub;
 use crate::harness::{DEFAULT_DEADLINE, eventually, repo_root, scratch_dir, weir};
 use serde_json::Value;
@@ -276,20 +276,14 @@ async fn a_plugins_directory_that_does_not_exist_is_refused_with_the_flag() {
     let dir = scratch_dir();
     let missing = dir.path().join("plugins-typo");
     let missing_arg = missing.to_str().expect("utf-8 path");
-    let output = weir::run(&[
-        "dev",
-        "--plugins",
-        missing_arg,
-        "--data-dir",
-        dir.path().join("data").to_str().expect("utf-8 path"),
-        "--mqtt-listen",
-        "127.0.0.1:0",
-        "--hstream-listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let data = dir.path().join("data");
+    let args = dev_args(vec![
+        "--plugins".into(),
+        missing_arg.into(),
+        "--data-dir".into(),
+        data.to_str().expect("utf-8 path").into(),
+    ]);
+    let output = weir::run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert_eq!(output.code, Some(1), "{output:#?}");
     assert!(
         output.stderr.contains(&format!(

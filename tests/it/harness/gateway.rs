@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `weir -v dev` with every socket on a free port, then `options`.
-fn dev_args(options: Vec<String>) -> Vec<String> {
+pub(crate) fn dev_args(options: Vec<String>) -> Vec<String> {
     let mut args: Vec<String> = [
         "-v",
         "dev",
