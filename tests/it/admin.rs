@@ -8,11 +8,11 @@ use crate::harness::browser::Browser;
 use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, listener_config};
 use crate::harness::mqtt_client::mosquitto_pub;
+use crate::harness::process::run_with_stdin;
 use crate::harness::{DEFAULT_DEADLINE, eventually, plugins_dir, python, repo_root, scratch_dir};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use tokio::io::AsyncWriteExt;
 use weir_plugin_artifacts::MESSAGE;
 
 // ---------------------------------------------------------------------------
@@ -40,32 +40,17 @@ chosen = openmetrics if sys.argv[1] == "openmetrics" else parser
 families = chosen.text_string_to_metric_families(sys.stdin.read())
 print(json.dumps([[f.name, f.type, [[s.name, s.labels, s.value] for s in f.samples]] for f in families], allow_nan=False))
 "#;
-    let mut child = tokio::process::Command::new(python())
-        .args([
-            "-c",
-            SCRIPT,
-            if openmetrics {
-                "openmetrics"
-            } else {
-                "prometheus"
-            },
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run python");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(text.as_bytes())
-        .await
-        .expect("write the metrics");
-    drop(stdin);
-    let output = tokio::time::timeout(DEFAULT_DEADLINE, child.wait_with_output())
-        .await
-        .expect("the parser finished in time")
-        .expect("the parser ran");
+    let mut command = tokio::process::Command::new(python());
+    command.args([
+        "-c",
+        SCRIPT,
+        if openmetrics {
+            "openmetrics"
+        } else {
+            "prometheus"
+        },
+    ]);
+    let output = run_with_stdin(&mut command, "the Prometheus parser", text.as_bytes()).await;
     assert!(
         output.status.success(),
         "the Prometheus parser rejected the exposition: {}\n{text}",

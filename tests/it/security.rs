@@ -9,12 +9,12 @@ use crate::harness::devserver::DevServer;
 use crate::harness::gateway::{Gateway, client, json_of, listener_config_with, read_records};
 use crate::harness::mqtt_client::{Message, Subscriber, mosquitto_pub, publish};
 use crate::harness::pki::Pki;
+use crate::harness::process::run_with_stdin;
 use crate::harness::{DEFAULT_DEADLINE, scratch_dir, weir};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, PubAckReason, SubscribeReasonCode};
 use std::collections::BTreeSet;
 use std::path::Path;
-use tokio::io::AsyncWriteExt;
 
 /// weir in listener mode on free ports; `listener` is the rest of the
 /// `[mqtt.listener]` table (keys, then its sub-tables). One rule stores
@@ -165,25 +165,9 @@ async fn subscribe_v4(port: u16, client_id: &str, filter: &str) -> rumqttc::Subs
 
 /// `weir passwd ARGS` with `stdin` piped in: its exit code and stdout.
 async fn weir_passwd(args: &[&str], stdin: &str) -> (Option<i32>, String) {
-    let mut child = tokio::process::Command::new(weir::binary())
-        .arg("passwd")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run weir passwd");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write the password");
-    drop(input);
-    let output = tokio::time::timeout(DEFAULT_DEADLINE, child.wait_with_output())
-        .await
-        .expect("weir passwd finished in time")
-        .expect("weir passwd ran");
+    let mut command = tokio::process::Command::new(weir::binary());
+    command.arg("passwd").args(args);
+    let output = run_with_stdin(&mut command, "weir passwd", stdin.as_bytes()).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() || !stderr.is_empty(),

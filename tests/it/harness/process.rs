@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -161,4 +161,30 @@ fn capture(
             count.send_replace(n);
         }
     });
+}
+
+/// Runs `command` (named `what` in failures) to its end with `stdin` as its
+/// input, within the default deadline, and returns what it printed.
+pub(crate) async fn run_with_stdin(
+    command: &mut Command,
+    what: &str,
+    stdin: &[u8],
+) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    let mut input = child.stdin.take().expect("a piped stdin");
+    input
+        .write_all(stdin)
+        .await
+        .unwrap_or_else(|e| panic!("write {what}'s input: {e}"));
+    drop(input);
+    tokio::time::timeout(super::DEFAULT_DEADLINE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish in time"))
+        .unwrap_or_else(|e| panic!("{what} failed to run: {e}"))
 }
