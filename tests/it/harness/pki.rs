@@ -36,38 +36,26 @@ impl Pki {
         let ca = Self::issuer("weir test CA");
         write("ca.pem", ca.pem());
         let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
-        let server_key = KeyPair::generate().expect("server key");
-        let mut server_params = CertificateParams::new(names.clone()).expect("server params");
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir devserver");
-        let server = server_params
-            .signed_by(&server_key, &ca)
-            .expect("server certificate");
-        write("server.pem", server.pem());
-        write("server.key", server_key.serialize_pem());
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client_params = CertificateParams::new(vec!["weir".into()]).expect("params");
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir");
-        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params
-            .signed_by(&client_key, &ca)
-            .expect("client certificate");
-        write("client.pem", client.pem());
-        write("client.key", client_key.serialize_pem());
+        let leaf =
+            |name: &str, issuer: &CertifiedIssuer<'_, KeyPair>, params: CertificateParams| {
+                let key = KeyPair::generate().expect("leaf key");
+                let certificate = params.signed_by(&key, issuer).expect("leaf certificate");
+                write(&format!("{name}.pem"), certificate.pem());
+                write(&format!("{name}.key"), key.serialize_pem());
+            };
+        let named = |subject_alt_names: Vec<String>, common_name: &str| {
+            let mut params = CertificateParams::new(subject_alt_names).expect("leaf params");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+            params
+        };
+        leaf("server", &ca, named(names.clone(), "weir devserver"));
+        let mut client = named(vec!["weir".into()], "weir");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        leaf("client", &ca, client);
         let other = Self::issuer("another CA");
-        let other_key = KeyPair::generate().expect("key");
-        let mut other_params = CertificateParams::new(names).expect("params");
-        other_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir devserver");
-        let other_server = other_params
-            .signed_by(&other_key, &other)
-            .expect("certificate");
-        write("other-server.pem", other_server.pem());
-        write("other-server.key", other_key.serialize_pem());
+        leaf("other-server", &other, named(names, "weir devserver"));
         Pki { dir }
     }
 
